@@ -1,0 +1,38 @@
+//! Cascade's resource types: `LoginSetup`, `JobType`, `Campaign` and `CampaignStage`
+//! (`apiVersion: cascade.dev/v1alpha1`), their status types, and the pure parts of their
+//! meaning that need no context: the split-policy grammar and the completion settings.
+//!
+//! This crate does no IO and pulls in nothing async: it is shared by the loader, the planner,
+//! the Kubernetes source and the CRD/JSON-Schema generators.
+
+pub mod campaign;
+pub mod common;
+pub mod job_type;
+pub mod login_setup;
+pub mod split;
+pub mod stage;
+pub mod status;
+
+pub use campaign::{Campaign, CampaignSpec, CampaignState};
+pub use common::{Completion, CompletionType, Param};
+pub use job_type::{BatchSystem, JobType, JobTypeSpec, RecoveryStep, RecoveryType};
+pub use login_setup::{LoginSetup, LoginSetupSpec};
+pub use split::{SplitFields, SplitPolicy, SplitSpec};
+pub use stage::{
+    CampaignStage, CampaignStageSpec, Dependency, DependencyTrigger, StageDefaults, StageType,
+};
+
+/// API group of every Cascade resource.
+pub const GROUP: &str = "cascade.dev";
+/// API version of every Cascade resource.
+pub const VERSION: &str = "v1alpha1";
+/// `apiVersion` as written in documents.
+pub const API_VERSION: &str = "cascade.dev/v1alpha1";
+
+/// The four kinds, in the order their references resolve (a stage needs the other three).
+pub const KINDS: [&str; 4] = ["LoginSetup", "JobType", "Campaign", "CampaignStage"];
+
+/// `skip_serializing_if` helper for flags that default to false.
+pub(crate) fn is_false(b: &bool) -> bool {
+    !*b
+}

@@ -1,0 +1,289 @@
+//! Loading: `(path, bytes)` pairs into typed, positioned resources.
+//!
+//! The one loader for every source (a directory, a git tree at a commit, custom resources), so
+//! all of them are read and checked the same way. Pure: it never touches the file system.
+
+use std::sync::Arc;
+
+use cascade_crd::{
+    API_VERSION, CampaignSpec, CampaignStageSpec, JobTypeSpec, KINDS, LoginSetupSpec,
+};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use super::de::{DeError, from_node, suggest};
+use super::diagnostic::Diagnostic;
+use super::yaml::{Node, NodeKind, Pos, parse_stream};
+
+/// Largest file accepted. Campaign definitions are kilobytes; anything near this is a mistake.
+pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
+
+/// A file's name (as shown in messages) and contents.
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
+
+/// `metadata` of a resource. Server-managed fields that `kubectl get -o yaml` prints are
+/// accepted so that exported resources load; Cascade ignores them.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Meta {
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub generation: Option<i64>,
+    #[serde(default)]
+    pub uid: Option<String>,
+    #[serde(default)]
+    pub resource_version: Option<String>,
+    #[serde(default)]
+    pub creation_timestamp: Option<String>,
+}
+
+/// Namespace of resources that name none.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Spec {
+    LoginSetup(LoginSetupSpec),
+    JobType(JobTypeSpec),
+    Campaign(CampaignSpec),
+    CampaignStage(Box<CampaignStageSpec>),
+}
+
+/// A loaded resource and the positioned tree it came from.
+#[derive(Clone, Debug)]
+pub struct Resource {
+    pub file: Arc<str>,
+    pub node: Node,
+    pub meta: Meta,
+    pub spec: Spec,
+}
+
+impl Resource {
+    pub fn kind(&self) -> &'static str {
+        match self.spec {
+            Spec::LoginSetup(_) => "LoginSetup",
+            Spec::JobType(_) => "JobType",
+            Spec::Campaign(_) => "Campaign",
+            Spec::CampaignStage(_) => "CampaignStage",
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.meta.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.meta.name
+    }
+
+    /// Position of the deepest node that exists along `path` (so a missing field points at
+    /// the mapping that should hold it).
+    pub fn locate(&self, path: &[&str]) -> Pos {
+        let mut node = &self.node;
+        for step in path {
+            match node.at(&[step]) {
+                Some(next) => node = next,
+                None => break,
+            }
+        }
+        node.pos
+    }
+
+    /// Position of the key `path`'s last step (for "this field should not be here").
+    pub fn locate_key(&self, path: &[&str]) -> Pos {
+        let (last, parent) = match path.split_last() {
+            Some(split) => split,
+            None => return self.node.pos,
+        };
+        self.node
+            .at(parent)
+            .and_then(|n| n.entry(last))
+            .map(|e| e.key_pos)
+            .unwrap_or_else(|| self.locate(path))
+    }
+
+    pub fn error(&self, path: &[&str], code: &'static str, msg: impl Into<String>) -> Diagnostic {
+        Diagnostic::error(&self.file, self.locate(path), code, msg)
+    }
+
+    pub fn warning(&self, path: &[&str], code: &'static str, msg: impl Into<String>) -> Diagnostic {
+        Diagnostic::warning(&self.file, self.locate(path), code, msg)
+    }
+}
+
+/// Loads every file; returns the resources that loaded and a diagnostic for each document
+/// that did not. A document with an error contributes nothing.
+pub fn load(files: &[SourceFile]) -> (Vec<Resource>, Vec<Diagnostic>) {
+    let mut resources = Vec::new();
+    let mut diags = Vec::new();
+    for file in files {
+        load_file(file, &mut resources, &mut diags);
+    }
+    (resources, diags)
+}
+
+fn load_file(file: &SourceFile, resources: &mut Vec<Resource>, diags: &mut Vec<Diagnostic>) {
+    let path: Arc<str> = Arc::from(file.path.as_str());
+    let at = |pos: Pos, code, msg: String| Diagnostic::error(&path, pos, code, msg);
+    if file.bytes.len() > MAX_FILE_BYTES {
+        diags.push(
+            at(
+                Pos { line: 1, col: 1 },
+                "file-too-large",
+                format!(
+                    "file is {:.1} MiB, larger than the {} MiB limit",
+                    file.bytes.len() as f64 / 1_048_576.0,
+                    MAX_FILE_BYTES / 1_048_576
+                ),
+            )
+            .with_hint("split the resources over several files"),
+        );
+        return;
+    }
+    let text = match std::str::from_utf8(&file.bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let valid = &file.bytes[..e.valid_up_to()];
+            let line = valid.iter().filter(|b| **b == b'\n').count() as u32 + 1;
+            let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            let col = String::from_utf8_lossy(&valid[line_start..]).chars().count() as u32 + 1;
+            diags.push(
+                at(
+                    Pos { line, col },
+                    "not-utf8",
+                    format!("invalid UTF-8 (byte 0x{:02x})", file.bytes[e.valid_up_to()]),
+                )
+                .with_hint("save the file as UTF-8"),
+            );
+            return;
+        }
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let docs = match parse_stream(text) {
+        Ok(docs) => docs,
+        Err(e) => {
+            diags.push(at(e.pos, "yaml-syntax", e.message).with_hint_opt(e.hint));
+            return;
+        }
+    };
+    if docs.iter().all(|d| d.root.is_none()) {
+        diags.push(
+            at(Pos { line: 1, col: 1 }, "empty-file", "file holds no resources".into())
+                .with_hint("add a resource, or remove the file from the set"),
+        );
+        return;
+    }
+    for doc in docs {
+        let Some(root) = doc.root else { continue };
+        match load_document(&path, root) {
+            Ok(resource) => resources.push(resource),
+            Err(d) => diags.push(d),
+        }
+    }
+}
+
+fn load_document(path: &Arc<str>, root: Node) -> Result<Resource, Diagnostic> {
+    let err = |pos: Pos, code, msg: String| Diagnostic::error(path, pos, code, msg);
+    let NodeKind::Map(entries) = &root.kind else {
+        return Err(err(
+            root.pos,
+            "not-a-resource",
+            format!("expected a resource (a mapping with apiVersion, kind, metadata and spec), found {}", root.describe()),
+        ));
+    };
+    const TOP: [&str; 5] = ["apiVersion", "kind", "metadata", "spec", "status"];
+    if let Some(e) = entries.iter().find(|e| !TOP.contains(&e.key.as_str())) {
+        return Err(err(e.key_pos, "unknown-field", format!("unknown field `{}`", e.key))
+            .with_hint(suggest(&e.key, &TOP, "fields")));
+    }
+    let scalar = |key: &str| -> Result<(&str, Pos), Diagnostic> {
+        let node = root.get(key).ok_or_else(|| {
+            err(root.pos, "missing-field", format!("missing field `{key}`"))
+        })?;
+        node.as_str()
+            .filter(|_| !node.is_null())
+            .map(|s| (s, node.pos))
+            .ok_or_else(|| err(node.pos, "wrong-type", format!("`{key}` must be a string, found {}", node.describe())))
+    };
+    let (api_version, api_pos) = scalar("apiVersion")?;
+    if api_version != API_VERSION {
+        return Err(err(api_pos, "unknown-api-version", format!("unknown apiVersion `{api_version}`"))
+            .with_hint(format!("Cascade resources use `apiVersion: {API_VERSION}`")));
+    }
+    let (kind, kind_pos) = scalar("kind")?;
+    if !KINDS.contains(&kind) {
+        return Err(err(kind_pos, "unknown-kind", format!("unknown kind `{kind}`"))
+            .with_hint(suggest(kind, &KINDS, "kinds")));
+    }
+    let located = |e: DeError, fallback: Pos| {
+        err(e.pos.unwrap_or(fallback), "invalid-field", e.message).with_hint_opt(e.hint)
+    };
+    let meta_node = root
+        .get("metadata")
+        .ok_or_else(|| err(root.pos, "missing-field", "missing field `metadata`".into()))?;
+    let meta: Meta = from_node(meta_node).map_err(|e| located(e, meta_node.pos))?;
+    check_name(&meta.name, "name", 253)
+        .map_err(|(m, h)| err(meta_node.get("name").map_or(meta_node.pos, |n| n.pos), "invalid-name", m).with_hint(h))?;
+    if let Some(ns) = &meta.namespace {
+        check_name(ns, "namespace", 63).map_err(|(m, h)| {
+            err(meta_node.get("namespace").map_or(meta_node.pos, |n| n.pos), "invalid-name", m).with_hint(h)
+        })?;
+    }
+    let spec_node = root.get("spec").ok_or_else(|| {
+        err(root.pos, "missing-field", "missing field `spec`".into())
+            .with_hint(format!("every {kind} needs a `spec`"))
+    })?;
+    let spec = match kind {
+        "LoginSetup" => from_node(spec_node).map(Spec::LoginSetup),
+        "JobType" => from_node(spec_node).map(Spec::JobType),
+        "Campaign" => from_node(spec_node).map(Spec::Campaign),
+        _ => from_node(spec_node).map(|s| Spec::CampaignStage(Box::new(s))),
+    }
+    .map_err(|e| located(e, spec_node.pos))?;
+    Ok(Resource {
+        file: path.clone(),
+        node: root,
+        meta,
+        spec,
+    })
+}
+
+/// Kubernetes object-name rules (RFC 1123): lowercase letters, digits, `-` (and `.` in names),
+/// starting and ending with a letter or digit.
+fn check_name(name: &str, what: &str, max: usize) -> Result<(), (String, String)> {
+    let dots = what == "name";
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (dots && c == '.');
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !name.is_empty()
+        && name.len() <= max
+        && name.chars().all(ok_char)
+        && edge(name.chars().next())
+        && edge(name.chars().last())
+    {
+        return Ok(());
+    }
+    let suggestion: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| if ok_char(c) { c } else { '-' })
+        .collect::<String>()
+        .trim_matches('-')
+        .to_string();
+    Err((
+        format!("invalid {what} `{name}`"),
+        format!(
+            "{what}s use lowercase letters, digits and `-`{}, at most {max} characters, starting and ending with a letter or digit{}",
+            if dots { " or `.`" } else { "" },
+            if suggestion.is_empty() { String::new() } else { format!(", e.g. `{suggestion}`") }
+        ),
+    ))
+}

@@ -1,0 +1,646 @@
+//! Validation over the whole set of resources: the rules that need more than one document.
+//!
+//! Rule codes (stable, shown in brackets in every message):
+//! `duplicate-name`, `unknown-reference`, `cross-campaign-dependency`, `missing-field`,
+//! `invalid-split`, `split-data`, `invalid-percent`, `invalid-schedule`, `template`,
+//! `dependency-cycle`, `invalid-join`, `invalid-keyword`; warnings: `no-outputs`,
+//! `endless-self-dependency`, `split-ignored`, `keyword-shadowed`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::str::FromStr;
+
+use cascade_crd::stage::SplitData;
+use cascade_crd::{
+    CampaignSpec, CampaignStageSpec, JobTypeSpec, LoginSetupSpec, Param, SplitPolicy, SplitSpec,
+};
+
+use super::diagnostic::{Diagnostic, sort_and_dedup};
+use super::graph::{DesiredGraph, Edge, ObjectKey, Stage};
+use super::load::{Resource, Spec};
+use super::yaml::{NodeKind, Pos};
+use crate::launch::template::{self, BUILTINS};
+
+/// The outcome of validating a set: the graph if there was no error, and every diagnostic.
+pub struct Validated {
+    pub graph: Option<DesiredGraph>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Validates loaded resources. `load_diagnostics` (documents that did not load) are carried
+/// along so that the caller gets every problem at once; any error means no graph.
+pub fn validate(resources: &[Resource], load_diagnostics: Vec<Diagnostic>) -> Validated {
+    let mut v = Validator {
+        diags: load_diagnostics,
+        by_key: HashMap::new(),
+    };
+    v.index(resources);
+    let graph = v.build(resources);
+    sort_and_dedup(&mut v.diags);
+    let ok = !v.diags.iter().any(Diagnostic::is_error);
+    Validated {
+        graph: graph.filter(|_| ok),
+        diagnostics: v.diags,
+    }
+}
+
+struct Validator<'r> {
+    diags: Vec<Diagnostic>,
+    /// (kind, namespace, name) -> first resource with that identity.
+    by_key: HashMap<(&'static str, &'r str, &'r str), &'r Resource>,
+}
+
+/// Where a stage field's value came from: the stage itself or its campaign's defaults.
+struct Origin<'r> {
+    stage: &'r Resource,
+    campaign: Option<&'r Resource>,
+    from_defaults: BTreeSet<&'static str>,
+}
+
+impl<'r> Origin<'r> {
+    /// The resource and path holding stage field `field` (plus a sub-path).
+    fn at(&self, field: &'static str, rest: &[&str]) -> (&'r Resource, Vec<String>) {
+        let mut path: Vec<String> = match (self.from_defaults.contains(field), self.campaign) {
+            (true, Some(c)) => return (c, ["spec", "defaults", field].iter().chain(rest).map(|s| s.to_string()).collect()),
+            _ => vec!["spec".into(), field.into()],
+        };
+        path.extend(rest.iter().map(|s| s.to_string()));
+        (self.stage, path)
+    }
+
+    fn error(&self, field: &'static str, rest: &[&str], code: &'static str, msg: impl Into<String>) -> Diagnostic {
+        let (res, path) = self.at(field, rest);
+        res.error(&as_strs(&path), code, msg)
+    }
+}
+
+fn as_strs(path: &[String]) -> Vec<&str> {
+    path.iter().map(String::as_str).collect()
+}
+
+impl<'r> Validator<'r> {
+    fn index(&mut self, resources: &'r [Resource]) {
+        for r in resources {
+            let key = (r.kind(), r.namespace(), r.name());
+            if let Some(first) = self.by_key.get(&key) {
+                let first_pos = first.locate(&["metadata", "name"]);
+                self.diags.push(
+                    r.error(
+                        &["metadata", "name"],
+                        "duplicate-name",
+                        format!("duplicate {} `{}` in namespace `{}`", r.kind(), r.name(), r.namespace()),
+                    )
+                    .with_hint(format!(
+                        "already defined at {}:{}:{}; names are unique per kind and namespace",
+                        first.file, first_pos.line, first_pos.col
+                    )),
+                );
+            } else {
+                self.by_key.insert(key, r);
+            }
+        }
+    }
+
+    fn lookup(&self, kind: &'static str, namespace: &str, name: &str) -> Option<&'r Resource> {
+        self.by_key.get(&(kind, namespace, name)).copied()
+    }
+
+    fn names_of(&self, kind: &'static str, namespace: &str) -> Vec<&'r str> {
+        let mut names: Vec<&str> = self
+            .by_key
+            .keys()
+            .filter(|(k, ns, _)| *k == kind && *ns == namespace)
+            .map(|(_, _, n)| *n)
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn unknown_ref(&self, kind: &'static str, namespace: &str, name: &str) -> String {
+        let names = self.names_of(kind, namespace);
+        if names.is_empty() {
+            format!("no {kind} is defined in namespace `{namespace}`")
+        } else {
+            super::de::suggest(name, &names, &format!("{kind} names"))
+        }
+    }
+
+    fn build(&mut self, resources: &'r [Resource]) -> Option<DesiredGraph> {
+        let mut graph = DesiredGraph::default();
+        let mut stage_res: Vec<&'r Resource> = Vec::new();
+        for r in resources {
+            if self.lookup(r.kind(), r.namespace(), r.name()).map(|f| std::ptr::eq(f, r)) != Some(true) {
+                continue; // a duplicate, already reported
+            }
+            let key = ObjectKey::new(r.namespace(), r.name());
+            match &r.spec {
+                Spec::LoginSetup(spec) => {
+                    self.check_login_setup(r, spec);
+                    graph.login_setups.insert(key, spec.clone());
+                }
+                Spec::JobType(spec) => {
+                    graph.job_types.insert(key, spec.clone());
+                }
+                Spec::Campaign(spec) => {
+                    self.check_campaign(r, spec);
+                    graph.campaigns.insert(key, spec.clone());
+                }
+                Spec::CampaignStage(_) => stage_res.push(r),
+            }
+        }
+        let mut stages = Vec::new();
+        for r in &stage_res {
+            let Spec::CampaignStage(spec) = &r.spec else { continue };
+            if let Some(stage) = self.check_stage(r, spec) {
+                stages.push((*r, stage));
+            }
+        }
+        self.check_dependencies(&stages);
+        self.warn_unlocatable(&stages);
+        graph.stages = self.topological(stages)?;
+        Some(graph)
+    }
+
+    fn check_login_setup(&mut self, r: &Resource, spec: &LoginSetupSpec) {
+        // The login setup is formatted with the built-ins only (no campaign keywords), as in POMS.
+        let builtins = |n: &str| BUILTINS.contains(&n);
+        for (field, text) in [("host", &spec.host), ("account", &spec.account), ("setup", &spec.setup)] {
+            self.check_template(r, &["spec", field], text, &builtins, "the built-in variables (login setups get no campaign keywords)");
+        }
+    }
+
+    fn check_campaign(&mut self, r: &Resource, spec: &CampaignSpec) {
+        for name in spec.keywords.keys() {
+            let ok = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
+            if !ok {
+                self.diags.push(
+                    r.error(&["spec", "keywords", name], "invalid-keyword", format!("keyword `{name}` cannot be used as `%({name})s`"))
+                        .with_hint("keyword names use letters, digits, `_`, `-` and `.`"),
+                );
+            }
+            if BUILTINS.contains(&name.as_str()) {
+                self.diags.push(
+                    Diagnostic::warning(&r.file, r.locate_key(&["spec", "keywords", name]), "keyword-shadowed",
+                        format!("keyword `{name}` is hidden by the built-in variable of the same name"))
+                        .with_hint("built-ins win on name clashes (POMS semantics); rename the keyword"),
+                );
+            }
+        }
+        if let Some(defaults) = &spec.defaults {
+            // Check the defaults' own splits even when no stage uses them.
+            for (field, split) in [("split", &defaults.split), ("testSplit", &defaults.test_split)] {
+                if let Some(split) = split
+                    && let Err(d) = parse_split(r, &["spec", "defaults", field], split)
+                {
+                    self.diags.push(d);
+                }
+            }
+        }
+    }
+
+    fn check_template(
+        &mut self,
+        r: &Resource,
+        path: &[&str],
+        text: &str,
+        known: &dyn Fn(&str) -> bool,
+        known_desc: &str,
+    ) {
+        let node_pos = r.node.at(path).map(|n| (n.pos, n));
+        let pos_at = |offset: usize| match node_pos {
+            Some((pos, node)) => scalar_offset_pos(pos, node, offset),
+            None => r.locate(path),
+        };
+        match template::parse(text) {
+            Err(e) => self.diags.push(
+                Diagnostic::error(&r.file, pos_at(e.offset), "template", e.message).with_hint(e.hint),
+            ),
+            Ok(segments) => {
+                for (name, offset) in template::unknown_variables(&segments, known) {
+                    self.diags.push(
+                        Diagnostic::error(&r.file, pos_at(offset), "template", format!("unknown variable `%({name})s`"))
+                            .with_hint(format!(
+                                "available here: {known_desc}; built-ins are {}; write `%%({name})s` to pass it through literally",
+                                BUILTINS.join(", ")
+                            )),
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_params(&mut self, r: &Resource, path: &[&str], params: &[Param], known: &dyn Fn(&str) -> bool, desc: &str) {
+        for (i, p) in params.iter().enumerate() {
+            let idx = i.to_string();
+            for (j, text) in [(0, &p.key), (1, &p.value)] {
+                let j = j.to_string();
+                let mut full: Vec<&str> = path.to_vec();
+                full.push(&idx);
+                full.push(&j);
+                self.check_template(r, &full, text, known, desc);
+            }
+        }
+    }
+
+    fn check_stage(&mut self, r: &'r Resource, spec: &CampaignStageSpec) -> Option<Stage> {
+        let ns = r.namespace();
+        let key = ObjectKey::new(ns, r.name());
+        let before = self.diags.len();
+        let campaign_res = self.lookup("Campaign", ns, &spec.campaign);
+        let Some(campaign_res) = campaign_res else {
+            let hint = self.unknown_ref("Campaign", ns, &spec.campaign);
+            self.diags.push(
+                r.error(&["spec", "campaign"], "unknown-reference", format!("stage `{}` names campaign `{}`, which does not exist", r.name(), spec.campaign))
+                    .with_hint(hint),
+            );
+            return None;
+        };
+        let Spec::Campaign(campaign) = &campaign_res.spec else { return None };
+        let mut spec = spec.clone();
+        let filled = campaign
+            .defaults
+            .as_ref()
+            .map(|d| spec.apply_defaults(d))
+            .unwrap_or_default();
+        let origin = Origin {
+            stage: r,
+            campaign: Some(campaign_res),
+            from_defaults: filled.into_iter().collect(),
+        };
+
+        let mut required = |field: &'static str, value: &Option<String>| -> Option<String> {
+            match value {
+                Some(v) if !v.trim().is_empty() => Some(v.clone()),
+                _ => {
+                    self.diags.push(
+                        r.error(&["spec"], "missing-field", format!("stage `{}` has no `{field}`", r.name()))
+                            .with_hint(format!("set `spec.{field}` here or `spec.defaults.{field}` in campaign `{}`", spec.campaign)),
+                    );
+                    None
+                }
+            }
+        };
+        let login_setup = required("loginSetup", &spec.login_setup);
+        let job_type = required("jobType", &spec.job_type);
+        let software_version = required("softwareVersion", &spec.software_version);
+
+        let mut refer = |kind: &'static str, field: &'static str, name: &Option<String>| -> Option<&'r Resource> {
+            let name = name.as_ref()?;
+            let found = self.lookup(kind, ns, name);
+            if found.is_none() {
+                let hint = self.unknown_ref(kind, ns, name);
+                self.diags.push(origin.error(field, &[], "unknown-reference", format!("{kind} `{name}` does not exist in namespace `{ns}`")).with_hint(hint));
+            }
+            found
+        };
+        refer("LoginSetup", "loginSetup", &login_setup);
+        let jt_res = refer("JobType", "jobType", &job_type);
+
+        // Splits.
+        let split = self.stage_split(&origin, "split", spec.split.as_ref());
+        let test_split = self.stage_split(&origin, "testSplit", spec.test_split.as_ref());
+        let dataset = self.check_split_data(&origin, &spec, split.as_ref(), test_split.as_ref());
+
+        // Completion.
+        let completion = spec.completion.clone().unwrap_or_default();
+        if !(completion.percent > 0.0 && completion.percent <= 100.0) {
+            self.diags.push(
+                origin.error("completion", &["percent"], "invalid-percent", format!("completion percent {} is outside (0, 100]", completion.percent))
+                    .with_hint("a percentage greater than 0 and at most 100, e.g. 95"),
+            );
+        }
+
+        // Schedule.
+        if let Some(expr) = &spec.schedule
+            && let Err(e) = croner::Cron::from_str(expr)
+        {
+            self.diags.push(
+                origin.error("schedule", &[], "invalid-schedule", format!("invalid cron expression `{expr}`: {e}"))
+                    .with_hint("five fields (minute hour day-of-month month day-of-week) or six with seconds first, e.g. `0 3 * * *`"),
+            );
+        }
+
+        // Templates: launch text sees built-ins and keywords; dataset and version see keywords.
+        let keywords = &campaign.keywords;
+        let with_keywords = |n: &str| BUILTINS.contains(&n) || keywords.contains_key(n);
+        let keywords_only = |n: &str| keywords.contains_key(n);
+        let desc = format!("the built-ins and the keywords of campaign `{}`", spec.campaign);
+        if let Some(jt) = jt_res
+            && let Spec::JobType(jt_spec) = &jt.spec
+        {
+            self.check_job_type_templates(jt, jt_spec, &with_keywords, &desc);
+        }
+        for (field, params) in [("parameterOverrides", &spec.parameter_overrides), ("testParameterOverrides", &spec.test_parameter_overrides)] {
+            if let Some(params) = params {
+                let (res, path) = origin.at(field, &[]);
+                self.check_params(res, &as_strs(&path), params, &with_keywords, &desc);
+            }
+        }
+        if spec.merge_default_overrides == Some(true)
+            && let Some(params) = campaign.defaults.as_ref().and_then(|d| d.parameter_overrides.as_ref())
+        {
+            self.check_params(campaign_res, &["spec", "defaults", "parameterOverrides"], params, &with_keywords, &desc);
+        }
+        let kw_desc = format!("the keywords of campaign `{}` (the dataset and version are expanded before the built-ins exist)", spec.campaign);
+        if let Some(SplitData::Text(text)) = &spec.dataset {
+            let (res, path) = origin.at("dataset", &[]);
+            self.check_template(res, &as_strs(&path), text, &keywords_only, &kw_desc);
+        }
+        if let Some(v) = &software_version {
+            let (res, path) = origin.at("softwareVersion", &[]);
+            self.check_template(res, &as_strs(&path), v, &keywords_only, &kw_desc);
+        }
+
+        // Dependencies: references and the join rule (cycles are checked over the whole set).
+        let mut edges = Vec::new();
+        for (i, dep) in spec.depends_on.iter().enumerate() {
+            let idx = i.to_string();
+            let upstream = ObjectKey::new(ns, &dep.stage);
+            if dep.stage != r.name() {
+                match self.lookup("CampaignStage", ns, &dep.stage) {
+                    None => {
+                        let hint = self.unknown_ref("CampaignStage", ns, &dep.stage);
+                        self.diags.push(r.error(&["spec", "dependsOn", &idx, "stage"], "unknown-reference", format!("upstream stage `{}` does not exist in namespace `{ns}`", dep.stage)).with_hint(hint));
+                    }
+                    Some(up) => {
+                        if let Spec::CampaignStage(up_spec) = &up.spec
+                            && up_spec.campaign != spec.campaign
+                        {
+                            self.diags.push(
+                                r.error(&["spec", "dependsOn", &idx, "stage"], "cross-campaign-dependency", format!("upstream stage `{}` belongs to campaign `{}`, not `{}`", dep.stage, up_spec.campaign, spec.campaign))
+                                    .with_hint("dependencies link stages of one campaign"),
+                            );
+                        }
+                    }
+                }
+            }
+            if edges.iter().any(|e: &Edge| e.upstream == upstream && e.file_pattern == dep.file_pattern) {
+                self.diags.push(r.error(&["spec", "dependsOn", &idx], "duplicate-dependency", format!("stage `{}` depends on `{}` twice with the same pattern", r.name(), dep.stage)));
+            }
+            edges.push(Edge { upstream, file_pattern: dep.file_pattern.clone(), trigger: dep.trigger });
+        }
+        let join = spec.join.unwrap_or(false);
+        let upstreams = edges.iter().filter(|e| e.upstream != key).count();
+        if join && upstreams < 2 {
+            self.diags.push(
+                origin.error("join", &[], "invalid-join", format!("stage `{}` joins {upstreams} upstream stage(s)", r.name()))
+                    .with_hint("`join: true` waits for several upstream stages; list at least two in `dependsOn`"),
+            );
+        }
+        if split.as_ref().is_some_and(|s| !s.can_exhaust()) && edges.iter().any(|e| e.upstream == key) {
+            self.diags.push(
+                origin.error("split", &[], "endless-self-dependency", format!("stage `{}` relaunches itself after each submission but its split never runs out", r.name()))
+                    .with_hint("a self-dependency needs a split that exhausts (nfiles, list, multiparam, byrun, ...)"),
+            );
+        }
+        if split.is_some() && upstreams > 0 && !edges.iter().any(|e| e.upstream == key) {
+            self.diags.push(
+                origin.error("split", &[], "split-ignored", format!("stage `{}` is launched from its upstream stages' outputs, so its split is not used", r.name()))
+                    .with_hint("remove `split`, or remove `dependsOn` to split a dataset"),
+            );
+            if let Some(d) = self.diags.last_mut() {
+                d.severity = super::diagnostic::Severity::Warning;
+            }
+        }
+
+        if self.diags[before..].iter().any(Diagnostic::is_error) {
+            return None;
+        }
+        Some(Stage {
+            key,
+            campaign: ObjectKey::new(ns, &spec.campaign),
+            login_setup: ObjectKey::new(ns, login_setup?),
+            job_type: ObjectKey::new(ns, job_type?),
+            software_version: software_version?,
+            vo_role: spec.vo_role.clone().unwrap_or_else(|| "Production".to_string()),
+            dataset,
+            split,
+            test_split,
+            completion,
+            parameter_overrides: spec.parameter_overrides.clone().unwrap_or_default(),
+            test_parameter_overrides: spec.test_parameter_overrides.clone().unwrap_or_default(),
+            merge_default_overrides: spec.merge_default_overrides.unwrap_or(false),
+            schedule: spec.schedule.clone(),
+            paused: spec.paused.unwrap_or(false),
+            stage_type: spec.stage_type.unwrap_or_default(),
+            output_ancestor_depth: spec.output_ancestor_depth.unwrap_or(1),
+            clear_schedule_on_exhaustion: spec.clear_schedule_on_exhaustion.unwrap_or(true),
+            join,
+            depends_on: edges,
+            generation: r.meta.generation,
+        })
+    }
+
+    fn check_job_type_templates(&mut self, jt: &Resource, spec: &JobTypeSpec, known: &dyn Fn(&str) -> bool, desc: &str) {
+        self.check_template(jt, &["spec", "launchScript"], &spec.launch_script, known, desc);
+        self.check_params(jt, &["spec", "parameters"], &spec.parameters, known, desc);
+        for (i, step) in spec.recoveries.iter().enumerate() {
+            let idx = i.to_string();
+            self.check_params(jt, &["spec", "recoveries", &idx, "parameterOverrides"], &step.parameter_overrides, known, desc);
+        }
+    }
+
+    fn stage_split(&mut self, origin: &Origin, field: &'static str, split: Option<&SplitSpec>) -> Option<SplitPolicy> {
+        let (res, path) = origin.at(field, &[]);
+        match parse_split(res, &as_strs(&path), split?) {
+            Ok(p) => p,
+            Err(d) => {
+                self.diags.push(d);
+                None
+            }
+        }
+    }
+
+    /// Checks that the stage's dataset is the kind of data its split types read.
+    fn check_split_data(
+        &mut self,
+        origin: &Origin,
+        spec: &CampaignStageSpec,
+        split: Option<&SplitPolicy>,
+        test_split: Option<&SplitPolicy>,
+    ) -> Option<SplitData> {
+        let name = origin.stage.name();
+        let mut dataset = spec.dataset.clone();
+        // POMS stores multiparam data as a JSON string; accept it and keep the typed form.
+        if let Some(SplitData::Text(text)) = &dataset
+            && text.trim_start().starts_with('[')
+            && let Ok(lists) = serde_json::from_str::<Vec<Vec<String>>>(text)
+        {
+            dataset = Some(SplitData::Lists(lists));
+        }
+        let generator = spec.stage_type == Some(cascade_crd::StageType::Generator);
+        let fed_by_upstream = spec.depends_on.iter().any(|d| d.stage != name);
+        for policy in [split, test_split].into_iter().flatten() {
+            let err = |msg: String, hint: &str| origin.error("dataset", &[], "split-data", msg).with_hint(hint.to_string());
+            match (policy, &dataset) {
+                (SplitPolicy::Multiparam, Some(SplitData::Lists(lists))) => {
+                    if lists.is_empty() || lists.iter().any(Vec::is_empty) {
+                        self.diags.push(err(format!("stage `{name}`: multiparam needs non-empty lists"), "e.g. [[electron, muon], [1GeV, 3GeV]]"));
+                    }
+                }
+                (SplitPolicy::Multiparam, _) => self.diags.push(err(
+                    format!("stage `{name}` splits with `multiparam`, which needs `dataset` to be a list of lists"),
+                    "e.g. dataset: [[electron, muon], [1GeV, 3GeV]]",
+                )),
+                (_, Some(SplitData::Lists(_))) => self.diags.push(err(
+                    format!("stage `{name}`: a list of lists is split data for `multiparam`, not `{}`", policy.kind().as_str()),
+                    "use `split: multiparam`, or give a dataset name",
+                )),
+                (SplitPolicy::List, Some(SplitData::Text(text))) => {
+                    if text.split(',').any(|item| item.trim().is_empty()) {
+                        self.diags.push(err(format!("stage `{name}`: the `list` split needs a comma list without empty items, found `{text}`"), "e.g. dataset: ds_a,ds_b,ds_c"));
+                    }
+                }
+                (_, Some(SplitData::Text(text))) if text.trim().is_empty() => self.diags.push(err(
+                    format!("stage `{name}` splits with `{policy}` but `dataset` is empty"),
+                    "name the dataset (catalog definition) to split",
+                )),
+                (_, Some(_)) => {}
+                (_, None) if generator || fed_by_upstream => {}
+                (_, None) => self.diags.push(
+                    origin.stage.error(&["spec"], "split-data", format!("stage `{name}` splits with `{policy}` but has no `dataset`"))
+                        .with_hint(match policy {
+                            SplitPolicy::List => "give a comma list, e.g. dataset: ds_a,ds_b",
+                            SplitPolicy::Stagedfiles { .. } => "give the prestage project name in `dataset`",
+                            _ => "name the dataset (catalog definition) to split in `dataset`",
+                        }),
+                ),
+            }
+        }
+        if split.is_none() && test_split.is_none() && matches!(dataset, Some(SplitData::Lists(_))) {
+            self.diags.push(
+                origin.error("dataset", &[], "split-data", format!("stage `{name}`: a list of lists is split data for `multiparam`, but the stage has no split"))
+                    .with_hint("add `split: multiparam`"),
+            );
+        }
+        dataset
+    }
+
+    fn check_dependencies(&mut self, stages: &[(&'r Resource, Stage)]) {
+        // Cycle detection over the edges whose both ends validated, self-loops excluded.
+        let index: HashMap<&ObjectKey, usize> = stages.iter().enumerate().map(|(i, (_, s))| (&s.key, i)).collect();
+        let mut state = vec![0u8; stages.len()]; // 0 new, 1 on stack, 2 done
+        let mut reported: BTreeSet<Vec<usize>> = BTreeSet::new();
+        for start in 0..stages.len() {
+            if state[start] != 0 {
+                continue;
+            }
+            // Iterative DFS: (node, next edge index).
+            let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+            state[start] = 1;
+            while let Some((node, edge)) = stack.last().copied() {
+                let (_, stage) = &stages[node];
+                let ups: Vec<usize> = stage.upstream_edges().filter_map(|e| index.get(&e.upstream).copied()).collect();
+                if edge < ups.len() {
+                    stack.last_mut().expect("stack is not empty").1 += 1;
+                    let next = ups[edge];
+                    match state[next] {
+                        0 => {
+                            state[next] = 1;
+                            stack.push((next, 0));
+                        }
+                        1 => {
+                            let from = stack.iter().position(|(n, _)| *n == next).unwrap_or(0);
+                            let mut cycle: Vec<usize> = stack[from..].iter().map(|(n, _)| *n).collect();
+                            let mut canonical = cycle.clone();
+                            canonical.sort();
+                            if reported.insert(canonical) {
+                                cycle.push(next);
+                                self.report_cycle(stages, &cycle);
+                            }
+                        }
+                        _ => {}
+                    }
+                } else {
+                    state[node] = 2;
+                    stack.pop();
+                }
+            }
+        }
+    }
+
+    fn report_cycle(&mut self, stages: &[(&'r Resource, Stage)], cycle: &[usize]) {
+        // `cycle` lists stages each depending on the next; show it in flow order.
+        let names: Vec<&str> = cycle.iter().rev().map(|i| stages[*i].1.key.name.as_str()).collect();
+        let (res, stage) = &stages[cycle[0]];
+        let upstream = &stages[cycle[1]].1.key;
+        let idx = stage.depends_on.iter().position(|e| &e.upstream == upstream).unwrap_or(0).to_string();
+        self.diags.push(
+            res.error(&["spec", "dependsOn", &idx, "stage"], "dependency-cycle", format!("dependency cycle: {}", names.join(" → ")))
+                .with_hint("stages must form a chain or tree; only a stage depending on itself (relaunch with the next split) is allowed"),
+        );
+    }
+
+    fn warn_unlocatable(&mut self, stages: &[(&'r Resource, Stage)]) {
+        for (res, stage) in stages {
+            let has_dependents = stages.iter().any(|(_, s)| s.key != stage.key && s.depends_on.iter().any(|e| e.upstream == stage.key));
+            let patterns = self
+                .lookup("JobType", &stage.job_type.namespace, &stage.job_type.name)
+                .and_then(|r| match &r.spec {
+                    Spec::JobType(jt) => Some(jt.output_file_patterns.is_empty()),
+                    _ => None,
+                })
+                .unwrap_or(false);
+            if !has_dependents && patterns {
+                self.diags.push(
+                    res.warning(&["metadata", "name"], "no-outputs", format!("stage `{}` has no dependents and job type `{}` declares no outputFilePatterns", stage.key.name, stage.job_type.name))
+                        .with_hint("its outputs cannot be told apart in the catalog; add `outputFilePatterns` to the job type"),
+                );
+            }
+        }
+    }
+
+    /// Orders stages so that each comes after its upstream stages (Kahn's algorithm, stable by
+    /// namespace and name). `None` when a cycle prevents it (already reported).
+    fn topological(&self, stages: Vec<(&'r Resource, Stage)>) -> Option<Vec<Stage>> {
+        let mut pending: BTreeMap<ObjectKey, Stage> = stages.into_iter().map(|(_, s)| (s.key.clone(), s)).collect();
+        let mut out = Vec::with_capacity(pending.len());
+        let mut placed: BTreeSet<ObjectKey> = BTreeSet::new();
+        while !pending.is_empty() {
+            let ready: Vec<ObjectKey> = pending
+                .values()
+                .filter(|s| s.upstream_edges().all(|e| placed.contains(&e.upstream) || !pending.contains_key(&e.upstream)))
+                .map(|s| s.key.clone())
+                .collect();
+            if ready.is_empty() {
+                return None;
+            }
+            for key in ready {
+                if let Some(stage) = pending.remove(&key) {
+                    placed.insert(key);
+                    out.push(stage);
+                }
+            }
+        }
+        Some(out)
+    }
+}
+
+/// Parses a split field, with the error located in the string (legacy form) or at the field
+/// concerned (mapping form).
+fn parse_split(r: &Resource, path: &[&str], split: &SplitSpec) -> Result<Option<SplitPolicy>, Diagnostic> {
+    split.policy().map_err(|e| {
+        let pos = match (split, e.field) {
+            (SplitSpec::Legacy(_), _) => r.node.at(path).map_or_else(|| r.locate(path), |n| scalar_offset_pos(n.pos, n, e.offset)),
+            (SplitSpec::Mapping(_), Some(field)) => {
+                let mut p = path.to_vec();
+                p.push(field);
+                r.locate(&p)
+            }
+            (SplitSpec::Mapping(_), None) => r.locate(path),
+        };
+        Diagnostic::error(&r.file, pos, "invalid-split", format!("invalid split: {}", e.message)).with_hint_opt(e.hint)
+    })
+}
+
+/// Position of the character at `offset` within a one-line scalar (past its opening quote if
+/// quoted); the scalar's own position for multi-line scalars.
+fn scalar_offset_pos(pos: Pos, node: &super::yaml::Node, offset: usize) -> Pos {
+    match &node.kind {
+        NodeKind::Scalar { value, plain } if !value.contains('\n') => Pos {
+            line: pos.line,
+            col: pos.col + offset as u32 + u32::from(!plain),
+        },
+        _ => pos,
+    }
+}

@@ -1,0 +1,3 @@
+//! Sources of desired state. Each produces `(path, bytes)` pairs for the one loader.
+
+pub mod dir;
