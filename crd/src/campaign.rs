@@ -6,9 +6,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::is_false;
 use crate::stage::StageDefaults;
 use crate::status::CampaignStatus;
-use crate::is_false;
 
 /// A production campaign: the stages that name it in `spec.campaign`, the keywords their
 /// launch commands may use as `%(name)s`, and live defaults for any stage field.

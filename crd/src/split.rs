@@ -161,7 +161,14 @@ impl SplitType {
             | SplitType::Drainingn
             | SplitType::Stagedfiles => &["n"],
             SplitType::Byrun => &["low", "high"],
-            SplitType::New => &["window", "round", "fts", "localtime", "firsttime", "lasttime"],
+            SplitType::New => &[
+                "window",
+                "round",
+                "fts",
+                "localtime",
+                "firsttime",
+                "lasttime",
+            ],
         }
     }
 }
@@ -235,6 +242,42 @@ impl SplitPolicy {
             SplitPolicy::Drainingn { .. } => SplitType::Drainingn,
             SplitPolicy::Stagedfiles { .. } => SplitType::Stagedfiles,
             SplitPolicy::New(_) => SplitType::New,
+        }
+    }
+
+    /// The mapping form with every parameter explicit: what status reports.
+    pub fn to_fields(&self) -> SplitFields {
+        let kind = self.kind();
+        match self {
+            SplitPolicy::Nfiles { n }
+            | SplitPolicy::Mod { n }
+            | SplitPolicy::Limitn { n }
+            | SplitPolicy::Drainingn { n }
+            | SplitPolicy::Stagedfiles { n } => SplitFields {
+                kind,
+                n: Some(*n),
+                ..SplitFields::default()
+            },
+            SplitPolicy::Byrun { low, high } => SplitFields {
+                kind,
+                low: Some(*low),
+                high: Some(*high),
+                ..SplitFields::default()
+            },
+            SplitPolicy::New(w) => SplitFields {
+                kind,
+                window: Some(w.window_seconds.to_string()),
+                round: Some(w.round_seconds.to_string()),
+                fts: Some(w.fts_seconds.to_string()),
+                localtime: Some(w.localtime),
+                firsttime: w.firsttime,
+                lasttime: w.lasttime,
+                ..SplitFields::default()
+            },
+            _ => SplitFields {
+                kind,
+                ..SplitFields::default()
+            },
         }
     }
 
@@ -337,8 +380,9 @@ pub fn parse_legacy(text: &str) -> Result<Option<SplitPolicy>, SplitError> {
             Some(t) => (t, false),
             None => {
                 let hint = suggest_type(n);
-                return Err(SplitError::at(name_start, format!("unknown split type `{name}`"))
-                    .hint(hint));
+                return Err(
+                    SplitError::at(name_start, format!("unknown split type `{name}`")).hint(hint),
+                );
             }
         },
     };
@@ -350,7 +394,10 @@ pub fn parse_legacy(text: &str) -> Result<Option<SplitPolicy>, SplitError> {
         if pos >= chars.len() || chars[pos] != ')' {
             return Err(SplitError::at(
                 pos,
-                format!("expected `)` to close `{name}(` opened at column {}", open + 1),
+                format!(
+                    "expected `)` to close `{name}(` opened at column {}",
+                    open + 1
+                ),
             ));
         }
         pos += 1;
@@ -481,7 +528,10 @@ impl SplitFields {
         };
         let int = |v: &str| {
             v.parse::<i64>().map_err(|_| {
-                SplitError::at(arg.offset, format!("`{key}` must be an integer, found `{v}`"))
+                SplitError::at(
+                    arg.offset,
+                    format!("`{key}` must be an integer, found `{v}`"),
+                )
             })
         };
         let unsigned = |v: &str| {
@@ -561,7 +611,10 @@ impl SplitFields {
             Some(0) => Err(SplitError {
                 offset: 0,
                 field: Some("n"),
-                message: format!("`n` of split type `{}` must be at least 1", self.kind.as_str()),
+                message: format!(
+                    "`n` of split type `{}` must be at least 1",
+                    self.kind.as_str()
+                ),
                 hint: None,
             }),
             Some(n) => Ok(n),
@@ -569,7 +622,11 @@ impl SplitFields {
                 offset: 0,
                 field: None,
                 message: format!("split type `{}` needs `n`", self.kind.as_str()),
-                hint: Some(format!("e.g. `{}(10)` or `{{type: {}, n: 10}}`", self.kind.as_str(), self.kind.as_str())),
+                hint: Some(format!(
+                    "e.g. `{}(10)` or `{{type: {}, n: 10}}`",
+                    self.kind.as_str(),
+                    self.kind.as_str()
+                )),
             }),
         };
         Ok(match self.kind {
@@ -590,7 +647,10 @@ impl SplitFields {
                         offset: 0,
                         field: Some("high"),
                         message: format!("`high` ({high}) must be greater than `low` ({low})"),
-                        hint: Some("`high` is exclusive: byrun(low=1,high=4) covers runs 1, 2 and 3".into()),
+                        hint: Some(
+                            "`high` is exclusive: byrun(low=1,high=4) covers runs 1, 2 and 3"
+                                .into(),
+                        ),
                     });
                 }
                 SplitPolicy::Byrun { low, high }
@@ -603,7 +663,10 @@ impl SplitFields {
                         offset: 0,
                         field: Some(field),
                         message: format!("`{field}` is not a duration: `{text}`"),
-                        hint: Some("write seconds, or a number with w, d, h, m or s, e.g. `1d` or `30m`".into()),
+                        hint: Some(
+                            "write seconds, or a number with w, d, h, m or s, e.g. `1d` or `30m`"
+                                .into(),
+                        ),
                     }),
                 };
                 let window = secs("window", &self.window, d.window_seconds)?;
@@ -711,16 +774,32 @@ mod tests {
     fn rejects_with_position_and_hint() {
         let e = parse_legacy("mod_3").unwrap_err();
         assert_eq!(e.message, "unknown split type `mod_3`");
-        assert_eq!(e.hint.as_deref(), Some("write `mod(...)` with the parameter in parentheses"));
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("write `mod(...)` with the parameter in parentheses")
+        );
         let e = parse_legacy("nfiles(ten)").unwrap_err();
-        assert_eq!((e.offset, e.message.as_str()), (7, "`n` must be a non-negative integer, found `ten`"));
+        assert_eq!(
+            (e.offset, e.message.as_str()),
+            (7, "`n` must be a non-negative integer, found `ten`")
+        );
         let e = parse_legacy("nfiles(10").unwrap_err();
         assert!(e.message.starts_with("expected `)`"), "{e}");
-        assert!(parse_legacy("nfiles").unwrap_err().message.contains("needs `n`"));
+        assert!(
+            parse_legacy("nfiles")
+                .unwrap_err()
+                .message
+                .contains("needs `n`")
+        );
         assert!(parse_legacy("byrun(low=4,high=1)").is_err());
         assert!(parse_legacy("list(3)").is_err());
         assert!(parse_legacy("nfiles(0)").is_err());
-        assert!(parse_legacy("byrun(lo=1)").unwrap_err().message.contains("no parameter `lo`"));
+        assert!(
+            parse_legacy("byrun(lo=1)")
+                .unwrap_err()
+                .message
+                .contains("no parameter `lo`")
+        );
     }
 
     #[test]
@@ -733,6 +812,7 @@ mod tests {
         ] {
             let p = ok(s);
             assert_eq!(ok(&p.to_string()), p);
+            assert_eq!(p.to_fields().to_policy().unwrap(), p);
         }
     }
 

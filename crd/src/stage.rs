@@ -1,8 +1,12 @@
 //! `CampaignStage`: one step of a campaign, launching submissions over slices of a dataset.
 
 use kube::CustomResource;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Deserializer, Serialize, de};
+
+use crate::common::string_or_structure_schema;
 
 use crate::common::{Completion, Param};
 use crate::split::SplitSpec;
@@ -114,13 +118,49 @@ stage_settings! {
 
 /// A stage's input: a dataset name or query, a comma list (`list` split), or a list of lists of
 /// parameter values (`multiparam` split).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum SplitData {
     /// A dataset (definition) name, a comma list, or a project name.
     Text(String),
     /// Lists of values whose combinations are the `multiparam` slices.
     Lists(Vec<Vec<String>>),
+}
+
+impl<'de> Deserialize<'de> for SplitData {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = SplitData;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a dataset name, or a list of lists of values for `multiparam`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SplitData, E> {
+                Ok(SplitData::Text(v.to_string()))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<SplitData, A::Error> {
+                Vec::<Vec<String>>::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(SplitData::Lists)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for SplitData {
+    fn schema_name() -> Cow<'static, str> {
+        "SplitData".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        string_or_structure_schema(
+            generator,
+            "Input dataset name, a comma list (`list` split), or a list of lists of values (`multiparam` split).",
+            json_schema!({ "type": "array", "items": { "type": "array", "items": { "type": "string" } } }),
+        )
+    }
 }
 
 impl SplitData {
@@ -189,4 +229,3 @@ impl DependencyTrigger {
         *self == DependencyTrigger::Submission
     }
 }
-

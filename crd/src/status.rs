@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::split::SplitPolicy;
+use crate::split::SplitFields;
 
 /// A condition following the Kubernetes API conventions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -78,9 +78,9 @@ pub struct CampaignStageStatus {
     /// Number of submissions in each status.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub submissions: BTreeMap<String, u32>,
-    /// The split policy in normalised typed form.
+    /// The split policy in normalised typed form (every parameter explicit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub split: Option<SplitPolicy>,
+    pub split: Option<SplitFields>,
     /// Split cursor (index, run, time or snapshot id depending on the type).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split_position: Option<String>,

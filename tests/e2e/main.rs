@@ -1,1 +1,5 @@
+//! End-to-end tests: they run the built `cascade` binary as a user would, from the
+//! repository root, and check its exit status and output.
 
+mod support;
+mod validate;

@@ -20,7 +20,11 @@ pub fn run(args: &Args) -> std::io::Result<Exit> {
     let (resources, validated) = load_and_validate(&files);
     let mut err = std::io::stderr().lock();
     print_diagnostics(&mut err, &validated.diagnostics)?;
-    let errors = validated.diagnostics.iter().filter(|d| d.is_error()).count();
+    let errors = validated
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .count();
     if errors > 0 {
         writeln!(err, "error: {errors} error(s) in {} file(s)", files.len())?;
         return Ok(Exit::Rejected);
@@ -44,7 +48,11 @@ pub fn summary(resources: &[Resource]) -> String {
     }
     let parts: Vec<String> = cascade_crd::KINDS
         .iter()
-        .filter_map(|k| counts.get(k).map(|n| format!("{n} {k}{}", if *n == 1 { "" } else { "s" })))
+        .filter_map(|k| {
+            counts
+                .get(k)
+                .map(|n| format!("{n} {k}{}", if *n == 1 { "" } else { "s" }))
+        })
         .collect();
     format!("{} resources ({})", resources.len(), parts.join(", "))
 }

@@ -11,7 +11,10 @@ pub enum Segment<'a> {
     /// A literal `%` (written `%%`).
     Percent,
     /// `%(name)s`, with the character offset of its `%`.
-    Var { name: &'a str, offset: usize },
+    Var {
+        name: &'a str,
+        offset: usize,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,7 +141,10 @@ mod tests {
             segs,
             vec![
                 Segment::Text("a "),
-                Segment::Var { name: "x", offset: 2 },
+                Segment::Var {
+                    name: "x",
+                    offset: 2
+                },
                 Segment::Text(" b "),
                 Segment::Percent,
                 Segment::Text(" c"),

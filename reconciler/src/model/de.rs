@@ -232,7 +232,9 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match self.scalar() {
             Some((v, true)) => match parse_bool(v) {
-                Some(b) => visitor.visit_bool(b).map_err(|e: DeError| e.or_at(self.0.pos)),
+                Some(b) => visitor
+                    .visit_bool(b)
+                    .map_err(|e: DeError| e.or_at(self.0.pos)),
                 None => Err(DeError {
                     hint: Some("write `true` or `false`".into()),
                     ..self.mismatch("a boolean")
@@ -263,7 +265,9 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match self.scalar() {
             Some((v, true)) => match parse_float(v) {
-                Some(f) => visitor.visit_f64(f).map_err(|e: DeError| e.or_at(self.0.pos)),
+                Some(f) => visitor
+                    .visit_f64(f)
+                    .map_err(|e: DeError| e.or_at(self.0.pos)),
                 None => Err(self.mismatch("a number")),
             },
             _ => Err(self.mismatch("a number")),
@@ -278,7 +282,9 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
         match self.scalar() {
             // `~` and `null` are not strings; an empty value (`setup:`) is the empty string.
             Some((v, true)) if is_null_text(v) && !v.is_empty() => Err(self.mismatch("a string")),
-            Some((v, _)) => visitor.visit_str(v).map_err(|e: DeError| e.or_at(self.0.pos)),
+            Some((v, _)) => visitor
+                .visit_str(v)
+                .map_err(|e: DeError| e.or_at(self.0.pos)),
             None => Err(self.mismatch("a string")),
         }
     }
@@ -338,7 +344,11 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
         }
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         self.deserialize_seq(visitor)
     }
 
@@ -431,7 +441,10 @@ struct Map<'a> {
 impl<'de> MapAccess<'de> for Map<'_> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         match self.entries.next() {
             Some(entry) => {
                 self.value = Some(&entry.value);
@@ -448,7 +461,8 @@ impl<'de> MapAccess<'de> for Map<'_> {
             .value
             .take()
             .ok_or_else(|| <DeError as de::Error>::custom("value requested before key"))?;
-        seed.deserialize(NodeDe(node)).map_err(|e: DeError| e.or_at(node.pos))
+        seed.deserialize(NodeDe(node))
+            .map_err(|e: DeError| e.or_at(node.pos))
     }
 }
 
@@ -472,11 +486,17 @@ impl<'de> VariantAccess<'de> for UnitVariant<'_> {
     }
 
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, _seed: T) -> Result<T::Value, DeError> {
-        Err(<DeError as de::Error>::custom(format!("`{}` needs a value", self.0)))
+        Err(<DeError as de::Error>::custom(format!(
+            "`{}` needs a value",
+            self.0
+        )))
     }
 
     fn tuple_variant<V: Visitor<'de>>(self, _len: usize, _visitor: V) -> Result<V::Value, DeError> {
-        Err(<DeError as de::Error>::custom(format!("`{}` needs values", self.0)))
+        Err(<DeError as de::Error>::custom(format!(
+            "`{}` needs values",
+            self.0
+        )))
     }
 
     fn struct_variant<V: Visitor<'de>>(
@@ -484,7 +504,10 @@ impl<'de> VariantAccess<'de> for UnitVariant<'_> {
         _fields: &'static [&'static str],
         _visitor: V,
     ) -> Result<V::Value, DeError> {
-        Err(<DeError as de::Error>::custom(format!("`{}` needs fields", self.0)))
+        Err(<DeError as de::Error>::custom(format!(
+            "`{}` needs fields",
+            self.0
+        )))
     }
 }
 

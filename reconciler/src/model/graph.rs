@@ -58,9 +58,9 @@ impl DesiredGraph {
 
     /// Stages whose `dependsOn` names `key` (self-dependencies excluded).
     pub fn dependents<'a>(&'a self, key: &'a ObjectKey) -> impl Iterator<Item = &'a Stage> + 'a {
-        self.stages.iter().filter(move |s| {
-            &s.key != key && s.depends_on.iter().any(|e| &e.upstream == key)
-        })
+        self.stages
+            .iter()
+            .filter(move |s| &s.key != key && s.depends_on.iter().any(|e| &e.upstream == key))
     }
 
     pub fn login_setup_of(&self, stage: &Stage) -> &LoginSetupSpec {

@@ -54,7 +54,7 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 pub enum Spec {
     LoginSetup(LoginSetupSpec),
     JobType(JobTypeSpec),
-    Campaign(CampaignSpec),
+    Campaign(Box<CampaignSpec>),
     CampaignStage(Box<CampaignStageSpec>),
 }
 
@@ -155,7 +155,10 @@ fn load_file(file: &SourceFile, resources: &mut Vec<Resource>, diags: &mut Vec<D
             let valid = &file.bytes[..e.valid_up_to()];
             let line = valid.iter().filter(|b| **b == b'\n').count() as u32 + 1;
             let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-            let col = String::from_utf8_lossy(&valid[line_start..]).chars().count() as u32 + 1;
+            let col = String::from_utf8_lossy(&valid[line_start..])
+                .chars()
+                .count() as u32
+                + 1;
             diags.push(
                 at(
                     Pos { line, col },
@@ -177,8 +180,12 @@ fn load_file(file: &SourceFile, resources: &mut Vec<Resource>, diags: &mut Vec<D
     };
     if docs.iter().all(|d| d.root.is_none()) {
         diags.push(
-            at(Pos { line: 1, col: 1 }, "empty-file", "file holds no resources".into())
-                .with_hint("add a resource, or remove the file from the set"),
+            at(
+                Pos { line: 1, col: 1 },
+                "empty-file",
+                "file holds no resources".into(),
+            )
+            .with_hint("add a resource, or remove the file from the set"),
         );
         return;
     }
@@ -197,32 +204,51 @@ fn load_document(path: &Arc<str>, root: Node) -> Result<Resource, Diagnostic> {
         return Err(err(
             root.pos,
             "not-a-resource",
-            format!("expected a resource (a mapping with apiVersion, kind, metadata and spec), found {}", root.describe()),
+            format!(
+                "expected a resource (a mapping with apiVersion, kind, metadata and spec), found {}",
+                root.describe()
+            ),
         ));
     };
     const TOP: [&str; 5] = ["apiVersion", "kind", "metadata", "spec", "status"];
     if let Some(e) = entries.iter().find(|e| !TOP.contains(&e.key.as_str())) {
-        return Err(err(e.key_pos, "unknown-field", format!("unknown field `{}`", e.key))
-            .with_hint(suggest(&e.key, &TOP, "fields")));
+        return Err(err(
+            e.key_pos,
+            "unknown-field",
+            format!("unknown field `{}`", e.key),
+        )
+        .with_hint(suggest(&e.key, &TOP, "fields")));
     }
     let scalar = |key: &str| -> Result<(&str, Pos), Diagnostic> {
-        let node = root.get(key).ok_or_else(|| {
-            err(root.pos, "missing-field", format!("missing field `{key}`"))
-        })?;
+        let node = root
+            .get(key)
+            .ok_or_else(|| err(root.pos, "missing-field", format!("missing field `{key}`")))?;
         node.as_str()
             .filter(|_| !node.is_null())
             .map(|s| (s, node.pos))
-            .ok_or_else(|| err(node.pos, "wrong-type", format!("`{key}` must be a string, found {}", node.describe())))
+            .ok_or_else(|| {
+                err(
+                    node.pos,
+                    "wrong-type",
+                    format!("`{key}` must be a string, found {}", node.describe()),
+                )
+            })
     };
     let (api_version, api_pos) = scalar("apiVersion")?;
     if api_version != API_VERSION {
-        return Err(err(api_pos, "unknown-api-version", format!("unknown apiVersion `{api_version}`"))
-            .with_hint(format!("Cascade resources use `apiVersion: {API_VERSION}`")));
+        return Err(err(
+            api_pos,
+            "unknown-api-version",
+            format!("unknown apiVersion `{api_version}`"),
+        )
+        .with_hint(format!("Cascade resources use `apiVersion: {API_VERSION}`")));
     }
     let (kind, kind_pos) = scalar("kind")?;
     if !KINDS.contains(&kind) {
-        return Err(err(kind_pos, "unknown-kind", format!("unknown kind `{kind}`"))
-            .with_hint(suggest(kind, &KINDS, "kinds")));
+        return Err(
+            err(kind_pos, "unknown-kind", format!("unknown kind `{kind}`"))
+                .with_hint(suggest(kind, &KINDS, "kinds")),
+        );
     }
     let located = |e: DeError, fallback: Pos| {
         err(e.pos.unwrap_or(fallback), "invalid-field", e.message).with_hint_opt(e.hint)
@@ -231,11 +257,22 @@ fn load_document(path: &Arc<str>, root: Node) -> Result<Resource, Diagnostic> {
         .get("metadata")
         .ok_or_else(|| err(root.pos, "missing-field", "missing field `metadata`".into()))?;
     let meta: Meta = from_node(meta_node).map_err(|e| located(e, meta_node.pos))?;
-    check_name(&meta.name, "name", 253)
-        .map_err(|(m, h)| err(meta_node.get("name").map_or(meta_node.pos, |n| n.pos), "invalid-name", m).with_hint(h))?;
+    check_name(&meta.name, "name", 253).map_err(|(m, h)| {
+        err(
+            meta_node.get("name").map_or(meta_node.pos, |n| n.pos),
+            "invalid-name",
+            m,
+        )
+        .with_hint(h)
+    })?;
     if let Some(ns) = &meta.namespace {
         check_name(ns, "namespace", 63).map_err(|(m, h)| {
-            err(meta_node.get("namespace").map_or(meta_node.pos, |n| n.pos), "invalid-name", m).with_hint(h)
+            err(
+                meta_node.get("namespace").map_or(meta_node.pos, |n| n.pos),
+                "invalid-name",
+                m,
+            )
+            .with_hint(h)
         })?;
     }
     let spec_node = root.get("spec").ok_or_else(|| {
@@ -245,7 +282,7 @@ fn load_document(path: &Arc<str>, root: Node) -> Result<Resource, Diagnostic> {
     let spec = match kind {
         "LoginSetup" => from_node(spec_node).map(Spec::LoginSetup),
         "JobType" => from_node(spec_node).map(Spec::JobType),
-        "Campaign" => from_node(spec_node).map(Spec::Campaign),
+        "Campaign" => from_node(spec_node).map(|s| Spec::Campaign(Box::new(s))),
         _ => from_node(spec_node).map(|s| Spec::CampaignStage(Box::new(s))),
     }
     .map_err(|e| located(e, spec_node.pos))?;
@@ -261,7 +298,8 @@ fn load_document(path: &Arc<str>, root: Node) -> Result<Resource, Diagnostic> {
 /// starting and ending with a letter or digit.
 fn check_name(name: &str, what: &str, max: usize) -> Result<(), (String, String)> {
     let dots = what == "name";
-    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (dots && c == '.');
+    let ok_char =
+        |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (dots && c == '.');
     let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     if !name.is_empty()
         && name.len() <= max
@@ -283,7 +321,11 @@ fn check_name(name: &str, what: &str, max: usize) -> Result<(), (String, String)
         format!(
             "{what}s use lowercase letters, digits and `-`{}, at most {max} characters, starting and ending with a letter or digit{}",
             if dots { " or `.`" } else { "" },
-            if suggestion.is_empty() { String::new() } else { format!(", e.g. `{suggestion}`") }
+            if suggestion.is_empty() {
+                String::new()
+            } else {
+                format!(", e.g. `{suggestion}`")
+            }
         ),
     ))
 }

@@ -60,14 +60,29 @@ impl<'r> Origin<'r> {
     /// The resource and path holding stage field `field` (plus a sub-path).
     fn at(&self, field: &'static str, rest: &[&str]) -> (&'r Resource, Vec<String>) {
         let mut path: Vec<String> = match (self.from_defaults.contains(field), self.campaign) {
-            (true, Some(c)) => return (c, ["spec", "defaults", field].iter().chain(rest).map(|s| s.to_string()).collect()),
+            (true, Some(c)) => {
+                return (
+                    c,
+                    ["spec", "defaults", field]
+                        .iter()
+                        .chain(rest)
+                        .map(|s| s.to_string())
+                        .collect(),
+                );
+            }
             _ => vec!["spec".into(), field.into()],
         };
         path.extend(rest.iter().map(|s| s.to_string()));
         (self.stage, path)
     }
 
-    fn error(&self, field: &'static str, rest: &[&str], code: &'static str, msg: impl Into<String>) -> Diagnostic {
+    fn error(
+        &self,
+        field: &'static str,
+        rest: &[&str],
+        code: &'static str,
+        msg: impl Into<String>,
+    ) -> Diagnostic {
         let (res, path) = self.at(field, rest);
         res.error(&as_strs(&path), code, msg)
     }
@@ -87,7 +102,12 @@ impl<'r> Validator<'r> {
                     r.error(
                         &["metadata", "name"],
                         "duplicate-name",
-                        format!("duplicate {} `{}` in namespace `{}`", r.kind(), r.name(), r.namespace()),
+                        format!(
+                            "duplicate {} `{}` in namespace `{}`",
+                            r.kind(),
+                            r.name(),
+                            r.namespace()
+                        ),
                     )
                     .with_hint(format!(
                         "already defined at {}:{}:{}; names are unique per kind and namespace",
@@ -128,7 +148,11 @@ impl<'r> Validator<'r> {
         let mut graph = DesiredGraph::default();
         let mut stage_res: Vec<&'r Resource> = Vec::new();
         for r in resources {
-            if self.lookup(r.kind(), r.namespace(), r.name()).map(|f| std::ptr::eq(f, r)) != Some(true) {
+            if self
+                .lookup(r.kind(), r.namespace(), r.name())
+                .map(|f| std::ptr::eq(f, r))
+                != Some(true)
+            {
                 continue; // a duplicate, already reported
             }
             let key = ObjectKey::new(r.namespace(), r.name());
@@ -142,14 +166,16 @@ impl<'r> Validator<'r> {
                 }
                 Spec::Campaign(spec) => {
                     self.check_campaign(r, spec);
-                    graph.campaigns.insert(key, spec.clone());
+                    graph.campaigns.insert(key, (**spec).clone());
                 }
                 Spec::CampaignStage(_) => stage_res.push(r),
             }
         }
         let mut stages = Vec::new();
         for r in &stage_res {
-            let Spec::CampaignStage(spec) = &r.spec else { continue };
+            let Spec::CampaignStage(spec) = &r.spec else {
+                continue;
+            };
             if let Some(stage) = self.check_stage(r, spec) {
                 stages.push((*r, stage));
             }
@@ -163,32 +189,59 @@ impl<'r> Validator<'r> {
     fn check_login_setup(&mut self, r: &Resource, spec: &LoginSetupSpec) {
         // The login setup is formatted with the built-ins only (no campaign keywords), as in POMS.
         let builtins = |n: &str| BUILTINS.contains(&n);
-        for (field, text) in [("host", &spec.host), ("account", &spec.account), ("setup", &spec.setup)] {
-            self.check_template(r, &["spec", field], text, &builtins, "the built-in variables (login setups get no campaign keywords)");
+        for (field, text) in [
+            ("host", &spec.host),
+            ("account", &spec.account),
+            ("setup", &spec.setup),
+        ] {
+            self.check_template(
+                r,
+                &["spec", field],
+                text,
+                &builtins,
+                "the built-in variables (login setups get no campaign keywords)",
+            );
         }
     }
 
     fn check_campaign(&mut self, r: &Resource, spec: &CampaignSpec) {
         for name in spec.keywords.keys() {
             let ok = !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
             if !ok {
                 self.diags.push(
-                    r.error(&["spec", "keywords", name], "invalid-keyword", format!("keyword `{name}` cannot be used as `%({name})s`"))
-                        .with_hint("keyword names use letters, digits, `_`, `-` and `.`"),
+                    r.error(
+                        &["spec", "keywords", name],
+                        "invalid-keyword",
+                        format!("keyword `{name}` cannot be used as `%({name})s`"),
+                    )
+                    .with_hint("keyword names use letters, digits, `_`, `-` and `.`"),
                 );
             }
             if BUILTINS.contains(&name.as_str()) {
                 self.diags.push(
-                    Diagnostic::warning(&r.file, r.locate_key(&["spec", "keywords", name]), "keyword-shadowed",
-                        format!("keyword `{name}` is hidden by the built-in variable of the same name"))
-                        .with_hint("built-ins win on name clashes (POMS semantics); rename the keyword"),
+                    Diagnostic::warning(
+                        &r.file,
+                        r.locate_key(&["spec", "keywords", name]),
+                        "keyword-shadowed",
+                        format!(
+                            "keyword `{name}` is hidden by the built-in variable of the same name"
+                        ),
+                    )
+                    .with_hint(
+                        "built-ins win on name clashes (POMS semantics); rename the keyword",
+                    ),
                 );
             }
         }
         if let Some(defaults) = &spec.defaults {
             // Check the defaults' own splits even when no stage uses them.
-            for (field, split) in [("split", &defaults.split), ("testSplit", &defaults.test_split)] {
+            for (field, split) in [
+                ("split", &defaults.split),
+                ("testSplit", &defaults.test_split),
+            ] {
                 if let Some(split) = split
                     && let Err(d) = parse_split(r, &["spec", "defaults", field], split)
                 {
@@ -213,7 +266,8 @@ impl<'r> Validator<'r> {
         };
         match template::parse(text) {
             Err(e) => self.diags.push(
-                Diagnostic::error(&r.file, pos_at(e.offset), "template", e.message).with_hint(e.hint),
+                Diagnostic::error(&r.file, pos_at(e.offset), "template", e.message)
+                    .with_hint(e.hint),
             ),
             Ok(segments) => {
                 for (name, offset) in template::unknown_variables(&segments, known) {
@@ -229,7 +283,14 @@ impl<'r> Validator<'r> {
         }
     }
 
-    fn check_params(&mut self, r: &Resource, path: &[&str], params: &[Param], known: &dyn Fn(&str) -> bool, desc: &str) {
+    fn check_params(
+        &mut self,
+        r: &Resource,
+        path: &[&str],
+        params: &[Param],
+        known: &dyn Fn(&str) -> bool,
+        desc: &str,
+    ) {
         for (i, p) in params.iter().enumerate() {
             let idx = i.to_string();
             for (j, text) in [(0, &p.key), (1, &p.value)] {
@@ -250,12 +311,22 @@ impl<'r> Validator<'r> {
         let Some(campaign_res) = campaign_res else {
             let hint = self.unknown_ref("Campaign", ns, &spec.campaign);
             self.diags.push(
-                r.error(&["spec", "campaign"], "unknown-reference", format!("stage `{}` names campaign `{}`, which does not exist", r.name(), spec.campaign))
-                    .with_hint(hint),
+                r.error(
+                    &["spec", "campaign"],
+                    "unknown-reference",
+                    format!(
+                        "stage `{}` names campaign `{}`, which does not exist",
+                        r.name(),
+                        spec.campaign
+                    ),
+                )
+                .with_hint(hint),
             );
             return None;
         };
-        let Spec::Campaign(campaign) = &campaign_res.spec else { return None };
+        let Spec::Campaign(campaign) = &campaign_res.spec else {
+            return None;
+        };
         let mut spec = spec.clone();
         let filled = campaign
             .defaults
@@ -273,8 +344,15 @@ impl<'r> Validator<'r> {
                 Some(v) if !v.trim().is_empty() => Some(v.clone()),
                 _ => {
                     self.diags.push(
-                        r.error(&["spec"], "missing-field", format!("stage `{}` has no `{field}`", r.name()))
-                            .with_hint(format!("set `spec.{field}` here or `spec.defaults.{field}` in campaign `{}`", spec.campaign)),
+                        r.error(
+                            &["spec"],
+                            "missing-field",
+                            format!("stage `{}` has no `{field}`", r.name()),
+                        )
+                        .with_hint(format!(
+                            "set `spec.{field}` here or `spec.defaults.{field}` in campaign `{}`",
+                            spec.campaign
+                        )),
                     );
                     None
                 }
@@ -284,12 +362,24 @@ impl<'r> Validator<'r> {
         let job_type = required("jobType", &spec.job_type);
         let software_version = required("softwareVersion", &spec.software_version);
 
-        let mut refer = |kind: &'static str, field: &'static str, name: &Option<String>| -> Option<&'r Resource> {
+        let mut refer = |kind: &'static str,
+                         field: &'static str,
+                         name: &Option<String>|
+         -> Option<&'r Resource> {
             let name = name.as_ref()?;
             let found = self.lookup(kind, ns, name);
             if found.is_none() {
                 let hint = self.unknown_ref(kind, ns, name);
-                self.diags.push(origin.error(field, &[], "unknown-reference", format!("{kind} `{name}` does not exist in namespace `{ns}`")).with_hint(hint));
+                self.diags.push(
+                    origin
+                        .error(
+                            field,
+                            &[],
+                            "unknown-reference",
+                            format!("{kind} `{name}` does not exist in namespace `{ns}`"),
+                        )
+                        .with_hint(hint),
+                );
             }
             found
         };
@@ -305,7 +395,16 @@ impl<'r> Validator<'r> {
         let completion = spec.completion.clone().unwrap_or_default();
         if !(completion.percent > 0.0 && completion.percent <= 100.0) {
             self.diags.push(
-                origin.error("completion", &["percent"], "invalid-percent", format!("completion percent {} is outside (0, 100]", completion.percent))
+                origin
+                    .error(
+                        "completion",
+                        &["percent"],
+                        "invalid-percent",
+                        format!(
+                            "completion percent {} is outside (0, 100]",
+                            completion.percent
+                        ),
+                    )
                     .with_hint("a percentage greater than 0 and at most 100, e.g. 95"),
             );
         }
@@ -324,24 +423,42 @@ impl<'r> Validator<'r> {
         let keywords = &campaign.keywords;
         let with_keywords = |n: &str| BUILTINS.contains(&n) || keywords.contains_key(n);
         let keywords_only = |n: &str| keywords.contains_key(n);
-        let desc = format!("the built-ins and the keywords of campaign `{}`", spec.campaign);
+        let desc = format!(
+            "the built-ins and the keywords of campaign `{}`",
+            spec.campaign
+        );
         if let Some(jt) = jt_res
             && let Spec::JobType(jt_spec) = &jt.spec
         {
             self.check_job_type_templates(jt, jt_spec, &with_keywords, &desc);
         }
-        for (field, params) in [("parameterOverrides", &spec.parameter_overrides), ("testParameterOverrides", &spec.test_parameter_overrides)] {
+        for (field, params) in [
+            ("parameterOverrides", &spec.parameter_overrides),
+            ("testParameterOverrides", &spec.test_parameter_overrides),
+        ] {
             if let Some(params) = params {
                 let (res, path) = origin.at(field, &[]);
                 self.check_params(res, &as_strs(&path), params, &with_keywords, &desc);
             }
         }
         if spec.merge_default_overrides == Some(true)
-            && let Some(params) = campaign.defaults.as_ref().and_then(|d| d.parameter_overrides.as_ref())
+            && let Some(params) = campaign
+                .defaults
+                .as_ref()
+                .and_then(|d| d.parameter_overrides.as_ref())
         {
-            self.check_params(campaign_res, &["spec", "defaults", "parameterOverrides"], params, &with_keywords, &desc);
+            self.check_params(
+                campaign_res,
+                &["spec", "defaults", "parameterOverrides"],
+                params,
+                &with_keywords,
+                &desc,
+            );
         }
-        let kw_desc = format!("the keywords of campaign `{}` (the dataset and version are expanded before the built-ins exist)", spec.campaign);
+        let kw_desc = format!(
+            "the keywords of campaign `{}` (the dataset and version are expanded before the built-ins exist)",
+            spec.campaign
+        );
         if let Some(SplitData::Text(text)) = &spec.dataset {
             let (res, path) = origin.at("dataset", &[]);
             self.check_template(res, &as_strs(&path), text, &keywords_only, &kw_desc);
@@ -360,24 +477,56 @@ impl<'r> Validator<'r> {
                 match self.lookup("CampaignStage", ns, &dep.stage) {
                     None => {
                         let hint = self.unknown_ref("CampaignStage", ns, &dep.stage);
-                        self.diags.push(r.error(&["spec", "dependsOn", &idx, "stage"], "unknown-reference", format!("upstream stage `{}` does not exist in namespace `{ns}`", dep.stage)).with_hint(hint));
+                        self.diags.push(
+                            r.error(
+                                &["spec", "dependsOn", &idx, "stage"],
+                                "unknown-reference",
+                                format!(
+                                    "upstream stage `{}` does not exist in namespace `{ns}`",
+                                    dep.stage
+                                ),
+                            )
+                            .with_hint(hint),
+                        );
                     }
                     Some(up) => {
                         if let Spec::CampaignStage(up_spec) = &up.spec
                             && up_spec.campaign != spec.campaign
                         {
                             self.diags.push(
-                                r.error(&["spec", "dependsOn", &idx, "stage"], "cross-campaign-dependency", format!("upstream stage `{}` belongs to campaign `{}`, not `{}`", dep.stage, up_spec.campaign, spec.campaign))
-                                    .with_hint("dependencies link stages of one campaign"),
+                                r.error(
+                                    &["spec", "dependsOn", &idx, "stage"],
+                                    "cross-campaign-dependency",
+                                    format!(
+                                        "upstream stage `{}` belongs to campaign `{}`, not `{}`",
+                                        dep.stage, up_spec.campaign, spec.campaign
+                                    ),
+                                )
+                                .with_hint("dependencies link stages of one campaign"),
                             );
                         }
                     }
                 }
             }
-            if edges.iter().any(|e: &Edge| e.upstream == upstream && e.file_pattern == dep.file_pattern) {
-                self.diags.push(r.error(&["spec", "dependsOn", &idx], "duplicate-dependency", format!("stage `{}` depends on `{}` twice with the same pattern", r.name(), dep.stage)));
+            if edges
+                .iter()
+                .any(|e: &Edge| e.upstream == upstream && e.file_pattern == dep.file_pattern)
+            {
+                self.diags.push(r.error(
+                    &["spec", "dependsOn", &idx],
+                    "duplicate-dependency",
+                    format!(
+                        "stage `{}` depends on `{}` twice with the same pattern",
+                        r.name(),
+                        dep.stage
+                    ),
+                ));
             }
-            edges.push(Edge { upstream, file_pattern: dep.file_pattern.clone(), trigger: dep.trigger });
+            edges.push(Edge {
+                upstream,
+                file_pattern: dep.file_pattern.clone(),
+                trigger: dep.trigger,
+            });
         }
         let join = spec.join.unwrap_or(false);
         let upstreams = edges.iter().filter(|e| e.upstream != key).count();
@@ -387,7 +536,9 @@ impl<'r> Validator<'r> {
                     .with_hint("`join: true` waits for several upstream stages; list at least two in `dependsOn`"),
             );
         }
-        if split.as_ref().is_some_and(|s| !s.can_exhaust()) && edges.iter().any(|e| e.upstream == key) {
+        if split.as_ref().is_some_and(|s| !s.can_exhaust())
+            && edges.iter().any(|e| e.upstream == key)
+        {
             self.diags.push(
                 origin.error("split", &[], "endless-self-dependency", format!("stage `{}` relaunches itself after each submission but its split never runs out", r.name()))
                     .with_hint("a self-dependency needs a split that exhausts (nfiles, list, multiparam, byrun, ...)"),
@@ -412,7 +563,10 @@ impl<'r> Validator<'r> {
             login_setup: ObjectKey::new(ns, login_setup?),
             job_type: ObjectKey::new(ns, job_type?),
             software_version: software_version?,
-            vo_role: spec.vo_role.clone().unwrap_or_else(|| "Production".to_string()),
+            vo_role: spec
+                .vo_role
+                .clone()
+                .unwrap_or_else(|| "Production".to_string()),
             dataset,
             split,
             test_split,
@@ -431,16 +585,39 @@ impl<'r> Validator<'r> {
         })
     }
 
-    fn check_job_type_templates(&mut self, jt: &Resource, spec: &JobTypeSpec, known: &dyn Fn(&str) -> bool, desc: &str) {
-        self.check_template(jt, &["spec", "launchScript"], &spec.launch_script, known, desc);
+    fn check_job_type_templates(
+        &mut self,
+        jt: &Resource,
+        spec: &JobTypeSpec,
+        known: &dyn Fn(&str) -> bool,
+        desc: &str,
+    ) {
+        self.check_template(
+            jt,
+            &["spec", "launchScript"],
+            &spec.launch_script,
+            known,
+            desc,
+        );
         self.check_params(jt, &["spec", "parameters"], &spec.parameters, known, desc);
         for (i, step) in spec.recoveries.iter().enumerate() {
             let idx = i.to_string();
-            self.check_params(jt, &["spec", "recoveries", &idx, "parameterOverrides"], &step.parameter_overrides, known, desc);
+            self.check_params(
+                jt,
+                &["spec", "recoveries", &idx, "parameterOverrides"],
+                &step.parameter_overrides,
+                known,
+                desc,
+            );
         }
     }
 
-    fn stage_split(&mut self, origin: &Origin, field: &'static str, split: Option<&SplitSpec>) -> Option<SplitPolicy> {
+    fn stage_split(
+        &mut self,
+        origin: &Origin,
+        field: &'static str,
+        split: Option<&SplitSpec>,
+    ) -> Option<SplitPolicy> {
         let (res, path) = origin.at(field, &[]);
         match parse_split(res, &as_strs(&path), split?) {
             Ok(p) => p,
@@ -471,7 +648,11 @@ impl<'r> Validator<'r> {
         let generator = spec.stage_type == Some(cascade_crd::StageType::Generator);
         let fed_by_upstream = spec.depends_on.iter().any(|d| d.stage != name);
         for policy in [split, test_split].into_iter().flatten() {
-            let err = |msg: String, hint: &str| origin.error("dataset", &[], "split-data", msg).with_hint(hint.to_string());
+            let err = |msg: String, hint: &str| {
+                origin
+                    .error("dataset", &[], "split-data", msg)
+                    .with_hint(hint.to_string())
+            };
             match (policy, &dataset) {
                 (SplitPolicy::Multiparam, Some(SplitData::Lists(lists))) => {
                     if lists.is_empty() || lists.iter().any(Vec::is_empty) {
@@ -518,7 +699,11 @@ impl<'r> Validator<'r> {
 
     fn check_dependencies(&mut self, stages: &[(&'r Resource, Stage)]) {
         // Cycle detection over the edges whose both ends validated, self-loops excluded.
-        let index: HashMap<&ObjectKey, usize> = stages.iter().enumerate().map(|(i, (_, s))| (&s.key, i)).collect();
+        let index: HashMap<&ObjectKey, usize> = stages
+            .iter()
+            .enumerate()
+            .map(|(i, (_, s))| (&s.key, i))
+            .collect();
         let mut state = vec![0u8; stages.len()]; // 0 new, 1 on stack, 2 done
         let mut reported: BTreeSet<Vec<usize>> = BTreeSet::new();
         for start in 0..stages.len() {
@@ -530,7 +715,10 @@ impl<'r> Validator<'r> {
             state[start] = 1;
             while let Some((node, edge)) = stack.last().copied() {
                 let (_, stage) = &stages[node];
-                let ups: Vec<usize> = stage.upstream_edges().filter_map(|e| index.get(&e.upstream).copied()).collect();
+                let ups: Vec<usize> = stage
+                    .upstream_edges()
+                    .filter_map(|e| index.get(&e.upstream).copied())
+                    .collect();
                 if edge < ups.len() {
                     stack.last_mut().expect("stack is not empty").1 += 1;
                     let next = ups[edge];
@@ -541,7 +729,8 @@ impl<'r> Validator<'r> {
                         }
                         1 => {
                             let from = stack.iter().position(|(n, _)| *n == next).unwrap_or(0);
-                            let mut cycle: Vec<usize> = stack[from..].iter().map(|(n, _)| *n).collect();
+                            let mut cycle: Vec<usize> =
+                                stack[from..].iter().map(|(n, _)| *n).collect();
                             let mut canonical = cycle.clone();
                             canonical.sort();
                             if reported.insert(canonical) {
@@ -561,10 +750,19 @@ impl<'r> Validator<'r> {
 
     fn report_cycle(&mut self, stages: &[(&'r Resource, Stage)], cycle: &[usize]) {
         // `cycle` lists stages each depending on the next; show it in flow order.
-        let names: Vec<&str> = cycle.iter().rev().map(|i| stages[*i].1.key.name.as_str()).collect();
+        let names: Vec<&str> = cycle
+            .iter()
+            .rev()
+            .map(|i| stages[*i].1.key.name.as_str())
+            .collect();
         let (res, stage) = &stages[cycle[0]];
         let upstream = &stages[cycle[1]].1.key;
-        let idx = stage.depends_on.iter().position(|e| &e.upstream == upstream).unwrap_or(0).to_string();
+        let idx = stage
+            .depends_on
+            .iter()
+            .position(|e| &e.upstream == upstream)
+            .unwrap_or(0)
+            .to_string();
         self.diags.push(
             res.error(&["spec", "dependsOn", &idx, "stage"], "dependency-cycle", format!("dependency cycle: {}", names.join(" → ")))
                 .with_hint("stages must form a chain or tree; only a stage depending on itself (relaunch with the next split) is allowed"),
@@ -572,8 +770,12 @@ impl<'r> Validator<'r> {
     }
 
     fn warn_unlocatable(&mut self, stages: &[(&'r Resource, Stage)]) {
+        let upstreams: BTreeSet<&ObjectKey> = stages
+            .iter()
+            .flat_map(|(_, s)| s.upstream_edges().map(|e| &e.upstream))
+            .collect();
         for (res, stage) in stages {
-            let has_dependents = stages.iter().any(|(_, s)| s.key != stage.key && s.depends_on.iter().any(|e| e.upstream == stage.key));
+            let has_dependents = upstreams.contains(&stage.key);
             let patterns = self
                 .lookup("JobType", &stage.job_type.namespace, &stage.job_type.name)
                 .and_then(|r| match &r.spec {
@@ -593,13 +795,19 @@ impl<'r> Validator<'r> {
     /// Orders stages so that each comes after its upstream stages (Kahn's algorithm, stable by
     /// namespace and name). `None` when a cycle prevents it (already reported).
     fn topological(&self, stages: Vec<(&'r Resource, Stage)>) -> Option<Vec<Stage>> {
-        let mut pending: BTreeMap<ObjectKey, Stage> = stages.into_iter().map(|(_, s)| (s.key.clone(), s)).collect();
+        let mut pending: BTreeMap<ObjectKey, Stage> = stages
+            .into_iter()
+            .map(|(_, s)| (s.key.clone(), s))
+            .collect();
         let mut out = Vec::with_capacity(pending.len());
         let mut placed: BTreeSet<ObjectKey> = BTreeSet::new();
         while !pending.is_empty() {
             let ready: Vec<ObjectKey> = pending
                 .values()
-                .filter(|s| s.upstream_edges().all(|e| placed.contains(&e.upstream) || !pending.contains_key(&e.upstream)))
+                .filter(|s| {
+                    s.upstream_edges()
+                        .all(|e| placed.contains(&e.upstream) || !pending.contains_key(&e.upstream))
+                })
                 .map(|s| s.key.clone())
                 .collect();
             if ready.is_empty() {
@@ -618,10 +826,17 @@ impl<'r> Validator<'r> {
 
 /// Parses a split field, with the error located in the string (legacy form) or at the field
 /// concerned (mapping form).
-fn parse_split(r: &Resource, path: &[&str], split: &SplitSpec) -> Result<Option<SplitPolicy>, Diagnostic> {
+fn parse_split(
+    r: &Resource,
+    path: &[&str],
+    split: &SplitSpec,
+) -> Result<Option<SplitPolicy>, Diagnostic> {
     split.policy().map_err(|e| {
         let pos = match (split, e.field) {
-            (SplitSpec::Legacy(_), _) => r.node.at(path).map_or_else(|| r.locate(path), |n| scalar_offset_pos(n.pos, n, e.offset)),
+            (SplitSpec::Legacy(_), _) => r
+                .node
+                .at(path)
+                .map_or_else(|| r.locate(path), |n| scalar_offset_pos(n.pos, n, e.offset)),
             (SplitSpec::Mapping(_), Some(field)) => {
                 let mut p = path.to_vec();
                 p.push(field);
@@ -629,7 +844,13 @@ fn parse_split(r: &Resource, path: &[&str], split: &SplitSpec) -> Result<Option<
             }
             (SplitSpec::Mapping(_), None) => r.locate(path),
         };
-        Diagnostic::error(&r.file, pos, "invalid-split", format!("invalid split: {}", e.message)).with_hint_opt(e.hint)
+        Diagnostic::error(
+            &r.file,
+            pos,
+            "invalid-split",
+            format!("invalid split: {}", e.message),
+        )
+        .with_hint_opt(e.hint)
     })
 }
 

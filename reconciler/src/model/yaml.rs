@@ -40,7 +40,10 @@ pub struct Node {
 pub enum NodeKind {
     /// A scalar; `plain` scalars are subject to type resolution (`true`, `12`, `null`), quoted
     /// and block scalars are always strings.
-    Scalar { value: String, plain: bool },
+    Scalar {
+        value: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<Entry>),
 }
@@ -157,6 +160,9 @@ impl<'a> Builder<'a> {
                     col: e.marker().col() as u32 + 1,
                 };
                 let info = e.info().to_string();
+                if info.contains("recursion limit") {
+                    return Err(too_deep(pos));
+                }
                 let err = YamlError::new(pos, format!("invalid YAML: {info}"));
                 Err(if info.contains("tab") {
                     err.hint("indent with spaces: YAML does not allow tabs for indentation")
@@ -164,7 +170,10 @@ impl<'a> Builder<'a> {
                     err
                 })
             }
-            None => Err(YamlError::new(Pos::default(), "unexpected end of YAML stream")),
+            None => Err(YamlError::new(
+                Pos::default(),
+                "unexpected end of YAML stream",
+            )),
         }
     }
 
@@ -208,11 +217,7 @@ impl<'a> Builder<'a> {
     fn node(&mut self, ev: Event<'a>, span: Span, depth: usize) -> Result<Node, YamlError> {
         let pos = Pos::of(&span);
         if depth > MAX_DEPTH {
-            return Err(YamlError::new(
-                pos,
-                format!("nesting deeper than {MAX_DEPTH} levels"),
-            )
-            .hint("Cascade resources nest a few levels; this input looks generated or hostile"));
+            return Err(too_deep(pos));
         }
         let (node, anchor) = match ev {
             Event::Scalar(value, style, anchor, tag) => {
@@ -265,11 +270,14 @@ impl<'a> Builder<'a> {
                         }
                     };
                     if let Some(first) = entries.iter().find(|e| e.key == key) {
-                        return Err(YamlError::new(key_node.pos, format!("duplicate key `{key}`"))
-                            .hint(format!(
-                                "`{key}` is already set at line {}, column {}; keep one",
-                                first.key_pos.line, first.key_pos.col
-                            )));
+                        return Err(
+                            YamlError::new(key_node.pos, format!("duplicate key `{key}`")).hint(
+                                format!(
+                                    "`{key}` is already set at line {}, column {}; keep one",
+                                    first.key_pos.line, first.key_pos.col
+                                ),
+                            ),
+                        );
                     }
                     let (ev, span) = self.next()?;
                     let value = self.node(ev, span, depth + 1)?;
@@ -283,16 +291,19 @@ impl<'a> Builder<'a> {
                 (Node { pos, kind }, anchor)
             }
             Event::Alias(id) => {
-                let target = self.anchors.get(&id).ok_or_else(|| {
-                    YamlError::new(pos, "alias refers to an unknown anchor")
-                })?;
+                let target = self
+                    .anchors
+                    .get(&id)
+                    .ok_or_else(|| YamlError::new(pos, "alias refers to an unknown anchor"))?;
                 self.alias_nodes += count_nodes(target);
                 if self.alias_nodes > MAX_ALIAS_NODES {
                     return Err(YamlError::new(
                         pos,
                         format!("aliases expand to more than {MAX_ALIAS_NODES} nodes"),
                     )
-                    .hint("this looks like an alias bomb; write the values out or use fewer aliases"));
+                    .hint(
+                        "this looks like an alias bomb; write the values out or use fewer aliases",
+                    ));
                 }
                 let mut copy = target.clone();
                 copy.pos = pos;
@@ -307,15 +318,21 @@ impl<'a> Builder<'a> {
     }
 }
 
+fn too_deep(pos: Pos) -> YamlError {
+    YamlError::new(pos, format!("nesting deeper than {MAX_DEPTH} levels"))
+        .hint("Cascade resources nest a few levels; this input looks generated or hostile")
+}
+
 fn check_tag(tag: &saphyr_parser::Tag, pos: Pos) -> Result<(), YamlError> {
     const CORE: [&str; 7] = ["str", "int", "float", "bool", "null", "map", "seq"];
     if tag.handle == "!!" && CORE.contains(&tag.suffix.as_str()) {
         return Ok(());
     }
-    Err(
-        YamlError::new(pos, format!("unsupported tag `{}{}`", tag.handle, tag.suffix))
-            .hint("Cascade resources use plain YAML; only the core tags (!!str, !!int, ...) are accepted"),
+    Err(YamlError::new(
+        pos,
+        format!("unsupported tag `{}{}`", tag.handle, tag.suffix),
     )
+    .hint("Cascade resources use plain YAML; only the core tags (!!str, !!int, ...) are accepted"))
 }
 
 fn count_nodes(node: &Node) -> usize {

@@ -33,7 +33,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
         }
         if entry.file_type()?.is_dir() {
             walk(&path, out)?;
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
             out.push(path);
         }
     }
@@ -49,9 +52,15 @@ fn read_one(path: &Path) -> io::Result<SourceFile> {
 }
 
 fn display_path(path: &Path) -> String {
-    path.strip_prefix("./").unwrap_or(path).display().to_string()
+    path.strip_prefix("./")
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 fn annotate(e: io::Error, path: &Path) -> io::Error {
-    io::Error::new(e.kind(), format!("failed to read `{}`: {e}", path.display()))
+    io::Error::new(
+        e.kind(),
+        format!("failed to read `{}`: {e}", path.display()),
+    )
 }

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit, property and end-to-end tests, and the
+# examples checked by an independent JSON Schema validator. Installs what it needs.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+export INSTA_UPDATE=no
+
+bash scripts/install-test-tools.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "== cargo nextest"
+cargo nextest run --workspace --no-fail-fast
+
+echo "== check-jsonschema over the examples"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+mapfile -t example_files < <(find examples -name '*.yaml' | sort)
+.tools/venv/bin/python scripts/split-yaml-docs.py "$tmp/docs" "${example_files[@]}"
+.tools/venv/bin/check-jsonschema --schemafile schemas/resource.json "$tmp"/docs/*.json

@@ -1,0 +1,173 @@
+//! `cascade validate` over the examples, the invalid corpus and hostile input.
+
+use std::fs;
+use std::time::Instant;
+
+use crate::support::{cascade, root, text};
+
+#[test]
+fn examples_validate() {
+    for path in [
+        "examples",
+        "examples/eve_mc",
+        "examples/eve_noise",
+        "examples/particle_scan",
+    ] {
+        let out = cascade(&["validate", path]);
+        assert!(out.status.success(), "{path}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).starts_with("ok: "),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+    let out = cascade(&["validate", "examples/eve_mc"]);
+    assert_eq!(
+        text(&out.stdout),
+        "ok: 10 resources (1 LoginSetup, 3 JobTypes, 1 Campaign, 5 CampaignStages)\n"
+    );
+}
+
+/// Every file of tests/invalid fails with exactly the located message in its `.stderr`.
+#[test]
+fn invalid_corpus_gives_expected_messages() {
+    let dir = root().join("tests/invalid");
+    let mut cases: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 25, "corpus has {} cases", cases.len());
+    let mut failures = Vec::new();
+    for case in &cases {
+        let rel = case
+            .strip_prefix(root())
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let expected = fs::read_to_string(case.with_extension("stderr"))
+            .unwrap_or_else(|_| panic!("{rel} has no .stderr file"));
+        let out = cascade(&["validate", "tests/fixtures/base.yaml", &rel]);
+        let stderr = text(&out.stderr);
+        if out.status.code() != Some(1) || stderr != expected {
+            failures.push(format!(
+                "{rel}: exit {:?}\n--- expected\n{expected}--- got\n{stderr}",
+                out.status.code()
+            ));
+        }
+        // Each message names the file, line and column.
+        assert!(stderr.starts_with(&format!("{rel}:")), "{stderr}");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// All errors of a set are reported at once, not just the first.
+#[test]
+fn reports_every_error_not_just_the_first() {
+    let out = cascade(&[
+        "validate",
+        "tests/fixtures/base.yaml",
+        "tests/invalid/unknown-field.yaml",
+        "tests/invalid/percent-range.yaml",
+        "tests/invalid/template-stray-percent.yaml",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    // The three files each define stage `s1`: the later two are also duplicates.
+    for needle in [
+        "unknown field `completon`",
+        "duplicate CampaignStage `s1`",
+        "error(s) in 4 file(s)",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in\n{stderr}");
+    }
+}
+
+#[test]
+fn warnings_do_not_fail() {
+    let dir = tempdir("warn");
+    fs::write(
+        dir.join("w.yaml"),
+        "apiVersion: cascade.dev/v1alpha1\nkind: JobType\nmetadata: {name: quiet, namespace: exp}\nspec: {launchScript: run}\n---\napiVersion: cascade.dev/v1alpha1\nkind: CampaignStage\nmetadata: {name: lonely, namespace: exp}\nspec: {campaign: camp, jobType: quiet}\n",
+    )
+    .unwrap();
+    let w = dir.join("w.yaml");
+    let out = cascade(&["validate", "tests/fixtures/base.yaml", w.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("warning[no-outputs]: stage `lonely` has no dependents"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// A 50 MB file is refused from its size, quickly, with one located error.
+#[test]
+fn huge_file_is_refused() {
+    let dir = tempdir("huge");
+    let path = dir.join("huge.yaml");
+    let line = "# padding padding padding padding padding padding padding padding padding\n";
+    fs::write(&path, line.repeat(50 * 1024 * 1024 / line.len())).unwrap();
+    let started = Instant::now();
+    let out = cascade(&["validate", path.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains(
+            ":1:1: error[file-too-large]: file is 50.0 MiB, larger than the 16 MiB limit"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().filter(|l| l.contains("error[")).count(), 1);
+    eprintln!("50 MB file refused in {:?}", started.elapsed());
+}
+
+#[test]
+fn missing_path_is_an_io_failure() {
+    let out = cascade(&["validate", "no/such/dir"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("failed to read `no/such/dir`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// The checked-in schemas validate against the examples with an independent validator; here
+/// we only check the generator is the one that wrote them (the test script runs
+/// check-jsonschema).
+#[test]
+fn generated_artefacts_are_checked_in() {
+    let dir = tempdir("gen");
+    let out = cascade(&["schema", "--out", dir.join("schemas").to_str().unwrap()]);
+    assert!(out.status.success());
+    let out = cascade(&["crd", "--out", dir.join("crds").to_str().unwrap()]);
+    assert!(out.status.success());
+    for (generated, checked_in) in [("schemas", "schemas"), ("crds", "charts/cascade/crds")] {
+        let mut names: Vec<_> = fs::read_dir(dir.join(generated))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert!(!names.is_empty());
+        for name in names {
+            let new = fs::read_to_string(dir.join(generated).join(&name)).unwrap();
+            let old = fs::read_to_string(root().join(checked_in).join(&name)).unwrap_or_default();
+            assert!(
+                new == old,
+                "{checked_in}/{} differs from what the code generates: run `cargo run -- {} --out {checked_in}`",
+                name.to_string_lossy(),
+                if generated == "crds" { "crd" } else { "schema" }
+            );
+        }
+    }
+}
+
+pub fn tempdir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("cascade-e2e-{tag}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
