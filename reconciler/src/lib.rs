@@ -7,3 +7,4 @@ pub mod cli;
 pub mod launch;
 pub mod model;
 pub mod source;
+pub mod split;
