@@ -1,0 +1,178 @@
+//! The reference's §2.4 vectors, character for character, and hostile values.
+
+use super::*;
+use crate::model::{SourceFile, load_and_validate};
+
+/// The §2.4 set-up: job type `fife_launch -c gen.cfg` with three parameters; stage overrides
+/// using `%(dataset)s`, `%(version)s` and the keyword `fred`.
+fn graph(host: &str, keyword: &str) -> DesiredGraph {
+    let yaml = format!(
+        r#"
+apiVersion: cascade.dev/v1alpha1
+kind: LoginSetup
+metadata: {{name: ls, namespace: exp}}
+spec: {{host: "{host}", account: prod, setup: "source /opt/%(experiment)s/setup.sh"}}
+---
+apiVersion: cascade.dev/v1alpha1
+kind: JobType
+metadata: {{name: jt, namespace: exp}}
+spec:
+  launchScript: fife_launch -c gen.cfg
+  parameters: [["--stage=", "gen"], ["-Osubmit.N=", "5"], ["-Oglobal.release=", "v0"]]
+  outputFilePatterns: ["%.root"]
+---
+apiVersion: cascade.dev/v1alpha1
+kind: Campaign
+metadata: {{name: camp, namespace: exp}}
+spec:
+  keywords: {{fred: '{keyword}'}}
+  defaults:
+    parameterOverrides: [["-Oglobal.site=", "FNAL"]]
+---
+apiVersion: cascade.dev/v1alpha1
+kind: CampaignStage
+metadata: {{name: gen, namespace: exp}}
+spec:
+  campaign: camp
+  loginSetup: ls
+  jobType: jt
+  softwareVersion: v1_1
+  mergeDefaultOverrides: true
+  parameterOverrides:
+    - ["-Oglobal.sam_dataset=", "%(dataset)s"]
+    - ["-Oglobal.release=", "%(version)s"]
+    - ["-Ojob_output.dest=", "'%%(global.outdir)s/%(fred)s'"]
+  testParameterOverrides: [["-Osubmit.N=", "1"]]
+"#
+    );
+    let (_, v) = load_and_validate(&[SourceFile {
+        path: "t.yaml".into(),
+        bytes: yaml.into_bytes(),
+    }]);
+    v.graph.unwrap_or_else(|| panic!("{:?}", v.diagnostics))
+}
+
+fn launch(g: &DesiredGraph, dataset: &str, test: bool, merge: bool, explicit: &[Param]) -> Launch {
+    let mut stage = g.stages[0].clone();
+    stage.merge_default_overrides = merge;
+    let req = LaunchRequest {
+        stage: &stage,
+        dataset: Some(dataset),
+        submission_id: "42",
+        parent_submission_id: None,
+        test,
+        explicit_overrides: explicit,
+        experimenter: "alice",
+    };
+    compose(g, &req).unwrap()
+}
+
+#[test]
+fn normal_launch_matches_reference() {
+    let g = graph("localhost", "kw_fred");
+    assert_eq!(
+        launch(&g, "ds_A", false, false, &[]).command,
+        "fife_launch -c gen.cfg --stage=gen -Osubmit.N=5 -Oglobal.release=v1_1 -Oglobal.sam_dataset=ds_A -Ojob_output.dest='%(global.outdir)s/kw_fred'"
+    );
+}
+
+#[test]
+fn test_launch_with_merged_defaults_matches_reference() {
+    let g = graph("localhost", "kw_fred");
+    assert_eq!(
+        launch(&g, "ds_A", true, true, &[]).command,
+        "fife_launch -c gen.cfg --stage=gen -Osubmit.N=1 -Oglobal.release=v1_1 -Oglobal.site=FNAL -Oglobal.sam_dataset=ds_A -Ojob_output.dest='%(global.outdir)s/kw_fred'"
+    );
+}
+
+#[test]
+fn recovery_overrides_beat_test_overrides() {
+    let g = graph("localhost", "kw_fred");
+    let recovery = [
+        Param::new("-Osubmit.memory=", "4000MB"),
+        Param::new("-Osubmit.N=", "20"),
+    ];
+    assert_eq!(
+        launch(&g, "ds_A", true, true, &recovery).command,
+        "fife_launch -c gen.cfg --stage=gen -Osubmit.N=20 -Oglobal.release=v1_1 -Oglobal.site=FNAL -Oglobal.sam_dataset=ds_A -Ojob_output.dest='%(global.outdir)s/kw_fred' -Osubmit.memory=4000MB"
+    );
+}
+
+#[test]
+fn local_launch_runs_setup_then_command_in_sh() {
+    let g = graph("localhost", "kw_fred");
+    let l = launch(&g, "ds_A", false, false, &[]);
+    assert_eq!(l.argv[..2], ["/bin/sh".to_string(), "-c".to_string()]);
+    assert!(l.argv[2].starts_with("source /opt/exp/setup.sh\nfife_launch"));
+    assert!(l.env.contains(&("POMS4_SUBMISSION_ID".into(), "42".into())));
+    assert!(
+        l.env
+            .contains(&("POMS_CAMPAIGN_NAME".into(), "camp__gen".into()))
+    );
+    assert!(
+        l.env
+            .contains(&("POMS4_TEST_LAUNCH".into(), "False".into()))
+    );
+}
+
+#[test]
+fn remote_launch_goes_through_ssh_with_exports() {
+    let g = graph("%(experiment)sgpvm01.example.org", "kw_fred");
+    let l = launch(&g, "ds_A", false, false, &[]);
+    assert_eq!(
+        l.argv[..4],
+        ["ssh", "-o", "BatchMode=yes", "prod@expgpvm01.example.org"].map(String::from)
+    );
+    assert!(l.argv[4].contains("export POMS_TASK_ID=42\n"));
+    assert!(
+        l.display
+            .starts_with("ssh prod@expgpvm01.example.org 'source /opt/exp/setup.sh; fife_launch"),
+        "{}",
+        l.display
+    );
+}
+
+/// Runs the composed command's argument list through a real shell and returns the words it
+/// sees, to prove a hostile value stays one literal word.
+fn words_seen_by_shell(command: &str) -> Vec<String> {
+    let script = command.replacen("fife_launch -c gen.cfg", "printf '%s\\0'", 1);
+    let out = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{script}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split('\0')
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn hostile_values_cannot_inject_shell() {
+    for hostile in [
+        "a; touch /tmp/pwned",
+        "$(touch /tmp/pwned)",
+        "`id`",
+        "it's \"quoted\"",
+        "two\nlines",
+        "100%",
+        "$HOME",
+    ] {
+        // As a dataset (unquoted context) and as a keyword inside the author's single quotes.
+        let g = graph("localhost", &hostile.replace('\'', "''").replace('\n', " "));
+        let l = launch(&g, hostile, false, false, &[]);
+        let words = words_seen_by_shell(&l.command);
+        assert!(
+            words.contains(&format!("-Oglobal.sam_dataset={hostile}")),
+            "{hostile:?}: {words:?}"
+        );
+        let kw = hostile.replace('\n', " ");
+        assert!(
+            words.contains(&format!("-Ojob_output.dest=%(global.outdir)s/{kw}")),
+            "{hostile:?}: {words:?}"
+        );
+    }
+    assert!(!std::path::Path::new("/tmp/pwned").exists());
+}
