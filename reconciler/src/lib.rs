@@ -6,5 +6,6 @@
 pub mod cli;
 pub mod launch;
 pub mod model;
+pub mod plan;
 pub mod source;
 pub mod split;

@@ -1,5 +1,6 @@
 //! End-to-end tests: they run the built `cascade` binary as a user would, from the
 //! repository root, and check its exit status and output.
 
+mod plan;
 mod support;
 mod validate;

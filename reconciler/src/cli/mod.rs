@@ -4,6 +4,7 @@
 //! (IO, internal).
 
 pub mod generate;
+pub mod plan;
 pub mod validate;
 
 use std::process::ExitCode;
@@ -26,6 +27,9 @@ pub struct Cli {
 pub enum Command {
     /// Check campaign definitions: every error, located, and warnings
     Validate(validate::Args),
+    /// Show what a first reconcile would launch, with exact command lines, and why the other
+    /// stages wait
+    Plan(plan::Args),
     /// Write one JSON Schema per kind
     Schema(generate::SchemaArgs),
     /// Write the CustomResourceDefinitions
@@ -52,6 +56,7 @@ impl From<Exit> for ExitCode {
 pub fn run(cli: Cli) -> Exit {
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::Plan(args) => plan::run(&args),
         Command::Schema(args) => generate::schema(&args),
         Command::Crd(args) => generate::crd(&args),
     };
