@@ -199,18 +199,12 @@ pub fn next(
                 .filter(|f| !seen.contains(&f.name) && f.run == Some((run, subrun)))
                 .collect();
             let tag = format!("{run}.{subrun:04}");
-            let minus = if seen.is_empty() {
-                String::new()
-            } else {
-                format!(" minus snapshot_id {}", seen.len())
-            };
-            let mut next_seen = seen.clone();
-            next_seen.extend(chosen.iter().map(|f| f.name.clone()));
+            let (minus, cursor) = deliver(&seen, &chosen);
             slice(
                 format!("{d}_slice_{}_run_{tag}", seen.len()),
                 format!("defname: {d}{minus} and run_number {tag}"),
                 names(&chosen),
-                Cursor::Delivered(next_seen),
+                cursor,
             )
         }
         SplitPolicy::Drainingn { n } | SplitPolicy::Stagedfiles { n } => {
@@ -228,22 +222,29 @@ pub fn next(
             } else {
                 format!("defname: {d}")
             };
-            let minus = if seen.is_empty() {
-                String::new()
-            } else {
-                format!(" minus snapshot_id {}", seen.len())
-            };
-            let mut next_seen = seen.clone();
-            next_seen.extend(chosen.iter().map(|f| f.name.clone()));
+            let (minus, cursor) = deliver(&seen, &chosen);
             slice(
                 format!("{d}_slice_{}_stage_{n}", seen.len()),
                 format!("{base}{minus} with limit {n}"),
                 names(&chosen),
-                Cursor::Delivered(next_seen),
+                cursor,
             )
         }
         SplitPolicy::New(w) => new_window(d, w, cursor, files, now),
     }
+}
+
+/// Snapshot bookkeeping of the cumulative-delivery policies: the `minus snapshot_id` clause
+/// of the query and the cursor after delivering `chosen`.
+fn deliver(seen: &BTreeSet<String>, chosen: &[&FileFact]) -> (String, Cursor) {
+    let minus = if seen.is_empty() {
+        String::new()
+    } else {
+        format!(" minus snapshot_id {}", seen.len())
+    };
+    let mut next = seen.clone();
+    next.extend(chosen.iter().map(|f| f.name.clone()));
+    (minus, Cursor::Delivered(next))
 }
 
 /// The `index`-th combination, the first list varying fastest, values joined with `_`.
