@@ -14,6 +14,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+echo "== cargo build (the end-to-end tests drive the built binary)"
+cargo build --workspace --bins --quiet
+
 echo "== cargo nextest"
 cargo nextest run --workspace --no-fail-fast
 

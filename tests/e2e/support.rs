@@ -21,7 +21,7 @@ pub fn cascade_bin() -> PathBuf {
     let bin = dir.join(format!("cascade{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.exists(),
-        "{} not built: run the tests with `cargo nextest run --workspace`",
+        "{} not built: build it first with `cargo build --workspace --bins` (scripts/test.sh does)",
         bin.display()
     );
     bin
