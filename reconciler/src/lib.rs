@@ -3,9 +3,13 @@
 //! The pipeline: a source gives `(path, bytes)` pairs; [`model`] loads and validates them into
 //! a [`model::DesiredGraph`] (pure); the planner decides; the shell executes.
 
+pub mod batch;
+pub mod catalog;
 pub mod cli;
 pub mod launch;
+pub mod ledger;
 pub mod model;
 pub mod plan;
+pub mod runtime;
 pub mod source;
 pub mod split;

@@ -8,20 +8,25 @@ fn eve_mc_plan_shows_first_command_and_four_waiting_stages() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.starts_with("First reconcile of 5 stage(s): 1 launch(es), 4 waiting\n"),
+        stdout.starts_with("First reconcile of 5 stage(s): 1 launch(es), 0 other action(s)\n"),
         "{stdout}"
     );
     assert!(stdout.contains(
-        "eve/mc-gen: launch submission mc-gen-s0\n  command: cascade submit --jobs 4 -- sh bin/eve.sh --stage=gen --events=100 --release=v1_2\n"
+        "eve/mc-gen: launch submission eve.mc-gen.1 (slice 0)\n  command: cascade submit --jobs 4 -- sh ../bin/eve.sh --stage=gen --events=100 --release=v1_2\n"
     ), "{stdout}");
+    assert!(
+        stdout.contains(
+            "eve/mc-g4: waiting for stage `mc-gen`: 0 of 1 submissions located, needs 100%\n"
+        ),
+        "{stdout}"
+    );
     for (stage, upstream, pattern) in [
-        ("mc-g4", "mc-gen", "%.gen.root"),
         ("mc-detsim", "mc-g4", "%.g4.root"),
         ("mc-reco", "mc-detsim", "%.detsim.root"),
         ("mc-ana", "mc-reco", "%.reco.root"),
     ] {
         let line = format!(
-            "eve/{stage}: waiting for stage `{upstream}`: 0 submissions located yet; each located submission launches this stage over its `{pattern}` outputs\n"
+            "eve/{stage}: waiting for stage `{upstream}`: not started; each of its located submissions launches this stage over its `{pattern}` outputs\n"
         );
         assert!(stdout.contains(&line), "missing {line:?} in\n{stdout}");
     }
@@ -39,15 +44,17 @@ fn plan_json_is_machine_readable() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(plan[0]["action"], "launch");
-    assert_eq!(plan[0]["slice"], "electron_1GeV");
+    let launch = &plan["actions"][0];
+    assert_eq!(launch["action"], "launch");
+    assert_eq!(launch["dataset"], "electron_1GeV");
     assert!(
-        plan[0]["command"]
+        launch["launch"]["command"]
             .as_str()
             .unwrap()
             .contains("--particle=electron_1GeV")
     );
-    assert_eq!(plan[1]["action"], "wait");
+    assert_eq!(plan["stages"][1]["state"], "waiting");
+    assert_eq!(plan["campaigns"][0]["progress"], 0.0);
 }
 
 #[test]

@@ -3,8 +3,11 @@
 //! Exit codes: 0 success; 1 user input rejected (validation errors); 2 unexpected failure
 //! (IO, internal).
 
+pub mod batch;
+pub mod catalog;
 pub mod generate;
 pub mod plan;
+pub mod run;
 pub mod validate;
 
 use std::process::ExitCode;
@@ -16,7 +19,7 @@ use clap::{Parser, Subcommand};
     name = "cascade",
     version,
     about = "Declarative production campaigns: validate, plan and run campaign definitions",
-    after_help = "Exit status: 0 success, 1 input rejected (validation errors), 2 unexpected failure."
+    after_help = "Exit status: 0 success, 1 input rejected (validation errors), 2 unexpected failure, 3 a stage failed (`run`)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -34,6 +37,31 @@ pub enum Command {
     Schema(generate::SchemaArgs),
     /// Write the CustomResourceDefinitions
     Crd(generate::CrdArgs),
+    /// Run the controller in the foreground until every stage has settled
+    Run(run::RunArgs),
+    /// Show the stage table and the submissions (also while `run` is going)
+    Status(run::StatusArgs),
+    /// Say why a stage is where it is, with its submissions and their history
+    Explain(run::ExplainArgs),
+    /// Submit jobs to the local batch system (what launch scripts call); prints the job id
+    Submit(batch::SubmitArgs),
+    /// List the local batch system's jobs
+    Q(batch::QueueArgs),
+    /// Hold jobs (running ones are stopped)
+    Hold(batch::ControlArgs),
+    /// Release held jobs
+    Release(batch::ControlArgs),
+    /// Remove jobs (running ones are killed)
+    Rm(batch::ControlArgs),
+    /// The catalog: files, definitions, snapshots
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
+    /// The local batch system's daemon (started on demand)
+    #[command(hide = true)]
+    Batchd(batch::DaemonArgs),
+    /// Run one job of the local batch system (started by the daemon)
+    #[command(hide = true)]
+    RunJob(batch::RunJobArgs),
 }
 
 /// Exit statuses by error class.
@@ -41,6 +69,7 @@ pub enum Exit {
     Ok,
     Rejected,
     Failed,
+    StageFailed,
 }
 
 impl From<Exit> for ExitCode {
@@ -49,6 +78,7 @@ impl From<Exit> for ExitCode {
             Exit::Ok => ExitCode::SUCCESS,
             Exit::Rejected => ExitCode::from(1),
             Exit::Failed => ExitCode::from(2),
+            Exit::StageFailed => ExitCode::from(3),
         }
     }
 }
@@ -59,6 +89,17 @@ pub fn run(cli: Cli) -> Exit {
         Command::Plan(args) => plan::run(&args),
         Command::Schema(args) => generate::schema(&args),
         Command::Crd(args) => generate::crd(&args),
+        Command::Run(args) => run::run(&args),
+        Command::Status(args) => run::status(&args),
+        Command::Explain(args) => run::explain(&args),
+        Command::Submit(args) => batch::submit(&args),
+        Command::Q(args) => batch::queue(&args),
+        Command::Hold(args) => batch::control(&args, crate::batch::local::Control::Hold),
+        Command::Release(args) => batch::control(&args, crate::batch::local::Control::Release),
+        Command::Rm(args) => batch::control(&args, crate::batch::local::Control::Remove),
+        Command::Catalog(cmd) => catalog::run(&cmd),
+        Command::Batchd(args) => batch::daemon(&args),
+        Command::RunJob(args) => batch::run_job(&args),
     };
     match result {
         Ok(exit) => exit,

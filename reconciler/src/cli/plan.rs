@@ -1,4 +1,4 @@
-//! `cascade plan PATH [--format text|json]`
+//! `cascade plan PATH [--state DIR] [--format text|json]`
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::Exit;
 use super::validate::print_diagnostics;
 use crate::model::load_and_validate;
-use crate::plan::{StagePlan, first_reconcile};
+use crate::plan::{Action, FixedCatalog, Observed, Plan, PlanInput, plan};
 use crate::source::dir::read_paths;
 
 #[derive(clap::Args, Debug)]
@@ -14,6 +14,10 @@ pub struct Args {
     /// Files or directories of YAML resources
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
+    /// State directory of a controller: plan against what it has observed (without it, the
+    /// plan of a first reconcile)
+    #[arg(long)]
+    pub state: Option<PathBuf>,
     /// Output for people (`text`) or machines (`json`)
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
@@ -28,6 +32,13 @@ pub enum Format {
     Json,
 }
 
+pub fn experimenter(given: &Option<String>) -> String {
+    given
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "cascade".into())
+}
+
 pub fn run(args: &Args) -> std::io::Result<Exit> {
     let files = read_paths(&args.paths)?;
     let (_, validated) = load_and_validate(&files);
@@ -36,62 +47,112 @@ pub fn run(args: &Args) -> std::io::Result<Exit> {
         eprintln!("error: the definitions do not validate; nothing to plan");
         return Ok(Exit::Rejected);
     };
-    let experimenter = args
-        .experimenter
-        .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "cascade".into());
-    // No state yet: the plan of a first reconcile, with no catalog facts.
-    let plan = first_reconcile(&graph, &|_| Vec::new(), &experimenter);
+    let experimenter = experimenter(&args.experimenter);
+    let now = chrono::Utc::now().timestamp();
+    let plan = match &args.state {
+        Some(dir) => {
+            let store = match crate::ledger::Ledger::open_existing(dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(Exit::Failed);
+                }
+            };
+            let observed = store.observed().map_err(std::io::Error::other)?;
+            let catalog = store.catalog_view();
+            plan(&PlanInput {
+                graph: &graph,
+                observed: &observed,
+                catalog: &catalog,
+                now,
+                experimenter: &experimenter,
+            })
+        }
+        None => plan(&PlanInput {
+            graph: &graph,
+            observed: &Observed::default(),
+            catalog: &FixedCatalog::default(),
+            now,
+            experimenter: &experimenter,
+        }),
+    };
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Json => {
             serde_json::to_writer_pretty(&mut out, &plan)?;
             writeln!(out)?;
         }
-        Format::Text => {
-            let launches = plan
-                .iter()
-                .filter(|p| matches!(p, StagePlan::Launch { .. }))
-                .count();
-            writeln!(
-                out,
-                "First reconcile of {} stage(s): {launches} launch(es), {} waiting\n",
-                plan.len(),
-                plan.len() - launches
-            )?;
-            for p in &plan {
-                match p {
-                    StagePlan::Launch {
-                        stage,
-                        submission,
-                        slice,
-                        command,
-                        display,
-                        env,
-                        ..
-                    } => {
-                        writeln!(
-                            out,
-                            "{stage}: launch submission {submission}{}",
-                            slice
-                                .as_ref()
-                                .map(|s| format!(" over `{s}`"))
-                                .unwrap_or_default()
-                        )?;
-                        writeln!(out, "  command: {command}")?;
-                        writeln!(out, "  runs:    {display}")?;
-                        let shown: Vec<String> = env
-                            .iter()
-                            .filter(|(k, _)| k.starts_with("CASCADE_"))
-                            .map(|(k, v)| format!("{k}={v}"))
-                            .collect();
-                        writeln!(out, "  env:     {}", shown.join(" "))?;
-                    }
-                    StagePlan::Wait { stage, reason } => writeln!(out, "{stage}: {reason}")?,
-                }
-            }
-        }
+        Format::Text => print_text(&mut out, &plan, args.state.is_none())?,
     }
     Ok(Exit::Ok)
+}
+
+fn print_text(out: &mut impl Write, plan: &Plan, first: bool) -> std::io::Result<()> {
+    let launches = plan.launches().count();
+    writeln!(
+        out,
+        "{} of {} stage(s): {launches} launch(es), {} other action(s)\n",
+        if first {
+            "First reconcile"
+        } else {
+            "Next reconcile"
+        },
+        plan.stages.len(),
+        plan.actions.len() - launches
+    )?;
+    for action in &plan.actions {
+        match action {
+            Action::SetStatus {
+                submission,
+                from,
+                to,
+                reason,
+            } => writeln!(out, "{submission}: {from} -> {to} ({reason})")?,
+            Action::SkipRecovery {
+                original,
+                round,
+                kind,
+                ..
+            } => writeln!(
+                out,
+                "{original}: recovery round {} ({}) has nothing to recover",
+                round + 1,
+                kind.as_str()
+            )?,
+            Action::FirstSeen { .. } | Action::Launch(_) => {}
+        }
+    }
+    for status in &plan.stages {
+        let mine: Vec<_> = plan
+            .launches()
+            .filter(|l| l.stage == status.stage)
+            .collect();
+        if mine.is_empty() {
+            writeln!(out, "{}: {}", status.stage, status.reason)?;
+        }
+        for l in mine {
+            writeln!(
+                out,
+                "{}: launch submission {} ({}){}",
+                l.stage,
+                l.id,
+                l.origin.describe(),
+                l.dataset
+                    .as_ref()
+                    .map(|s| format!(" over `{s}`"))
+                    .unwrap_or_default()
+            )?;
+            writeln!(out, "  command: {}", l.launch.command)?;
+            writeln!(out, "  runs:    {}", l.launch.display)?;
+            let shown: Vec<String> = l
+                .launch
+                .env
+                .iter()
+                .filter(|(k, _)| k.starts_with("CASCADE_"))
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            writeln!(out, "  env:     {}", shown.join(" "))?;
+        }
+    }
+    Ok(())
 }

@@ -25,7 +25,7 @@ pub struct LaunchRequest<'a> {
 }
 
 /// The composed launch.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Launch {
     /// The program and arguments to execute (`sh -c` locally, `ssh` for remote hosts).
     pub argv: Vec<String>,
@@ -115,6 +115,14 @@ fn expand_value(
 ) -> Result<String, ComposeError> {
     let segments = template::parse(text).map_err(|e| ComposeError(format!("in `{text}`: {e}")))?;
     template::render(&segments, keywords).map_err(ComposeError)
+}
+
+/// The stage's software version with the campaign's keywords expanded.
+pub fn stage_version(graph: &DesiredGraph, stage: &Stage) -> String {
+    let campaign = graph.campaign_of(stage);
+    let keyword = |name: &str| campaign.keywords.get(name).cloned();
+    expand_value(&stage.software_version, &keyword)
+        .unwrap_or_else(|_| stage.software_version.clone())
 }
 
 /// POMS's legacy combined name: the stage name, or `<campaign>__<rest>`.

@@ -15,7 +15,9 @@ use cascade_crd::{
 };
 
 /// A resource's identity: namespace (the experiment) and name.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct ObjectKey {
     pub namespace: String,
     pub name: String,

@@ -8,6 +8,8 @@
 
 use std::collections::BTreeSet;
 
+use serde::{Deserialize, Serialize};
+
 use cascade_crd::SplitPolicy;
 use cascade_crd::split::NewWindows;
 use cascade_crd::stage::SplitData;
@@ -23,7 +25,8 @@ pub struct FileFact {
 }
 
 /// Position of a policy in its dataset. Each policy uses one shape; `Start` is "nothing yet".
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Cursor {
     #[default]
     Start,

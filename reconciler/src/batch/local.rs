@@ -1,0 +1,483 @@
+//! The `local` batch system: a small real one in the state database.
+//!
+//! `cascade submit` records a submission's jobs (idle) and makes sure a batch daemon runs.
+//! The daemon (one per state directory, held by a lock file) starts idle jobs under a
+//! concurrency limit, each in a detached runner process (its own process group) that runs the
+//! job's command, then in one transaction records the exit code, marks the job's input files
+//! consumed or failed, and declares the outputs that match the job type's patterns, with the
+//! inputs as parents. Runners outlive the daemon and the controller; a daemon that starts
+//! finds running jobs by pid and re-adopts them.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use crate::catalog::NewFile;
+use crate::catalog::store::declare;
+use crate::ledger::{Ledger, LedgerError, Result, SqlContext, now};
+
+/// Environment a launch passes to `cascade submit` (besides the CASCADE_* of composition).
+pub const ENV_STATE_DIR: &str = "CASCADE_STATE_DIR";
+pub const ENV_OUTPUT_PATTERNS: &str = "CASCADE_OUTPUT_PATTERNS";
+pub const ENV_SLOTS: &str = "CASCADE_LOCAL_SLOTS";
+
+/// How long an idle daemon waits for new jobs before it exits.
+const DAEMON_IDLE: Duration = Duration::from_secs(5);
+const DAEMON_TICK: Duration = Duration::from_millis(50);
+
+#[derive(Clone, Debug, Serialize)]
+pub struct JobRow {
+    pub id: i64,
+    pub submission: String,
+    pub index: i64,
+    pub state: String,
+    pub pid: Option<i64>,
+    pub exit_code: Option<i64>,
+    pub created: i64,
+    pub started: Option<i64>,
+    pub finished: Option<i64>,
+    pub command: String,
+}
+
+pub fn job_dir(state: &Path, submission: &str, index: i64) -> PathBuf {
+    state.join("jobs").join(submission).join(index.to_string())
+}
+
+/// Records `jobs` jobs of `submission` running `argv` in `cwd`; distributes the files of the
+/// submission's project over them (round robin), never more jobs than files when there is a
+/// project. Returns the batch id. Idempotent: a second submit for the same submission adds
+/// nothing and returns the same id.
+pub fn submit(
+    ledger: &mut Ledger,
+    submission: &str,
+    jobs: u32,
+    argv: &[String],
+    cwd: &Path,
+    env: &[(String, String)],
+    patterns: &[String],
+) -> Result<String> {
+    let argv_json = serde_json::to_string(argv).unwrap_or_default();
+    let env_json = serde_json::to_string(env).unwrap_or_default();
+    let patterns_json = serde_json::to_string(patterns).unwrap_or_default();
+    let cwd = cwd.display().to_string();
+    let first = ledger.write(|tx| {
+        let existing: Option<i64> = tx
+            .query_row("SELECT MIN(id) FROM jobs WHERE submission = ?", [submission], |r| r.get(0))
+            .optional()?
+            .flatten();
+        if let Some(id) = existing {
+            return Ok(id);
+        }
+        let files: Vec<i64> = {
+            let mut stmt = tx.prepare("SELECT file FROM project_files WHERE project = ? ORDER BY file")?;
+            stmt.query_map([submission], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+        };
+        let has_project: bool = tx
+            .query_row("SELECT COUNT(*) FROM projects WHERE name = ?", [submission], |r| r.get::<_, i64>(0))?
+            > 0;
+        let n = if has_project { (jobs as usize).min(files.len()) } else { jobs as usize };
+        let t = now();
+        let mut first = 0;
+        for index in 0..n {
+            tx.execute(
+                "INSERT INTO jobs (submission, idx, argv, cwd, env, patterns, state, created) VALUES (?, ?, ?, ?, ?, ?, 'idle', ?)",
+                params![submission, index as i64, argv_json, cwd, env_json, patterns_json, t],
+            )?;
+            let id = tx.last_insert_rowid();
+            if index == 0 {
+                first = id;
+            }
+            for f in files.iter().skip(index).step_by(n) {
+                tx.execute("INSERT INTO job_inputs (job, file) VALUES (?, ?)", params![id, f])?;
+            }
+        }
+        Ok(first)
+    })?;
+    ensure_daemon(&ledger.dir)?;
+    Ok(format!("{first}@local"))
+}
+
+/// Starts a batch daemon for the state directory unless one runs.
+pub fn ensure_daemon(state: &Path) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    use std::os::unix::process::CommandExt;
+    Command::new(exe)
+        .arg("batchd")
+        .arg("--state")
+        .arg(state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()?;
+    Ok(())
+}
+
+fn lock_file(state: &Path) -> Result<File> {
+    Ok(File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(state.join("batchd.lock"))?)
+}
+
+pub fn slots() -> usize {
+    std::env::var(ENV_SLOTS)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
+fn alive(pid: i64) -> bool {
+    // Signal 0 only checks that the process exists.
+    pid > 0 && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
+}
+
+/// The daemon's loop; returns when there has been nothing to do for a while.
+pub fn daemon(state: &Path) -> Result<()> {
+    let lock = lock_file(state)?;
+    if lock.try_lock().is_err() {
+        return Ok(()); // another daemon serves this state directory
+    }
+    let mut ledger = Ledger::open(state)?;
+    let slots = slots();
+    let mut children: Vec<std::process::Child> = Vec::new();
+    let mut idle_since = Instant::now();
+    loop {
+        children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+        let running = adopt(&mut ledger)?;
+        let idle: Vec<i64> = {
+            let mut stmt = ledger
+                .conn
+                .prepare("SELECT id FROM jobs WHERE state = 'idle' ORDER BY id LIMIT ?")
+                .at(&ledger)?;
+            let free = slots.saturating_sub(running) as i64;
+            let rows = stmt.query_map([free], |r| r.get(0)).at(&ledger)?;
+            rows.collect::<rusqlite::Result<_>>().at(&ledger)?
+        };
+        for id in &idle {
+            children.push(start_runner(&mut ledger, *id)?);
+        }
+        if running > 0 || !idle.is_empty() || !children.is_empty() {
+            idle_since = Instant::now();
+        } else if idle_since.elapsed() > DAEMON_IDLE {
+            // Release the lock, then look once more: a submit that found the lock held
+            // relies on us to see its jobs.
+            lock.unlock()?;
+            let waiting = ledger.scalar_i64("SELECT COUNT(*) FROM jobs WHERE state = 'idle'")?;
+            if waiting == 0 || lock.try_lock().is_err() {
+                return Ok(());
+            }
+            idle_since = Instant::now();
+        }
+        std::thread::sleep(DAEMON_TICK);
+    }
+}
+
+/// Running jobs whose runner died without recording an end are failed; returns how many
+/// jobs still run (including held ones, which keep their slot).
+fn adopt(ledger: &mut Ledger) -> Result<usize> {
+    let rows: Vec<(i64, Option<i64>)> = {
+        let mut stmt = ledger
+            .conn
+            .prepare(
+                "SELECT id, pid FROM jobs WHERE state IN ('running', 'held') AND pid IS NOT NULL",
+            )
+            .at(ledger)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .at(ledger)?;
+        rows.collect::<rusqlite::Result<_>>().at(ledger)?
+    };
+    let mut running = 0;
+    for (id, pid) in rows {
+        if pid.is_some_and(alive) {
+            running += 1;
+            continue;
+        }
+        // Re-read inside the transaction: the runner may have just recorded its end.
+        ledger.write(|tx| {
+            tx.execute(
+                "UPDATE jobs SET state = 'failed', finished = ? WHERE id = ? AND state IN ('running', 'held')",
+                params![now(), id],
+            )?;
+            tx.execute(
+                "UPDATE project_files SET status = 'failed', updated = ? WHERE file IN (SELECT file FROM job_inputs WHERE job = ?) AND project = (SELECT submission FROM jobs WHERE id = ?) AND status = 'delivered'",
+                params![now(), id, id],
+            )?;
+            Ok(())
+        })?;
+    }
+    Ok(running)
+}
+
+fn start_runner(ledger: &mut Ledger, id: i64) -> Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe()?;
+    let child = Command::new(exe)
+        .arg("run-job")
+        .arg("--state")
+        .arg(&ledger.dir)
+        .arg(id.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()?;
+    let pid = child.id() as i64;
+    ledger.write(|tx| {
+        tx.execute(
+            "UPDATE jobs SET state = 'running', pid = ?, started = ? WHERE id = ? AND state = 'idle'",
+            params![pid, now(), id],
+        )
+        .map(|_| ())
+    })?;
+    Ok(child)
+}
+
+/// `%` and `_` as in SQL LIKE (and SAM): any run of characters, any one character.
+pub fn like(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some(('%', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
+            Some(('_', rest)) => !n.is_empty() && go(rest, &n[1..]),
+            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n)
+}
+
+/// Adler-32 of a file: cheap, and enough to tell copies apart in a catalog listing.
+fn checksum(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = File::open(path)?;
+    let (mut a, mut b) = (1u32, 0u32);
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        for &byte in &buf[..n] {
+            a = (a + u32::from(byte)) % 65_521;
+            b = (b + a) % 65_521;
+        }
+    }
+    Ok(format!("adler32:{:08x}", (b << 16) | a))
+}
+
+/// Runs one job to its end and records it (the runner process).
+pub fn run_job(state: &Path, id: i64) -> Result<i32> {
+    let mut ledger = Ledger::open(state)?;
+    let row = ledger
+        .conn
+        .query_row(
+            "SELECT submission, idx, argv, cwd, env, patterns FROM jobs WHERE id = ?",
+            [id],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            },
+        )
+        .optional()
+        .at(&ledger)?
+        .ok_or_else(|| LedgerError::Invalid(format!("no job {id}")))?;
+    let (submission, index, argv, cwd, env, patterns) = row;
+    let argv: Vec<String> = serde_json::from_str(&argv).unwrap_or_default();
+    let env: Vec<(String, String)> = serde_json::from_str(&env).unwrap_or_default();
+    let patterns: Vec<String> = serde_json::from_str(&patterns).unwrap_or_default();
+    let inputs: Vec<(String, String)> = {
+        let mut stmt = ledger
+            .conn
+            .prepare("SELECT f.name, f.location FROM job_inputs j JOIN files f ON f.id = j.file WHERE j.job = ? ORDER BY f.id")
+            .at(&ledger)?;
+        let rows = stmt
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .at(&ledger)?;
+        rows.collect::<rusqlite::Result<_>>().at(&ledger)?
+    };
+    let dir = job_dir(state, &submission, index);
+    std::fs::create_dir_all(&dir)?;
+    let log = File::create(dir.join("job.log"))?;
+    let input_paths: Vec<String> = inputs
+        .iter()
+        .map(|(name, location)| Path::new(location).join(name).display().to_string())
+        .collect();
+    let code = match argv.split_first() {
+        None => 127,
+        Some((program, args)) => Command::new(program)
+            .args(args)
+            .current_dir(&cwd)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("CASCADE_JOB_ID", id.to_string())
+            .env("CASCADE_JOB_INDEX", index.to_string())
+            .env("CASCADE_SUBMISSION_ID", &submission)
+            .env("CASCADE_INPUT_FILES", input_paths.join("\n"))
+            .env("CASCADE_OUTPUT_DIR", &dir)
+            .env(ENV_STATE_DIR, state)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .status()
+            .map(|s| s.code().unwrap_or(128))
+            .unwrap_or(127),
+    };
+    let meta = |key: &str| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let mut outputs = Vec::new();
+    if code == 0 {
+        let mut names: Vec<_> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| patterns.iter().any(|p| like(p, n)))
+            .collect();
+        names.sort();
+        for name in names {
+            let path = dir.join(&name);
+            let mut metadata = vec![
+                ("submission".to_string(), submission.clone()),
+                ("job".to_string(), id.to_string()),
+            ];
+            if let (Some(ns), Some(stage)) = (meta("CASCADE_NAMESPACE"), meta("CASCADE_STAGE")) {
+                metadata.push(("stage".into(), format!("{ns}/{stage}")));
+            }
+            if let Some(v) = meta("CASCADE_SOFTWARE_VERSION") {
+                metadata.push(("version".into(), v));
+            }
+            outputs.push(NewFile {
+                size: std::fs::metadata(&path)?.len() as i64,
+                checksum: checksum(&path)?,
+                location: dir.display().to_string(),
+                metadata,
+                parents: inputs.iter().map(|(n, _)| n.clone()).collect(),
+                name,
+            });
+        }
+    }
+    let file_status = if code == 0 { "consumed" } else { "failed" };
+    ledger.write(|tx| {
+        declare(tx, &outputs)?;
+        tx.execute(
+            "UPDATE project_files SET status = ?, updated = ? WHERE project = ? AND file IN (SELECT file FROM job_inputs WHERE job = ?)",
+            params![file_status, now(), submission, id],
+        )?;
+        tx.execute(
+            "UPDATE jobs SET state = ?, exit_code = ?, finished = ? WHERE id = ? AND state IN ('running', 'held', 'idle')",
+            params![if code == 0 { "succeeded" } else { "failed" }, code, now(), id],
+        )?;
+        Ok(())
+    })?;
+    Ok(code)
+}
+
+pub fn jobs(ledger: &Ledger, submission: Option<&str>) -> Result<Vec<JobRow>> {
+    let mut stmt = ledger
+        .conn
+        .prepare("SELECT id, submission, idx, state, pid, exit_code, created, started, finished, argv FROM jobs WHERE ?1 IS NULL OR submission = ?1 ORDER BY id")
+        .at(ledger)?;
+    let rows = stmt
+        .query_map([submission], |r| {
+            let argv: String = r.get(9)?;
+            let argv: Vec<String> = serde_json::from_str(&argv).unwrap_or_default();
+            Ok(JobRow {
+                id: r.get(0)?,
+                submission: r.get(1)?,
+                index: r.get(2)?,
+                state: r.get(3)?,
+                pid: r.get(4)?,
+                exit_code: r.get(5)?,
+                created: r.get(6)?,
+                started: r.get(7)?,
+                finished: r.get(8)?,
+                command: argv.join(" "),
+            })
+        })
+        .at(ledger)?;
+    rows.collect::<rusqlite::Result<_>>().at(ledger)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    Hold,
+    Release,
+    Remove,
+}
+
+/// Holds, releases or removes jobs (by job id, submission id or `all`); returns how many
+/// changed. Running jobs are stopped and continued with their whole process group.
+pub fn control(ledger: &mut Ledger, target: &str, action: Control) -> Result<usize> {
+    let matching: Vec<JobRow> = jobs(ledger, None)?
+        .into_iter()
+        .filter(|j| {
+            target == "all"
+                || j.submission == target
+                || j.id.to_string() == target
+                || format!("{}@local", j.id) == target
+        })
+        .collect();
+    let mut changed = 0;
+    for j in matching {
+        let signal = |sig| {
+            if let Some(pid) = j.pid.filter(|p| alive(*p)) {
+                unsafe { libc::kill(-(pid as libc::pid_t), sig) };
+            }
+        };
+        let next = match (action, j.state.as_str()) {
+            (Control::Hold, "idle") => Some("held"),
+            (Control::Hold, "running") => {
+                signal(libc::SIGSTOP);
+                Some("held")
+            }
+            (Control::Release, "held") if j.pid.is_some() => {
+                signal(libc::SIGCONT);
+                Some("running")
+            }
+            (Control::Release, "held") => Some("idle"),
+            (Control::Remove, "idle" | "held" | "running") => Some("removed"),
+            _ => None,
+        };
+        let Some(next) = next else { continue };
+        let n = ledger.write(|tx| {
+            tx.execute(
+                "UPDATE jobs SET state = ?, finished = CASE WHEN ? = 'removed' THEN ? ELSE finished END WHERE id = ? AND state = ?",
+                params![next, next, now(), j.id, j.state],
+            )
+        })?;
+        if n > 0 && action == Control::Remove {
+            signal(libc::SIGCONT);
+            signal(libc::SIGKILL);
+        }
+        changed += n;
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like;
+
+    #[test]
+    fn like_patterns_as_in_sam() {
+        assert!(like("%.gen.root", "eve_1.gen.root"));
+        assert!(!like("%.gen.root", "eve_1.g4.root"));
+        assert!(like(
+            "eve_%_?.root".replace('?', "_").as_str(),
+            "eve_a_b.root"
+        ));
+        assert!(like("%", ""));
+        assert!(!like("_", ""));
+    }
+}

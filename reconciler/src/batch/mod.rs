@@ -1,0 +1,3 @@
+//! Batch systems: where a submission's jobs run and how they are observed and controlled.
+
+pub mod local;

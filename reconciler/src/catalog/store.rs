@@ -1,0 +1,331 @@
+//! The embedded catalog, in the state database: files with metadata, parentage and
+//! locations; definitions (named queries); snapshots; projects with per-file status.
+
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use serde::Serialize;
+
+use super::query::{QueryError, parse};
+use super::sql::{Value, compile};
+use crate::ledger::{Ledger, LedgerError, Result, SqlContext, now};
+use crate::plan::CatalogView;
+use crate::split::FileFact;
+
+/// A file to declare.
+#[derive(Clone, Debug, Default)]
+pub struct NewFile {
+    pub name: String,
+    pub size: i64,
+    pub checksum: String,
+    pub location: String,
+    pub metadata: Vec<(String, String)>,
+    pub parents: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FileInfo {
+    pub name: String,
+    pub size: i64,
+    pub checksum: String,
+    pub location: String,
+    pub created: i64,
+    pub metadata: Vec<(String, String)>,
+    pub parents: Vec<String>,
+    pub children: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("{0}")]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+fn definition(conn: &Connection, name: &str) -> Option<String> {
+    conn.query_row(
+        "SELECT query FROM definitions WHERE name = ?",
+        [name],
+        |r| r.get(0),
+    )
+    .optional()
+    .ok()
+    .flatten()
+}
+
+/// The ids of the files a query selects, in catalog order. A bare name that is a definition
+/// is read as `defname: NAME`.
+pub fn select_ids(
+    conn: &Connection,
+    text: &str,
+) -> std::result::Result<rusqlite::Result<Vec<i64>>, QueryError> {
+    let text = if definition(conn, text.trim()).is_some() {
+        format!("defname: {}", text.trim())
+    } else {
+        text.to_string()
+    };
+    let query = parse(&text)?;
+    let compiled = compile(&query, &|name| definition(conn, name))?;
+    let params = compiled.params.iter().map(|v| match v {
+        Value::Text(t) => rusqlite::types::Value::Text(t.clone()),
+        Value::Int(i) => rusqlite::types::Value::Integer(*i),
+    });
+    Ok((|| {
+        let mut stmt = conn.prepare_cached(&compiled.sql)?;
+        let rows = stmt.query_map(params_from_iter(params), |r| r.get(0))?;
+        rows.collect()
+    })())
+}
+
+/// Creates the project of a submission: a snapshot of its input files, all `delivered`.
+pub fn create_project(
+    conn: &Connection,
+    name: &str,
+    input: Option<&str>,
+    files: &[String],
+    t: i64,
+) -> rusqlite::Result<()> {
+    let ids: Vec<i64> = if !files.is_empty() {
+        let mut stmt = conn.prepare_cached("SELECT id FROM files WHERE name = ?")?;
+        files
+            .iter()
+            .filter_map(|f| stmt.query_row([f], |r| r.get(0)).optional().transpose())
+            .collect::<rusqlite::Result<_>>()?
+    } else if let Some(q) = input {
+        // An input the catalog cannot parse has no files: the submission sees an empty project.
+        select_ids(conn, q).unwrap_or(Ok(Vec::new()))?
+    } else {
+        return Ok(());
+    };
+    conn.execute(
+        "INSERT INTO snapshots (definition, created) VALUES (?, ?)",
+        params![input.unwrap_or(""), t],
+    )?;
+    let snapshot = conn.last_insert_rowid();
+    conn.execute(
+        "INSERT INTO projects (name, snapshot, created) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        params![name, snapshot, t],
+    )?;
+    let mut snap = conn.prepare_cached(
+        "INSERT INTO snapshot_files (snapshot, file) VALUES (?, ?) ON CONFLICT DO NOTHING",
+    )?;
+    let mut proj = conn.prepare_cached(
+        "INSERT INTO project_files (project, file, status, updated) VALUES (?, ?, 'delivered', ?) ON CONFLICT DO NOTHING",
+    )?;
+    for id in ids {
+        snap.execute(params![snapshot, id])?;
+        proj.execute(params![name, id, t])?;
+    }
+    Ok(())
+}
+
+/// Declares files (with metadata and parents) in the caller's transaction. A file already
+/// declared with the same name is left as it is; returns how many were new.
+pub fn declare(conn: &Connection, files: &[NewFile]) -> rusqlite::Result<usize> {
+    let t = now();
+    let mut new = 0;
+    for f in files {
+        let inserted = conn
+            .execute(
+                "INSERT INTO files (name, size, checksum, location, created) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                params![f.name, f.size, f.checksum, f.location, t],
+            )?;
+        if inserted == 0 {
+            continue;
+        }
+        new += 1;
+        let id = conn.last_insert_rowid();
+        for (k, v) in &f.metadata {
+            conn.execute(
+                "INSERT INTO file_metadata (file, key, value, num) VALUES (?, ?, ?, ?) ON CONFLICT (file, key) DO UPDATE SET value = excluded.value, num = excluded.num",
+                params![id, k.to_ascii_lowercase(), v, v.parse::<f64>().ok()],
+            )?;
+        }
+        for p in &f.parents {
+            let parent: Option<i64> = conn
+                .query_row("SELECT id FROM files WHERE name = ?", [p], |r| r.get(0))
+                .optional()?;
+            let parent = parent.ok_or_else(|| {
+                rusqlite::Error::ToSqlConversionFailure(
+                    format!(
+                        "parent `{p}` of `{}` is not in the catalog: declare it first",
+                        f.name
+                    )
+                    .into(),
+                )
+            })?;
+            conn.execute(
+                "INSERT INTO file_parents (child, parent) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                params![id, parent],
+            )?;
+        }
+    }
+    Ok(new)
+}
+
+impl Ledger {
+    pub fn declare(&mut self, files: &[NewFile]) -> Result<usize> {
+        self.write(|tx| declare(tx, files))
+    }
+
+    pub fn define(
+        &mut self,
+        name: &str,
+        query: &str,
+        who: &str,
+    ) -> std::result::Result<(), CatalogError> {
+        parse(query)?;
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO definitions (name, query, creator, created) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET query = excluded.query",
+                params![name, query, who, now()],
+            )
+            .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    pub fn query_names(&self, query: &str) -> std::result::Result<Vec<String>, CatalogError> {
+        let ids = select_ids(&self.conn, query)?.at(self)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name FROM files WHERE id = ?")
+            .at(self)?;
+        let names = ids
+            .iter()
+            .map(|id| stmt.query_row([id], |r| r.get(0)))
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .at(self)?;
+        Ok(names)
+    }
+
+    pub fn query_count(&self, query: &str) -> std::result::Result<u64, CatalogError> {
+        Ok(select_ids(&self.conn, query)?.at(self)?.len() as u64)
+    }
+
+    /// Freezes the files a query selects now; returns the snapshot id.
+    pub fn snapshot(&mut self, query: &str) -> std::result::Result<(i64, usize), CatalogError> {
+        let ids = select_ids(&self.conn, query)?.at(self)?;
+        let id = self.write(|tx| {
+            tx.execute(
+                "INSERT INTO snapshots (definition, created) VALUES (?, ?)",
+                params![query, now()],
+            )?;
+            let snapshot = tx.last_insert_rowid();
+            let mut stmt =
+                tx.prepare_cached("INSERT INTO snapshot_files (snapshot, file) VALUES (?, ?)")?;
+            for f in &ids {
+                stmt.execute(params![snapshot, f])?;
+            }
+            Ok(snapshot)
+        })?;
+        Ok((id, ids.len()))
+    }
+
+    pub fn file_info(&self, name: &str) -> Result<Option<FileInfo>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, size, checksum, location, created FROM files WHERE name = ?",
+                [name],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                    ))
+                },
+            )
+            .optional()
+            .at(self)?;
+        let Some((id, size, checksum, location, created)) = row else {
+            return Ok(None);
+        };
+        let list = |sql: &str| -> Result<Vec<(String, String)>> {
+            let mut stmt = self.conn.prepare(sql).at(self)?;
+            let rows = stmt
+                .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .at(self)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().at(self)
+        };
+        let names = |sql: &str| -> Result<Vec<String>> {
+            Ok(list(sql)?.into_iter().map(|(n, _)| n).collect())
+        };
+        Ok(Some(FileInfo {
+            name: name.to_string(),
+            size,
+            checksum,
+            location,
+            created,
+            metadata: list("SELECT key, value FROM file_metadata WHERE file = ? ORDER BY key")?,
+            parents: names(
+                "SELECT f.name, '' FROM file_parents p JOIN files f ON f.id = p.parent WHERE p.child = ? ORDER BY f.id",
+            )?,
+            children: names(
+                "SELECT f.name, '' FROM file_parents p JOIN files f ON f.id = p.child WHERE p.parent = ? ORDER BY f.id",
+            )?,
+        }))
+    }
+
+    pub fn definitions(&self) -> Result<Vec<(String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, query FROM definitions ORDER BY name")
+            .at(self)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .at(self)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().at(self)
+    }
+
+    /// The planner's read-only view of the catalog.
+    pub fn catalog_view(&self) -> LedgerCatalog<'_> {
+        LedgerCatalog { conn: &self.conn }
+    }
+}
+
+/// [`CatalogView`] over the state database. Queries that fail count as no files: the planner
+/// then waits, and the failing query shows in `cascade explain`.
+pub struct LedgerCatalog<'a> {
+    conn: &'a Connection,
+}
+
+impl CatalogView for LedgerCatalog<'_> {
+    fn count(&self, query: &str) -> u64 {
+        match select_ids(self.conn, query) {
+            Ok(Ok(ids)) => ids.len() as u64,
+            _ => 0,
+        }
+    }
+
+    fn files(&self, dataset: &str) -> Vec<FileFact> {
+        let Ok(Ok(ids)) = select_ids(self.conn, dataset) else {
+            return Vec::new();
+        };
+        let Ok(mut stmt) = self.conn.prepare_cached(
+            "SELECT f.name,
+                    (SELECT num FROM file_metadata WHERE file = f.id AND key = 'run_number'),
+                    (SELECT num FROM file_metadata WHERE file = f.id AND key = 'subrun'),
+                    (SELECT num FROM file_metadata WHERE file = f.id AND key = 'end_time')
+             FROM files f WHERE f.id = ?",
+        ) else {
+            return Vec::new();
+        };
+        ids.iter()
+            .filter_map(|id| {
+                stmt.query_row([id], |r| {
+                    let run: Option<f64> = r.get(1)?;
+                    let subrun: Option<f64> = r.get(2)?;
+                    let end: Option<f64> = r.get(3)?;
+                    Ok(FileFact {
+                        name: r.get(0)?,
+                        run: run.map(|r| (r as u64, subrun.unwrap_or(0.0) as u64)),
+                        end_time: end.map(|e| e as i64),
+                    })
+                })
+                .ok()
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,161 @@
+//! The local batch system's commands: `submit`, `q`, `hold`, `release`, `rm`, and the hidden
+//! `batchd` and `run-job` that it runs itself.
+
+use std::io::Write;
+
+use super::Exit;
+use super::run::StateArg;
+use crate::batch::local::{self, Control, ENV_OUTPUT_PATTERNS};
+use crate::ledger::Ledger;
+use crate::plan::format_time;
+
+#[derive(clap::Args, Debug)]
+pub struct SubmitArgs {
+    /// Number of jobs (with input files: at most one job per file)
+    #[arg(long, default_value_t = 1)]
+    pub jobs: u32,
+    /// Submission the jobs belong to (default: $CASCADE_SUBMISSION_ID, set by launches)
+    #[arg(long, env = "CASCADE_SUBMISSION_ID")]
+    pub submission: String,
+    #[command(flatten)]
+    pub state: StateArg,
+    /// The job's command and arguments
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+fn open(state: &StateArg) -> Result<Ledger, Exit> {
+    Ledger::open(&state.state).map_err(|e| {
+        eprintln!("error: {e}");
+        Exit::Failed
+    })
+}
+
+pub fn submit(args: &SubmitArgs) -> std::io::Result<Exit> {
+    let mut ledger = match open(&args.state) {
+        Ok(l) => l,
+        Err(e) => return Ok(e),
+    };
+    // The job sees the launch's CASCADE_* and POMS* environment.
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("CASCADE_") || k.starts_with("POMS"))
+        .collect();
+    let patterns: Vec<String> = std::env::var(ENV_OUTPUT_PATTERNS)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    let cwd = std::env::current_dir()?;
+    match local::submit(
+        &mut ledger,
+        &args.submission,
+        args.jobs,
+        &args.command,
+        &cwd,
+        &env,
+        &patterns,
+    ) {
+        Ok(id) => {
+            println!("{id}");
+            Ok(Exit::Ok)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(Exit::Failed)
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct QueueArgs {
+    /// Only the jobs of this submission
+    pub submission: Option<String>,
+    #[command(flatten)]
+    pub state: StateArg,
+}
+
+pub fn queue(args: &QueueArgs) -> std::io::Result<Exit> {
+    let ledger = match open(&args.state) {
+        Ok(l) => l,
+        Err(e) => return Ok(e),
+    };
+    let jobs = local::jobs(&ledger, args.submission.as_deref()).map_err(std::io::Error::other)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<12} {:<28} {:>4} {:<10} {:>5} {:<21} COMMAND",
+        "JOB ID", "SUBMISSION", "IDX", "STATE", "EXIT", "STARTED"
+    )?;
+    for j in &jobs {
+        writeln!(
+            out,
+            "{:<12} {:<28} {:>4} {:<10} {:>5} {:<21} {}",
+            format!("{}@local", j.id),
+            j.submission,
+            j.index,
+            j.state,
+            j.exit_code.map_or("-".into(), |c| c.to_string()),
+            j.started.map_or("-".into(), format_time),
+            j.command
+        )?;
+    }
+    let count = |s: &str| jobs.iter().filter(|j| j.state == s).count();
+    writeln!(
+        out,
+        "{} jobs: {} idle, {} running, {} held, {} succeeded, {} failed, {} removed",
+        jobs.len(),
+        count("idle"),
+        count("running"),
+        count("held"),
+        count("succeeded"),
+        count("failed"),
+        count("removed")
+    )?;
+    Ok(Exit::Ok)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ControlArgs {
+    /// A job id (`12@local` or `12`), a submission id, or `all`
+    pub target: String,
+    #[command(flatten)]
+    pub state: StateArg,
+}
+
+pub fn control(args: &ControlArgs, action: Control) -> std::io::Result<Exit> {
+    let mut ledger = match open(&args.state) {
+        Ok(l) => l,
+        Err(e) => return Ok(e),
+    };
+    let n = local::control(&mut ledger, &args.target, action).map_err(std::io::Error::other)?;
+    if n == 0 {
+        eprintln!("error: no job of `{}` can be changed that way", args.target);
+        return Ok(Exit::Rejected);
+    }
+    println!("{n} job(s) changed");
+    Ok(Exit::Ok)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DaemonArgs {
+    #[command(flatten)]
+    pub state: StateArg,
+}
+
+pub fn daemon(args: &DaemonArgs) -> std::io::Result<Exit> {
+    local::daemon(&args.state.state).map_err(std::io::Error::other)?;
+    Ok(Exit::Ok)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunJobArgs {
+    pub job: i64,
+    #[command(flatten)]
+    pub state: StateArg,
+}
+
+pub fn run_job(args: &RunJobArgs) -> std::io::Result<Exit> {
+    local::run_job(&args.state.state, args.job).map_err(std::io::Error::other)?;
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,179 @@
+//! `cascade catalog declare|query|define|snapshot|show`.
+
+use std::io::Write;
+
+use super::Exit;
+use super::run::StateArg;
+use crate::catalog::{CatalogError, NewFile};
+use crate::ledger::Ledger;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum CatalogCommand {
+    /// Declare files (with metadata and parents); jobs call this for their outputs
+    Declare(DeclareArgs),
+    /// List the files a query selects
+    Query(QueryArgs),
+    /// Name a query (a dataset definition)
+    Define(DefineArgs),
+    /// Freeze the files a query selects now
+    Snapshot(QueryArgs),
+    /// Show a file's metadata, parents and children, or the definitions
+    Show(ShowArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DeclareArgs {
+    /// Files to declare (their name in the catalog is the file name)
+    #[arg(required = true)]
+    pub files: Vec<std::path::PathBuf>,
+    /// Metadata `key=value` (repeatable)
+    #[arg(long = "meta", short)]
+    pub meta: Vec<String>,
+    /// Parent file names (repeatable)
+    #[arg(long = "parent", short)]
+    pub parents: Vec<String>,
+    #[command(flatten)]
+    pub state: StateArg,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct QueryArgs {
+    /// A query, e.g. "defname: raw and run_number 40-45 with limit 10"
+    pub query: String,
+    /// Only print the number of files
+    #[arg(long)]
+    pub count: bool,
+    #[command(flatten)]
+    pub state: StateArg,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DefineArgs {
+    pub name: String,
+    pub query: String,
+    #[command(flatten)]
+    pub state: StateArg,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ShowArgs {
+    /// A file name
+    pub file: Option<String>,
+    /// List the definitions
+    #[arg(long)]
+    pub definitions: bool,
+    #[command(flatten)]
+    pub state: StateArg,
+}
+
+fn report(e: CatalogError) -> Exit {
+    eprintln!("error: {e}");
+    match e {
+        CatalogError::Query(_) => Exit::Rejected,
+        CatalogError::Ledger(_) => Exit::Failed,
+    }
+}
+
+pub fn run(cmd: &CatalogCommand) -> std::io::Result<Exit> {
+    let state = match cmd {
+        CatalogCommand::Declare(a) => &a.state,
+        CatalogCommand::Query(a) | CatalogCommand::Snapshot(a) => &a.state,
+        CatalogCommand::Define(a) => &a.state,
+        CatalogCommand::Show(a) => &a.state,
+    };
+    let mut ledger = match Ledger::open(&state.state) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Exit::Failed);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        CatalogCommand::Declare(a) => {
+            let mut metadata = Vec::new();
+            for m in &a.meta {
+                let Some((k, v)) = m.split_once('=') else {
+                    eprintln!("error: metadata `{m}` is not `key=value`");
+                    return Ok(Exit::Rejected);
+                };
+                metadata.push((k.to_string(), v.to_string()));
+            }
+            let mut files = Vec::new();
+            for path in &a.files {
+                let meta = std::fs::metadata(path).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+                })?;
+                let abs = std::path::absolute(path)?;
+                files.push(NewFile {
+                    name: abs
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    size: meta.len() as i64,
+                    checksum: String::new(),
+                    location: abs
+                        .parent()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    metadata: metadata.clone(),
+                    parents: a.parents.clone(),
+                });
+            }
+            match ledger.declare(&files) {
+                Ok(n) => writeln!(out, "declared {n} new file(s) of {}", files.len())?,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(Exit::Rejected);
+                }
+            }
+        }
+        CatalogCommand::Query(a) => {
+            if a.count {
+                match ledger.query_count(&a.query) {
+                    Ok(n) => writeln!(out, "{n}")?,
+                    Err(e) => return Ok(report(e)),
+                }
+            } else {
+                match ledger.query_names(&a.query) {
+                    Ok(names) => {
+                        for n in names {
+                            writeln!(out, "{n}")?;
+                        }
+                    }
+                    Err(e) => return Ok(report(e)),
+                }
+            }
+        }
+        CatalogCommand::Define(a) => {
+            match ledger.define(&a.name, &a.query, &super::plan::experimenter(&None)) {
+                Ok(()) => writeln!(out, "defined {}", a.name)?,
+                Err(e) => return Ok(report(e)),
+            }
+        }
+        CatalogCommand::Snapshot(a) => match ledger.snapshot(&a.query) {
+            Ok((id, n)) => writeln!(out, "snapshot {id}: {n} file(s)")?,
+            Err(e) => return Ok(report(e)),
+        },
+        CatalogCommand::Show(a) => {
+            if a.definitions || a.file.is_none() {
+                for (name, query) in ledger.definitions().map_err(std::io::Error::other)? {
+                    writeln!(out, "{name}: {query}")?;
+                }
+            }
+            if let Some(file) = &a.file {
+                match ledger.file_info(file).map_err(std::io::Error::other)? {
+                    Some(info) => {
+                        serde_json::to_writer_pretty(&mut out, &info)?;
+                        writeln!(out)?;
+                    }
+                    None => {
+                        eprintln!("error: no file `{file}` in the catalog");
+                        return Ok(Exit::Rejected);
+                    }
+                }
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,206 @@
+//! The ledger: durable observed state in an embedded SQLite database under the state
+//! directory (WAL, one transaction per change of state). The catalog and the local batch
+//! system keep their tables in the same database, so a job finishing, its outputs being
+//! declared and its input files being marked consumed commit together.
+
+mod schema;
+mod submissions;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+pub use submissions::{HistoryRow, SubmissionRow};
+
+pub const DB_FILE: &str = "cascade.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("state database {path}: {source}")]
+    Sql {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T> = std::result::Result<T, LedgerError>;
+
+pub struct Ledger {
+    pub(crate) conn: Connection,
+    pub dir: PathBuf,
+}
+
+/// Wraps a SQL error with the database path, for messages people can act on.
+pub(crate) trait SqlContext<T> {
+    fn at(self, ledger: &Ledger) -> Result<T>;
+}
+
+impl<T> SqlContext<T> for rusqlite::Result<T> {
+    fn at(self, ledger: &Ledger) -> Result<T> {
+        self.map_err(|source| sql_error(&ledger.dir.join(DB_FILE), source))
+    }
+}
+
+/// Our own refusals travel through rusqlite as `ToSqlConversionFailure`; they are messages for
+/// people, not database failures.
+fn sql_error(path: &Path, source: rusqlite::Error) -> LedgerError {
+    match source {
+        rusqlite::Error::ToSqlConversionFailure(e) => LedgerError::Invalid(e.to_string()),
+        source => LedgerError::Sql {
+            path: path.to_path_buf(),
+            source,
+        },
+    }
+}
+
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the state database in `dir` and brings its schema up to date.
+    pub fn open(dir: &Path) -> Result<Ledger> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            LedgerError::Invalid(format!(
+                "cannot create state directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        Self::connect(dir)
+    }
+
+    /// Opens the state database of an existing state directory.
+    pub fn open_existing(dir: &Path) -> Result<Ledger> {
+        if !dir.join(DB_FILE).exists() {
+            return Err(LedgerError::Invalid(format!(
+                "no state in {}: run `cascade run` first, or pass the right --state",
+                dir.display()
+            )));
+        }
+        Self::connect(dir)
+    }
+
+    fn connect(dir: &Path) -> Result<Ledger> {
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open(&path).map_err(|source| LedgerError::Sql {
+            path: path.clone(),
+            source,
+        })?;
+        let mut ledger = Ledger {
+            conn,
+            dir: dir.to_path_buf(),
+        };
+        ledger
+            .conn
+            .busy_timeout(Duration::from_secs(60))
+            .at(&ledger)?;
+        ledger
+            .conn
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA case_sensitive_like = ON;",
+            )
+            .at(&ledger)?;
+        ledger.migrate()?;
+        Ok(ledger)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let path = self.dir.join(DB_FILE);
+        let wrap = |source| LedgerError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(wrap)?;
+        tx.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+            [],
+        )
+        .map_err(wrap)?;
+        let current: u32 = tx
+            .query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(wrap)?;
+        let newest = schema::MIGRATIONS.last().map_or(0, |m| m.0);
+        if current > newest {
+            return Err(LedgerError::Invalid(format!(
+                "{} has schema version {current}, newer than this cascade knows ({newest}): upgrade cascade",
+                path.display()
+            )));
+        }
+        for (version, description, sql) in schema::MIGRATIONS.iter().filter(|m| m.0 > current) {
+            tx.execute_batch(sql).map_err(wrap)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
+                params![version, description, now()],
+            )
+            .map_err(wrap)?;
+        }
+        tx.commit().map_err(wrap)
+    }
+
+    pub fn schema_version(&self) -> Result<u32> {
+        self.conn
+            .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+                r.get(0)
+            })
+            .at(self)
+    }
+
+    /// Runs `f` in one immediate transaction: all of it commits, or none.
+    pub fn write<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let path = self.dir.join(DB_FILE);
+        let wrap = |source| sql_error(&path, source);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(wrap)?;
+        let value = f(&tx).map_err(wrap)?;
+        tx.commit().map_err(wrap)?;
+        Ok(value)
+    }
+
+    /// Records an operator action with who and why.
+    pub fn record_action(
+        &mut self,
+        who: &str,
+        action: &str,
+        target: &str,
+        why: &str,
+    ) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO operator_actions (at, who, action, target, why) VALUES (?, ?, ?, ?, ?)",
+                params![now(), who, action, target, why],
+            )
+            .map(|_| ())
+        })
+    }
+
+    pub fn scalar_i64(&self, sql: &str) -> Result<i64> {
+        self.conn.query_row(sql, [], |r| r.get(0)).at(self)
+    }
+
+    pub fn optional_text(&self, sql: &str, arg: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(sql, [arg], |r| r.get(0))
+            .optional()
+            .at(self)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,187 @@
+//! Versioned migrations of the state database. The SQL stays portable (SQLite and
+//! PostgreSQL): plain types, `ON CONFLICT DO NOTHING`, no SQLite-only column affinities.
+
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[(1, "ledger, catalog and local batch system", V1)];
+
+const V1: &str = r#"
+CREATE TABLE submissions (
+    id            TEXT PRIMARY KEY,
+    namespace     TEXT NOT NULL,
+    stage         TEXT NOT NULL,
+    seq           INTEGER NOT NULL,
+    origin        TEXT NOT NULL,
+    origin_json   TEXT NOT NULL,
+    test          INTEGER NOT NULL,
+    dataset       TEXT,
+    input         TEXT,
+    cursor_after  TEXT,
+    status        TEXT NOT NULL,
+    launch_state  TEXT NOT NULL,
+    approval      INTEGER NOT NULL,
+    command       TEXT NOT NULL,
+    display       TEXT NOT NULL,
+    argv          TEXT NOT NULL,
+    env           TEXT NOT NULL,
+    launch_dir    TEXT NOT NULL,
+    batch_id      TEXT,
+    launch_exit   INTEGER,
+    launch_attempts INTEGER NOT NULL,
+    launch_log    TEXT NOT NULL,
+    launcher      TEXT NOT NULL,
+    force_located INTEGER NOT NULL,
+    created       BIGINT NOT NULL,
+    updated       BIGINT NOT NULL,
+    UNIQUE (namespace, stage, origin),
+    UNIQUE (namespace, stage, seq)
+);
+CREATE INDEX submissions_stage ON submissions (namespace, stage);
+CREATE INDEX submissions_open ON submissions (launch_state);
+
+CREATE TABLE submission_history (
+    submission TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    at         BIGINT NOT NULL,
+    reason     TEXT NOT NULL
+);
+CREATE INDEX submission_history_sub ON submission_history (submission);
+
+CREATE TABLE recovery_rounds (
+    original   TEXT NOT NULL,
+    round      INTEGER NOT NULL,
+    kind       TEXT NOT NULL,
+    reference  TEXT NOT NULL,
+    submission TEXT,
+    decided_at BIGINT NOT NULL,
+    PRIMARY KEY (original, round)
+);
+
+CREATE TABLE requests (
+    id        INTEGER PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    stage     TEXT NOT NULL,
+    test      INTEGER NOT NULL,
+    dataset   TEXT,
+    who       TEXT NOT NULL,
+    why       TEXT NOT NULL,
+    created   BIGINT NOT NULL
+);
+
+CREATE TABLE pauses (
+    namespace TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    who       TEXT NOT NULL,
+    why       TEXT NOT NULL,
+    created   BIGINT NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+
+CREATE TABLE first_seen (
+    namespace TEXT NOT NULL,
+    stage     TEXT NOT NULL,
+    at        BIGINT NOT NULL,
+    PRIMARY KEY (namespace, stage)
+);
+
+CREATE TABLE operator_actions (
+    id     INTEGER PRIMARY KEY,
+    at     BIGINT NOT NULL,
+    who    TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    why    TEXT NOT NULL
+);
+
+CREATE TABLE stage_status (
+    namespace TEXT NOT NULL,
+    stage     TEXT NOT NULL,
+    state     TEXT NOT NULL,
+    reason    TEXT NOT NULL,
+    detail    TEXT NOT NULL,
+    updated   BIGINT NOT NULL,
+    PRIMARY KEY (namespace, stage)
+);
+
+CREATE TABLE jobs (
+    id         INTEGER PRIMARY KEY,
+    submission TEXT NOT NULL,
+    idx        INTEGER NOT NULL,
+    argv       TEXT NOT NULL,
+    cwd        TEXT NOT NULL,
+    env        TEXT NOT NULL,
+    patterns   TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    pid        INTEGER,
+    exit_code  INTEGER,
+    created    BIGINT NOT NULL,
+    started    BIGINT,
+    finished   BIGINT,
+    UNIQUE (submission, idx)
+);
+CREATE INDEX jobs_state ON jobs (state);
+CREATE INDEX jobs_submission ON jobs (submission);
+
+CREATE TABLE job_inputs (
+    job  INTEGER NOT NULL,
+    file INTEGER NOT NULL,
+    PRIMARY KEY (job, file)
+);
+
+CREATE TABLE files (
+    id       INTEGER PRIMARY KEY,
+    name     TEXT NOT NULL UNIQUE,
+    size     BIGINT NOT NULL,
+    checksum TEXT NOT NULL,
+    location TEXT NOT NULL,
+    created  BIGINT NOT NULL
+);
+
+CREATE TABLE file_metadata (
+    file  INTEGER NOT NULL,
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    num   DOUBLE PRECISION,
+    PRIMARY KEY (file, key)
+);
+CREATE INDEX file_metadata_value ON file_metadata (key, value);
+CREATE INDEX file_metadata_num ON file_metadata (key, num);
+
+CREATE TABLE file_parents (
+    child  INTEGER NOT NULL,
+    parent INTEGER NOT NULL,
+    PRIMARY KEY (child, parent)
+);
+CREATE INDEX file_parents_parent ON file_parents (parent);
+
+CREATE TABLE definitions (
+    name    TEXT PRIMARY KEY,
+    query   TEXT NOT NULL,
+    creator TEXT NOT NULL,
+    created BIGINT NOT NULL
+);
+
+CREATE TABLE snapshots (
+    id         INTEGER PRIMARY KEY,
+    definition TEXT NOT NULL,
+    created    BIGINT NOT NULL
+);
+
+CREATE TABLE snapshot_files (
+    snapshot INTEGER NOT NULL,
+    file     INTEGER NOT NULL,
+    PRIMARY KEY (snapshot, file)
+);
+
+CREATE TABLE projects (
+    name     TEXT PRIMARY KEY,
+    snapshot INTEGER NOT NULL,
+    created  BIGINT NOT NULL
+);
+
+CREATE TABLE project_files (
+    project TEXT NOT NULL,
+    file    INTEGER NOT NULL,
+    status  TEXT NOT NULL,
+    updated BIGINT NOT NULL,
+    PRIMARY KEY (project, file)
+);
+"#;

@@ -1,0 +1,488 @@
+//! Submissions: reservation before launch, the launch outcome, status history, recovery
+//! rounds, requests, pauses, and the observed state the planner reads.
+
+use std::collections::HashMap;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+use super::{Ledger, LedgerError, Result, SqlContext, now};
+use crate::model::ObjectKey;
+use crate::plan::{
+    JobCounts, LaunchAction, Observed, Origin, RecoveryRound, Request, Status, Submission,
+};
+
+/// A submission row with what status and history displays need.
+#[derive(Clone, Debug, Serialize)]
+pub struct SubmissionRow {
+    pub submission: Submission,
+    pub launch_state: String,
+    pub command: String,
+    pub display: String,
+    pub batch_id: Option<String>,
+    pub launch_log: String,
+    pub launcher: String,
+    pub updated: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HistoryRow {
+    pub submission: String,
+    pub status: String,
+    pub at: i64,
+    pub reason: String,
+}
+
+fn history(tx: &Transaction, id: &str, status: Status, reason: &str) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO submission_history (submission, status, at, reason) VALUES (?, ?, ?, ?)",
+        params![id, status.as_str(), now(), reason],
+    )?;
+    Ok(())
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+impl Ledger {
+    /// Reserves a submission before anything runs. Returns false if a submission with the same
+    /// identity (stage, origin) or id exists: the launch was already planned and is not
+    /// repeated. The input dataset is defined in the catalog in the same transaction.
+    pub fn reserve(&mut self, l: &LaunchAction, launcher: &str, launch_dir: &str) -> Result<bool> {
+        let log = self
+            .dir
+            .join("launches")
+            .join(format!("{}.log", l.id))
+            .display()
+            .to_string();
+        self.write(|tx| {
+            let status = if l.approval {
+                Status::AwaitingApproval
+            } else {
+                Status::New
+            };
+            let t = now();
+            let inserted = tx.execute(
+                "INSERT INTO submissions (id, namespace, stage, seq, origin, origin_json, test, dataset, input, cursor_after, status, launch_state, approval, command, display, argv, env, launch_dir, launch_attempts, launch_log, launcher, force_located, created, updated)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?) ON CONFLICT DO NOTHING",
+                params![
+                    l.id,
+                    l.stage.namespace,
+                    l.stage.name,
+                    l.seq as i64,
+                    l.origin.key(),
+                    json(&l.origin),
+                    l.test,
+                    l.dataset,
+                    l.input,
+                    l.cursor_after.as_ref().map(json),
+                    status.as_str(),
+                    if l.approval { "launched" } else { "reserved" },
+                    l.approval,
+                    l.launch.command,
+                    l.launch.display,
+                    json(&l.launch.argv),
+                    json(&l.launch.env),
+                    launch_dir,
+                    log,
+                    launcher,
+                    t,
+                    t
+                ],
+            )?;
+            if inserted == 0 {
+                return Ok(false);
+            }
+            history(tx, &l.id, status, &format!("reserved: {}", l.origin.describe()))?;
+            if let Some(r) = &l.recovery {
+                tx.execute(
+                    "INSERT INTO recovery_rounds (original, round, kind, reference, submission, decided_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    params![r.original, r.round, r.kind.as_str(), r.reference, l.id, t],
+                )?;
+            }
+            if let (Some(name), Some(query)) = (&l.dataset, &l.input) {
+                tx.execute(
+                    "INSERT INTO definitions (name, query, creator, created) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET query = excluded.query",
+                    params![name, query, launcher, t],
+                )?;
+            }
+            // The project: the input files as of now, delivered to this submission's jobs.
+            crate::catalog::store::create_project(tx, &l.id, l.input.as_deref(), &l.input_files, t)?;
+            Ok(true)
+        })
+    }
+
+    /// Records the end of a launch command. A launch that failed without submitting any jobs
+    /// is `LaunchFailed`.
+    pub fn record_launch(
+        &mut self,
+        id: &str,
+        exit: Option<i32>,
+        batch_id: Option<&str>,
+    ) -> Result<()> {
+        self.write(|tx| {
+            let jobs: i64 = tx.query_row("SELECT COUNT(*) FROM jobs WHERE submission = ?", [id], |r| r.get(0))?;
+            let ok = exit == Some(0) || jobs > 0;
+            tx.execute(
+                "UPDATE submissions SET launch_state = ?, launch_exit = ?, batch_id = COALESCE(?, batch_id), updated = ? WHERE id = ? AND launch_state = 'reserved'",
+                params![if ok { "launched" } else { "failed" }, exit, batch_id, now(), id],
+            )?;
+            if !ok {
+                let reason = match exit {
+                    Some(code) => format!("launch command exited with {code} and submitted no jobs"),
+                    None => "launch command was killed and submitted no jobs".to_string(),
+                };
+                tx.execute("UPDATE submissions SET status = ? WHERE id = ?", params![Status::LaunchFailed.as_str(), id])?;
+                history(tx, id, Status::LaunchFailed, &reason)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Counts one more attempt of a reservation's launch (after a restart found no jobs).
+    pub fn count_attempt(&mut self, id: &str) -> Result<u32> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE submissions SET launch_attempts = launch_attempts + 1 WHERE id = ?",
+                [id],
+            )?;
+            tx.query_row(
+                "SELECT launch_attempts FROM submissions WHERE id = ?",
+                [id],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    /// Submissions reserved whose launch has no recorded outcome.
+    pub fn open_reservations(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id FROM submissions WHERE launch_state = 'reserved' ORDER BY created, seq",
+            )
+            .at(self)?;
+        let rows = stmt.query_map([], |r| r.get(0)).at(self)?;
+        rows.collect::<rusqlite::Result<Vec<String>>>().at(self)
+    }
+
+    /// Applies a status change if the submission is still in `from` (a compare-and-set, so a
+    /// stale plan cannot roll a status back).
+    pub fn set_status(&mut self, id: &str, from: Status, to: Status, reason: &str) -> Result<bool> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE submissions SET status = ?, updated = ? WHERE id = ? AND status = ?",
+                params![to.as_str(), now(), id, from.as_str()],
+            )?;
+            if n > 0 {
+                history(tx, id, to, reason)?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    /// An operator's status change (approve, force located, kill): recorded with who and why.
+    pub fn operator_status(&mut self, id: &str, to: Status, who: &str, why: &str) -> Result<()> {
+        let found = self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE submissions SET status = ?, updated = ? WHERE id = ?",
+                params![to.as_str(), now(), id],
+            )?;
+            if n > 0 {
+                history(tx, id, to, &format!("by {who}: {why}"))?;
+            }
+            Ok(n > 0)
+        })?;
+        if !found {
+            return Err(LedgerError::Invalid(format!("no submission `{id}`")));
+        }
+        self.record_action(who, &format!("set {to}"), id, why)
+    }
+
+    pub fn skip_recovery(
+        &mut self,
+        original: &str,
+        round: u32,
+        kind: &str,
+        reference: &str,
+    ) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO recovery_rounds (original, round, kind, reference, submission, decided_at) VALUES (?, ?, ?, ?, NULL, ?) ON CONFLICT DO NOTHING",
+                params![original, round, kind, reference, now()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    pub fn first_seen(&mut self, stage: &ObjectKey, at: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO first_seen (namespace, stage, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                params![stage.namespace, stage.name, at],
+            )
+            .map(|_| ())
+        })
+    }
+
+    pub fn add_request(
+        &mut self,
+        stage: &ObjectKey,
+        test: bool,
+        dataset: Option<&str>,
+        who: &str,
+        why: &str,
+    ) -> Result<i64> {
+        let id = self.write(|tx| {
+            tx.execute(
+                "INSERT INTO requests (namespace, stage, test, dataset, who, why, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                params![stage.namespace, stage.name, test, dataset, who, why, now()],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })?;
+        self.record_action(
+            who,
+            if test { "launch --test" } else { "launch" },
+            &stage.to_string(),
+            why,
+        )?;
+        Ok(id)
+    }
+
+    pub fn set_paused(
+        &mut self,
+        key: &ObjectKey,
+        paused: bool,
+        who: &str,
+        why: &str,
+    ) -> Result<()> {
+        self.write(|tx| {
+            if paused {
+                tx.execute(
+                    "INSERT INTO pauses (namespace, name, who, why, created) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    params![key.namespace, key.name, who, why, now()],
+                )?;
+            } else {
+                tx.execute("DELETE FROM pauses WHERE namespace = ? AND name = ?", params![key.namespace, key.name])?;
+            }
+            Ok(())
+        })?;
+        self.record_action(
+            who,
+            if paused { "pause" } else { "resume" },
+            &key.to_string(),
+            why,
+        )
+    }
+
+    /// Job counts per submission, as the local batch system records them.
+    fn job_counts(&self) -> Result<HashMap<String, JobCounts>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT submission, state, COUNT(*) FROM jobs GROUP BY submission, state")
+            .at(self)?;
+        let mut out: HashMap<String, JobCounts> = HashMap::new();
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, u32>(2)?,
+                ))
+            })
+            .at(self)?;
+        for row in rows {
+            let (sub, state, n) = row.at(self)?;
+            let c = out.entry(sub).or_default();
+            c.total += n;
+            match state.as_str() {
+                "idle" => c.idle += n,
+                "running" => c.running += n,
+                "held" => c.held += n,
+                "succeeded" => c.succeeded += n,
+                "failed" => c.failed += n,
+                _ => c.removed += n,
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn submission_rows(&self) -> Result<Vec<SubmissionRow>> {
+        let jobs = self.job_counts()?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, namespace, stage, seq, origin_json, test, dataset, input, cursor_after, status, launch_state, created, force_located, command, display, batch_id, launch_log, launcher, updated
+                 FROM submissions ORDER BY created, namespace, stage, seq",
+            )
+            .at(self)?;
+        let rows = stmt
+            .query_map([], |r| {
+                let id: String = r.get(0)?;
+                let origin: String = r.get(4)?;
+                let cursor: Option<String> = r.get(8)?;
+                let status: String = r.get(9)?;
+                let launch_state: String = r.get(10)?;
+                Ok(SubmissionRow {
+                    submission: Submission {
+                        stage: ObjectKey::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?),
+                        seq: r.get::<_, i64>(3)? as u64,
+                        origin: serde_json::from_str(&origin).unwrap_or(Origin::Join),
+                        test: r.get(5)?,
+                        dataset: r.get(6)?,
+                        input: r.get(7)?,
+                        cursor_after: cursor.and_then(|c| serde_json::from_str(&c).ok()),
+                        status: Status::parse(&status).unwrap_or(Status::New),
+                        jobs: jobs.get(&id).copied().unwrap_or_default(),
+                        launched: launch_state != "reserved",
+                        created: r.get(11)?,
+                        force_located: r.get(12)?,
+                        id,
+                    },
+                    launch_state,
+                    command: r.get(13)?,
+                    display: r.get(14)?,
+                    batch_id: r.get(15)?,
+                    launch_log: r.get(16)?,
+                    launcher: r.get(17)?,
+                    updated: r.get(18)?,
+                })
+            })
+            .at(self)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().at(self)
+    }
+
+    pub fn history(&self, submission: Option<&str>) -> Result<Vec<HistoryRow>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT submission, status, at, reason FROM submission_history WHERE ?1 IS NULL OR submission = ?1 ORDER BY rowid")
+            .at(self)?;
+        let rows = stmt
+            .query_map([submission], |r| {
+                Ok(HistoryRow {
+                    submission: r.get(0)?,
+                    status: r.get(1)?,
+                    at: r.get(2)?,
+                    reason: r.get(3)?,
+                })
+            })
+            .at(self)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().at(self)
+    }
+
+    /// Everything the planner needs, in one consistent read.
+    pub fn observed(&self) -> Result<Observed> {
+        let submissions = self
+            .submission_rows()?
+            .into_iter()
+            .map(|r| r.submission)
+            .collect();
+        let recoveries = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT original, round, kind, reference, submission FROM recovery_rounds ORDER BY original, round")
+                .at(self)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    let kind: String = r.get(2)?;
+                    Ok(RecoveryRound {
+                        original: r.get(0)?,
+                        round: r.get(1)?,
+                        kind: serde_json::from_value(serde_json::Value::String(kind))
+                            .unwrap_or(cascade_crd::RecoveryType::ConsumedStatus),
+                        reference: r.get(3)?,
+                        submission: r.get(4)?,
+                    })
+                })
+                .at(self)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().at(self)?
+        };
+        let requests = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT id, namespace, stage, test, dataset, who, created FROM requests ORDER BY id")
+                .at(self)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(Request {
+                        id: r.get::<_, i64>(0)? as u64,
+                        stage: ObjectKey::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?),
+                        test: r.get(3)?,
+                        dataset: r.get(4)?,
+                        who: r.get(5)?,
+                        created: r.get(6)?,
+                    })
+                })
+                .at(self)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().at(self)?
+        };
+        let keys = |sql: &str| -> Result<Vec<(ObjectKey, i64)>> {
+            let mut stmt = self.conn.prepare(sql).at(self)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        ObjectKey::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+                        r.get(2)?,
+                    ))
+                })
+                .at(self)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().at(self)
+        };
+        Ok(Observed {
+            submissions,
+            recoveries,
+            requests,
+            paused: keys("SELECT namespace, name, created FROM pauses")?
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect(),
+            first_seen: keys("SELECT namespace, stage, at FROM first_seen")?
+                .into_iter()
+                .collect(),
+        })
+    }
+
+    pub fn submission(&self, id: &str) -> Result<Option<SubmissionRow>> {
+        Ok(self
+            .submission_rows()?
+            .into_iter()
+            .find(|r| r.submission.id == id))
+    }
+
+    pub fn launch_dir(&self, id: &str) -> Result<Option<(String, String, String)>> {
+        self.conn
+            .query_row(
+                "SELECT argv, env, launch_dir FROM submissions WHERE id = ?",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .at(self)
+    }
+
+    /// Remembers the planner's view of each stage for `cascade status` while `run` is going.
+    pub fn save_stage_status(&mut self, stages: &[crate::plan::StageStatus]) -> Result<()> {
+        self.write(|tx| {
+            for s in stages {
+                tx.execute(
+                    "INSERT INTO stage_status (namespace, stage, state, reason, detail, updated) VALUES (?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (namespace, stage) DO UPDATE SET state = excluded.state, reason = excluded.reason, detail = excluded.detail, updated = excluded.updated",
+                    params![s.stage.namespace, s.stage.name, s.state.as_str(), s.reason, json(s), now()],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn saved_stage_status(&self) -> Result<Vec<(String, String, String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT namespace, stage, state, reason FROM stage_status ORDER BY namespace, stage")
+            .at(self)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .at(self)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().at(self)
+    }
+}

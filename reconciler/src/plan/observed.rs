@@ -1,0 +1,251 @@
+//! The observed state the planner reads: submissions as the ledger records them, recovery
+//! decisions, operator requests and pauses. Plain values, so the planner stays pure.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::ObjectKey;
+use crate::split::Cursor;
+use cascade_crd::RecoveryType;
+
+/// POMS's submission statuses (reference §1.8), in their progress order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Status {
+    New,
+    Cancelled,
+    LaunchFailed,
+    AwaitingApproval,
+    Idle,
+    Running,
+    Held,
+    Failed,
+    Completed,
+    Located,
+    Removed,
+}
+
+impl Status {
+    pub const ALL: [Status; 11] = [
+        Status::New,
+        Status::Cancelled,
+        Status::LaunchFailed,
+        Status::AwaitingApproval,
+        Status::Idle,
+        Status::Running,
+        Status::Held,
+        Status::Failed,
+        Status::Completed,
+        Status::Located,
+        Status::Removed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::New => "New",
+            Status::Cancelled => "Cancelled",
+            Status::LaunchFailed => "LaunchFailed",
+            Status::AwaitingApproval => "Awaiting Approval",
+            Status::Idle => "Idle",
+            Status::Running => "Running",
+            Status::Held => "Held",
+            Status::Failed => "Failed",
+            Status::Completed => "Completed",
+            Status::Located => "Located",
+            Status::Removed => "Removed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Ends a submission without success: no recovery, no dependents.
+    pub fn is_unsuccessful_end(self) -> bool {
+        matches!(
+            self,
+            Status::Failed | Status::Removed | Status::Cancelled | Status::LaunchFailed
+        )
+    }
+
+    /// Nothing will change it any more (except an operator).
+    pub fn is_final(self) -> bool {
+        self == Status::Located || self.is_unsuccessful_end()
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Job counts of a submission as its batch system reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobCounts {
+    pub total: u32,
+    pub idle: u32,
+    pub running: u32,
+    pub held: u32,
+    pub succeeded: u32,
+    pub failed: u32,
+    pub removed: u32,
+}
+
+impl JobCounts {
+    pub fn finished(&self) -> u32 {
+        self.succeeded + self.failed + self.removed
+    }
+
+    pub fn add(&mut self, other: &JobCounts) {
+        self.total += other.total;
+        self.idle += other.idle;
+        self.running += other.running;
+        self.held += other.held;
+        self.succeeded += other.succeeded;
+        self.failed += other.failed;
+        self.removed += other.removed;
+    }
+}
+
+/// Why a submission exists. Together with its stage this is the submission's identity: the
+/// ledger refuses a second submission with the same (stage, origin).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum Origin {
+    /// The `index`-th slice of the stage's split (its test split when `test`); a stage
+    /// without a split has only index 0.
+    Split { test: bool, index: u64 },
+    /// One launch per located upstream submission chain (reference §4.5).
+    Upstream { submission: String },
+    /// Once, when the upstream stage as a whole reached its completion percentage.
+    StageComplete { upstream: String },
+    /// Once, when every upstream stage of a join reached its percentage.
+    Join,
+    /// Recovery round `round` (0-based) of the original submission.
+    Recovery { original: String, round: u32 },
+    /// An operator's launch request.
+    Request { id: u64 },
+    /// A schedule fire time (unix seconds).
+    Schedule { fire: i64 },
+}
+
+impl Origin {
+    /// The text form stored in the ledger's unique key.
+    pub fn key(&self) -> String {
+        match self {
+            Origin::Split { test: false, index } => format!("split:{index}"),
+            Origin::Split { test: true, index } => format!("test-split:{index}"),
+            Origin::Upstream { submission } => format!("upstream:{submission}"),
+            Origin::StageComplete { upstream } => format!("stage-complete:{upstream}"),
+            Origin::Join => "join".into(),
+            Origin::Recovery { original, round } => format!("recovery:{original}:{round}"),
+            Origin::Request { id } => format!("request:{id}"),
+            Origin::Schedule { fire } => format!("schedule:{fire}"),
+        }
+    }
+
+    pub fn is_recovery(&self) -> bool {
+        matches!(self, Origin::Recovery { .. })
+    }
+
+    /// Short description for status tables.
+    pub fn describe(&self) -> String {
+        match self {
+            Origin::Split { test, index } => {
+                format!("{}slice {index}", if *test { "test " } else { "" })
+            }
+            Origin::Upstream { submission } => format!("after {submission}"),
+            Origin::StageComplete { upstream } => format!("after stage {upstream}"),
+            Origin::Join => "join".into(),
+            Origin::Recovery { round, .. } => format!("recovery round {}", round + 1),
+            Origin::Request { id } => format!("request {id}"),
+            Origin::Schedule { fire } => format!("schedule {}", crate::plan::format_time(*fire)),
+        }
+    }
+}
+
+/// A submission as recorded in the ledger.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Submission {
+    pub id: String,
+    pub stage: ObjectKey,
+    /// Position among the stage's submissions (1, 2, ...).
+    pub seq: u64,
+    pub origin: Origin,
+    pub test: bool,
+    /// The dataset name the launch was given (`%(dataset)s`).
+    pub dataset: Option<String>,
+    /// The catalog query of its input files (none for generators).
+    pub input: Option<String>,
+    /// The split cursor after this submission's slice, for split launches.
+    pub cursor_after: Option<Cursor>,
+    pub status: Status,
+    pub jobs: JobCounts,
+    /// The launch command ran and its jobs were recorded.
+    pub launched: bool,
+    /// Creation time, unix seconds.
+    pub created: i64,
+    pub force_located: bool,
+}
+
+/// A decided recovery round of an original submission.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryRound {
+    pub original: String,
+    pub round: u32,
+    pub kind: RecoveryType,
+    /// The submission whose project the round's dataset was computed against.
+    pub reference: String,
+    /// The recovery submission, or none when the round had nothing to recover.
+    pub submission: Option<String>,
+}
+
+/// An operator's request to launch a stage (`cascade launch`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: u64,
+    pub stage: ObjectKey,
+    pub test: bool,
+    pub dataset: Option<String>,
+    pub who: String,
+    pub created: i64,
+}
+
+/// Everything observed, as of one consistent read of the ledger.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    pub submissions: Vec<Submission>,
+    pub recoveries: Vec<RecoveryRound>,
+    pub requests: Vec<Request>,
+    /// Stages and campaigns an operator paused (on top of `paused` in their specs).
+    pub paused: BTreeSet<ObjectKey>,
+    /// When each stage was first seen, the anchor of its schedule.
+    pub first_seen: BTreeMap<ObjectKey, i64>,
+}
+
+/// What the planner may ask the catalog. An implementation answers from one consistent
+/// snapshot; the planner never writes.
+pub trait CatalogView {
+    /// Number of files matching a query of the catalog language.
+    fn count(&self, query: &str) -> u64;
+    /// Facts about the files of a dataset (a definition name or a query), in catalog order.
+    fn files(&self, dataset: &str) -> Vec<crate::split::FileFact>;
+}
+
+/// A catalog of fixed answers, for tests and for planning without a catalog.
+#[derive(Clone, Debug, Default)]
+pub struct FixedCatalog {
+    pub counts: BTreeMap<String, u64>,
+    pub files: BTreeMap<String, Vec<crate::split::FileFact>>,
+}
+
+impl CatalogView for FixedCatalog {
+    fn count(&self, query: &str) -> u64 {
+        self.counts.get(query).copied().unwrap_or(0)
+    }
+
+    fn files(&self, dataset: &str) -> Vec<crate::split::FileFact> {
+        self.files.get(dataset).cloned().unwrap_or_default()
+    }
+}

@@ -1,0 +1,1066 @@
+//! The planner: `(desired graph, observed state, catalog view, now) -> (actions, status)`.
+//!
+//! Level-triggered: every call recomputes from the whole state, so a missed event or a
+//! restart loses nothing, and a launch already recorded is never planned again (each launch
+//! has an identity, its stage and [`Origin`], which the ledger keeps unique).
+//!
+//! What triggers a launch:
+//! - a stage with no upstream stage launches once (slice 0 of its split); with a
+//!   self-dependency it launches the next slice each time the previous chain is located,
+//!   until the split is exhausted; with a schedule, once per fire time (missed fires collapse);
+//! - an upstream submission chain (original plus recovery rounds) that ended located launches
+//!   each per-submission dependent once, over that chain's outputs (reference §4.4–4.5);
+//! - an upstream stage that completed launches each `stageComplete` dependent once, over all
+//!   its outputs; a `join` stage launches once when all its upstream stages completed;
+//! - a located submission whose job type has recovery rounds left launches the next non-empty
+//!   round (reference §5), and its dependents wait until the last round;
+//! - an operator's launch request.
+//!
+//! A paused stage or campaign launches nothing: what it would launch is reported as queued
+//! and launched, in order, once it resumes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+
+use cascade_crd::{CampaignState, DependencyTrigger, Param, RecoveryType, SplitPolicy, StageType};
+
+use super::observed::{
+    CatalogView, JobCounts, Observed, Origin, RecoveryRound, Status, Submission,
+};
+use super::{queries, submission};
+use crate::launch::compose::{Launch, LaunchRequest, compose, stage_version};
+use crate::model::{DesiredGraph, ObjectKey, Stage};
+use crate::split::{Cursor, Next, next};
+
+pub struct PlanInput<'a> {
+    pub graph: &'a DesiredGraph,
+    pub observed: &'a Observed,
+    pub catalog: &'a dyn CatalogView,
+    /// Unix seconds.
+    pub now: i64,
+    /// Who launches are done for when no operator asked (`%(experimenter)s`).
+    pub experimenter: &'a str,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum Action {
+    /// Reserve the submission in the ledger, then run its launch.
+    Launch(Box<LaunchAction>),
+    /// Record a submission's new status.
+    #[serde(rename_all = "camelCase")]
+    SetStatus {
+        submission: String,
+        from: Status,
+        to: Status,
+        reason: String,
+    },
+    /// Record that a recovery round had nothing to recover.
+    #[serde(rename_all = "camelCase")]
+    SkipRecovery {
+        original: String,
+        round: u32,
+        kind: RecoveryType,
+        reference: String,
+    },
+    /// Record when a scheduled stage was first seen (the anchor of its schedule).
+    #[serde(rename_all = "camelCase")]
+    FirstSeen { stage: ObjectKey, at: i64 },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LaunchAction {
+    pub id: String,
+    pub stage: ObjectKey,
+    pub seq: u64,
+    pub origin: Origin,
+    pub test: bool,
+    /// The dataset name given to the launch; the executor defines it as `input`.
+    pub dataset: Option<String>,
+    /// Catalog query of the input files.
+    pub input: Option<String>,
+    /// The input files when the split already knows them (snapshot splits).
+    pub input_files: Vec<String>,
+    pub cursor_after: Option<Cursor>,
+    /// An approval stage records the submission as awaiting approval and runs nothing.
+    pub approval: bool,
+    pub recovery: Option<RecoveryRound>,
+    pub launch: Launch,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StageState {
+    Waiting,
+    Running,
+    Completed,
+    Exhausted,
+    Failed,
+}
+
+impl StageState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageState::Waiting => "Waiting",
+            StageState::Running => "Running",
+            StageState::Completed => "Completed",
+            StageState::Exhausted => "Exhausted",
+            StageState::Failed => "Failed",
+        }
+    }
+
+    /// Completed or exhausted: dependents waiting for the stage as a whole may start.
+    pub fn succeeded(self) -> bool {
+        matches!(self, StageState::Completed | StageState::Exhausted)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageStatus {
+    pub stage: ObjectKey,
+    pub state: StageState,
+    /// One sentence: why the stage is where it is.
+    pub reason: String,
+    /// Nothing is in flight, queued or still possible: the stage will not change by itself.
+    pub settled: bool,
+    /// Located submission chains out of all chains, in percent.
+    pub located_percent: f64,
+    /// Located chains out of the chains expected in the end (0..=1).
+    pub progress: f64,
+    pub submissions: u32,
+    pub chains_located: u32,
+    pub chains_failed: u32,
+    pub chains_in_flight: u32,
+    pub jobs: JobCounts,
+    pub launches: u32,
+    pub queued: Vec<String>,
+    pub next_fire: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CampaignProgress {
+    pub campaign: ObjectKey,
+    /// Mean progress of its stages (0..=1).
+    pub progress: f64,
+    pub stages: u32,
+    pub stages_succeeded: u32,
+    pub stages_failed: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub stages: Vec<StageStatus>,
+    pub campaigns: Vec<CampaignProgress>,
+    /// The earliest time a schedule wants the planner to run again.
+    pub wake_at: Option<i64>,
+}
+
+impl Plan {
+    pub fn launches(&self) -> impl Iterator<Item = &LaunchAction> {
+        self.actions.iter().filter_map(|a| match a {
+            Action::Launch(l) => Some(l.as_ref()),
+            _ => None,
+        })
+    }
+}
+
+/// A launch the planner wants, before gating and composition.
+#[derive(Clone, Debug)]
+struct Candidate {
+    origin: Origin,
+    test: bool,
+    dataset: Option<String>,
+    input: Option<String>,
+    input_files: Vec<String>,
+    cursor_after: Option<Cursor>,
+    overrides: Vec<Param>,
+    parent: Option<String>,
+    recovery: Option<RecoveryRound>,
+    launcher: Option<String>,
+}
+
+impl Candidate {
+    fn new(origin: Origin, test: bool) -> Self {
+        Candidate {
+            origin,
+            test,
+            dataset: None,
+            input: None,
+            input_files: Vec::new(),
+            cursor_after: None,
+            overrides: Vec::new(),
+            parent: None,
+            recovery: None,
+            launcher: None,
+        }
+    }
+}
+
+/// Where a submission chain stands.
+enum Chain {
+    InFlight,
+    Located,
+    Failed,
+    /// The chain needs this recovery round launched.
+    Recover(Box<Candidate>),
+}
+
+/// What downstream stages need to know of a stage planned earlier.
+struct Outcome {
+    state: StageState,
+    settled: bool,
+    located_percent: f64,
+    chains_total: u32,
+    /// Located chains: (original, members).
+    located_chains: Vec<(String, Vec<String>, bool)>,
+    expected: f64,
+}
+
+pub fn plan(input: &PlanInput) -> Plan {
+    Planner::new(input).run()
+}
+
+struct Planner<'a> {
+    input: &'a PlanInput<'a>,
+    /// Effective status of each submission after this plan's transitions.
+    status: HashMap<&'a str, Status>,
+    by_stage: HashMap<&'a ObjectKey, Vec<&'a Submission>>,
+    by_id: HashMap<&'a str, &'a Submission>,
+    rounds: HashMap<&'a str, Vec<&'a RecoveryRound>>,
+    outcomes: HashMap<ObjectKey, Outcome>,
+    actions: Vec<Action>,
+    wake_at: Option<i64>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(input: &'a PlanInput<'a>) -> Self {
+        let observed = input.observed;
+        let mut by_stage: HashMap<&ObjectKey, Vec<&Submission>> = HashMap::new();
+        let mut by_id = HashMap::new();
+        for s in &observed.submissions {
+            by_stage.entry(&s.stage).or_default().push(s);
+            by_id.insert(s.id.as_str(), s);
+        }
+        for subs in by_stage.values_mut() {
+            subs.sort_by_key(|s| s.seq);
+        }
+        let mut rounds: HashMap<&str, Vec<&RecoveryRound>> = HashMap::new();
+        for r in &observed.recoveries {
+            rounds.entry(r.original.as_str()).or_default().push(r);
+        }
+        for rs in rounds.values_mut() {
+            rs.sort_by_key(|r| r.round);
+        }
+        Planner {
+            input,
+            status: observed
+                .submissions
+                .iter()
+                .map(|s| (s.id.as_str(), s.status))
+                .collect(),
+            by_stage,
+            by_id,
+            rounds,
+            outcomes: HashMap::new(),
+            actions: Vec::new(),
+            wake_at: None,
+        }
+    }
+
+    fn run(mut self) -> Plan {
+        let graph = self.input.graph;
+        self.transitions();
+        let stages: Vec<StageStatus> = graph.stages.iter().map(|s| self.stage(s)).collect();
+        let campaigns = campaign_progress(graph, &stages);
+        Plan {
+            actions: self.actions,
+            stages,
+            campaigns,
+            wake_at: self.wake_at,
+        }
+    }
+
+    /// Phase 1: every submission's new status, so that this same plan can act on it.
+    fn transitions(&mut self) {
+        let graph = self.input.graph;
+        for sub in &self.input.observed.submissions {
+            let Some(stage) = graph.stage(&sub.stage) else {
+                continue;
+            };
+            let mut current = sub.clone();
+            // A submission may move twice in one plan (Running -> Completed -> Located).
+            while let Some((to, reason)) =
+                submission::next_status(graph, stage, &current, self.input.catalog, self.input.now)
+            {
+                self.actions.push(Action::SetStatus {
+                    submission: sub.id.clone(),
+                    from: current.status,
+                    to,
+                    reason,
+                });
+                current.status = to;
+                if to.is_final() {
+                    break;
+                }
+            }
+            self.status.insert(sub.id.as_str(), current.status);
+        }
+    }
+
+    fn status_of(&self, id: &str) -> Status {
+        self.status.get(id).copied().unwrap_or(Status::New)
+    }
+
+    fn subs(&self, stage: &ObjectKey) -> &[&'a Submission] {
+        self.by_stage.get(stage).map_or(&[], Vec::as_slice)
+    }
+
+    fn has_origin(&self, stage: &ObjectKey, origin: &Origin) -> bool {
+        self.subs(stage).iter().any(|s| &s.origin == origin)
+    }
+
+    /// The chain of an original submission: the original and its recovery submissions.
+    fn members(&self, original: &Submission) -> Vec<String> {
+        let mut ids = vec![original.id.clone()];
+        if let Some(rounds) = self.rounds.get(original.id.as_str()) {
+            ids.extend(rounds.iter().filter_map(|r| r.submission.clone()));
+        }
+        ids
+    }
+
+    fn chain(&mut self, stage: &Stage, original: &'a Submission) -> Chain {
+        if self.status_of(&original.id).is_unsuccessful_end() {
+            return Chain::Failed;
+        }
+        let decided: Vec<&RecoveryRound> = self
+            .rounds
+            .get(original.id.as_str())
+            .cloned()
+            .unwrap_or_default();
+        let head = decided
+            .iter()
+            .rev()
+            .find_map(|r| r.submission.as_deref())
+            .unwrap_or(original.id.as_str());
+        let head_status = self.status_of(head);
+        let head_settled = if head == original.id {
+            head_status == Status::Located
+        } else {
+            head_status.is_final()
+        };
+        if !head_settled {
+            return Chain::InFlight;
+        }
+        let graph = self.input.graph;
+        let recipe = &graph.job_type_of(stage).recoveries;
+        let patterns = submission::output_patterns(graph, stage);
+        let version = stage_version(graph, stage);
+        for (round, step) in recipe.iter().enumerate().skip(decided.len()) {
+            let query = queries::recovery(
+                step.kind,
+                head,
+                original.input.as_deref(),
+                &patterns,
+                &version,
+            );
+            let round = round as u32;
+            if self.input.catalog.count(&query) == 0 {
+                self.actions.push(Action::SkipRecovery {
+                    original: original.id.clone(),
+                    round,
+                    kind: step.kind,
+                    reference: head.to_string(),
+                });
+                continue;
+            }
+            let mut c = Candidate::new(
+                Origin::Recovery {
+                    original: original.id.clone(),
+                    round,
+                },
+                original.test,
+            );
+            c.dataset = Some(format!("cascade_recover_{}_{}", original.id, round + 1));
+            c.input = Some(query);
+            c.overrides = step.parameter_overrides.clone();
+            c.parent = Some(original.id.clone());
+            c.recovery = Some(RecoveryRound {
+                original: original.id.clone(),
+                round,
+                kind: step.kind,
+                reference: head.to_string(),
+                submission: None,
+            });
+            return Chain::Recover(Box::new(c));
+        }
+        Chain::Located
+    }
+
+    /// The current cursor of the stage's real or test split: the one after its latest slice.
+    fn cursor(&self, stage: &Stage, test: bool) -> Cursor {
+        self.subs(&stage.key)
+            .iter()
+            .rev()
+            .filter(|s| s.test == test && !s.origin.is_recovery())
+            .find_map(|s| s.cursor_after.clone())
+            .unwrap_or_default()
+    }
+
+    /// The launch of the next slice from `cursor`, or `None` when the split is exhausted.
+    fn slice(
+        &self,
+        stage: &Stage,
+        origin: Origin,
+        test: bool,
+        cursor: &Cursor,
+    ) -> Option<Candidate> {
+        let mut c = Candidate::new(origin, test);
+        let policy = if test {
+            stage.test_split.as_ref().or(stage.split.as_ref())
+        } else {
+            stage.split.as_ref()
+        };
+        let generator = stage.stage_type == StageType::Generator;
+        match (policy, &stage.dataset) {
+            (Some(policy), Some(data)) => {
+                let facts = stage
+                    .dataset_text()
+                    .map(|d| self.input.catalog.files(d))
+                    .unwrap_or_default();
+                let Next::Slice { slice, cursor } =
+                    next(policy, data, cursor, &facts, self.input.now)
+                else {
+                    return None;
+                };
+                c.input = match policy {
+                    _ if generator => None,
+                    SplitPolicy::Multiparam => None,
+                    SplitPolicy::List => Some(format!("defname: {}", slice.name)),
+                    _ => Some(slice.query),
+                };
+                c.dataset = Some(slice.name);
+                c.input_files = slice.files;
+                c.cursor_after = Some(cursor);
+            }
+            (None, data) => {
+                if cursor != &Cursor::Start {
+                    return None;
+                }
+                c.dataset = data.as_ref().and_then(|d| d.as_text()).map(String::from);
+                c.input = c
+                    .dataset
+                    .as_ref()
+                    .filter(|_| !generator)
+                    .map(|d| format!("defname: {d}"));
+                c.cursor_after = Some(Cursor::Index(1));
+            }
+            (Some(_), None) => return None,
+        }
+        Some(c)
+    }
+
+    fn stage(&mut self, stage: &'a Stage) -> StageStatus {
+        let graph = self.input.graph;
+        let subs: Vec<&'a Submission> = self.subs(&stage.key).to_vec();
+        let mut candidates: Vec<Candidate> = Vec::new();
+        let (mut located, mut failed, mut in_flight) = (0u32, 0u32, 0u32);
+        let mut located_chains = Vec::new();
+        let mut last_split_chain = None;
+        for original in subs.iter().filter(|s| !s.origin.is_recovery()) {
+            let state = match self.chain(stage, original) {
+                Chain::Recover(c) => {
+                    candidates.push(*c);
+                    in_flight += 1;
+                    "in flight"
+                }
+                Chain::InFlight => {
+                    in_flight += 1;
+                    "in flight"
+                }
+                Chain::Located => {
+                    located += 1;
+                    located_chains.push((
+                        original.id.clone(),
+                        self.members(original),
+                        original.test,
+                    ));
+                    "located"
+                }
+                Chain::Failed => {
+                    failed += 1;
+                    "failed"
+                }
+            };
+            if matches!(
+                original.origin,
+                Origin::Split { test: false, .. } | Origin::Schedule { .. }
+            ) {
+                last_split_chain = Some(state);
+            }
+        }
+
+        let mut waiting: Vec<String> = Vec::new();
+        let mut more_possible = false;
+        let mut next_fire = None;
+        let mut exhausted = false;
+
+        // Operator requests, oldest first.
+        let mut requests: Vec<_> = self
+            .input
+            .observed
+            .requests
+            .iter()
+            .filter(|r| r.stage == stage.key)
+            .collect();
+        requests.sort_by_key(|r| r.id);
+        let mut cursors = [self.cursor(stage, false), self.cursor(stage, true)];
+        for r in requests {
+            let origin = Origin::Request { id: r.id };
+            if self.has_origin(&stage.key, &origin) {
+                continue;
+            }
+            let candidate = match &r.dataset {
+                Some(d) => {
+                    let mut c = Candidate::new(origin, r.test);
+                    c.dataset = Some(d.clone());
+                    c.input = Some(format!("defname: {d}"));
+                    Some(c)
+                }
+                None => {
+                    let cursor = &cursors[usize::from(r.test)];
+                    self.slice(stage, origin, r.test, cursor)
+                }
+            };
+            match candidate {
+                Some(mut c) => {
+                    if let Some(cur) = &c.cursor_after {
+                        cursors[usize::from(r.test)] = cur.clone();
+                    }
+                    c.launcher = Some(r.who.clone());
+                    candidates.push(c);
+                }
+                None => waiting.push(format!(
+                    "request {} by {} has nothing to launch: the split is exhausted",
+                    r.id, r.who
+                )),
+            }
+        }
+
+        let upstream: Vec<_> = stage.upstream_edges().collect();
+        if upstream.is_empty() {
+            let cursor = cursors[0].clone();
+            if let Some(expr) = &stage.schedule {
+                let anchor = match self.input.observed.first_seen.get(&stage.key) {
+                    Some(t) => *t,
+                    None => {
+                        self.actions.push(Action::FirstSeen {
+                            stage: stage.key.clone(),
+                            at: self.input.now,
+                        });
+                        self.input.now
+                    }
+                };
+                let last = subs
+                    .iter()
+                    .filter_map(|s| match s.origin {
+                        Origin::Schedule { fire } => Some(fire),
+                        _ => None,
+                    })
+                    .max()
+                    .unwrap_or(anchor)
+                    .max(anchor);
+                let (due, upcoming) = schedule_fires(expr, last, self.input.now);
+                let exhausted_now = self
+                    .slice(stage, Origin::Schedule { fire: 0 }, false, &cursor)
+                    .is_none();
+                if exhausted_now && stage.clear_schedule_on_exhaustion {
+                    exhausted = true;
+                } else {
+                    if let Some(fire) = due
+                        && let Some(c) =
+                            self.slice(stage, Origin::Schedule { fire }, false, &cursor)
+                    {
+                        candidates.push(c);
+                    }
+                    next_fire = upcoming;
+                    self.wake_at = match (self.wake_at, upcoming) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    more_possible = true;
+                    waiting.push(match upcoming {
+                        Some(t) => format!(
+                            "next launch on its schedule `{expr}` at {}",
+                            super::format_time(t)
+                        ),
+                        None => format!("its schedule `{expr}` has no future fire time"),
+                    });
+                }
+            } else {
+                let index = subs
+                    .iter()
+                    .filter_map(|s| match s.origin {
+                        Origin::Split { test: false, index } => Some(index + 1),
+                        _ => None,
+                    })
+                    .max()
+                    .unwrap_or(0);
+                let wanted =
+                    index == 0 || (stage.self_dependent() && last_split_chain == Some("located"));
+                if wanted {
+                    match self.slice(stage, Origin::Split { test: false, index }, false, &cursor) {
+                        Some(c) => candidates.push(c),
+                        None => exhausted = true,
+                    }
+                }
+                if stage.self_dependent()
+                    && index > 0
+                    && self
+                        .slice(stage, Origin::Split { test: false, index }, false, &cursor)
+                        .is_none()
+                {
+                    exhausted = true;
+                }
+            }
+        } else if stage.join {
+            let mut parts = Vec::new();
+            let mut all = true;
+            let mut queries_by_edge = Vec::new();
+            for e in &upstream {
+                let o = &self.outcomes[&e.upstream];
+                if !(o.settled && o.state.succeeded()) {
+                    all = false;
+                    if !o.settled {
+                        more_possible = true;
+                    }
+                }
+                parts.push(format!("`{}` {}", e.upstream.name, outcome_words(o)));
+                let up = graph.stage(&e.upstream).expect("validated edge");
+                queries_by_edge.push(queries::stage_outputs(
+                    &e.upstream.to_string(),
+                    &e.file_pattern,
+                    &stage_version(graph, up),
+                ));
+            }
+            if all && !self.has_origin(&stage.key, &Origin::Join) {
+                let mut c = Candidate::new(Origin::Join, false);
+                c.dataset = Some(format!("{}_join", stage.key.name));
+                c.input = Some(
+                    queries_by_edge
+                        .iter()
+                        .map(|q| format!("({q})"))
+                        .collect::<Vec<_>>()
+                        .join(" or "),
+                );
+                candidates.push(c);
+            } else if !all {
+                waiting.push(format!(
+                    "waiting for all of stages {} to complete",
+                    parts.join(", ")
+                ));
+            }
+        } else {
+            for e in &upstream {
+                let up = graph.stage(&e.upstream).expect("validated edge");
+                let version = stage_version(graph, up);
+                let o = &self.outcomes[&e.upstream];
+                match e.trigger {
+                    DependencyTrigger::Submission => {
+                        for (original, members, test) in &o.located_chains {
+                            let origin = Origin::Upstream {
+                                submission: original.clone(),
+                            };
+                            if self.has_origin(&stage.key, &origin) {
+                                continue;
+                            }
+                            let upstream_sub = self.by_id[original.as_str()];
+                            let mut c = Candidate::new(origin, *test);
+                            c.dataset = Some(format!("{}_from_{original}", stage.key.name));
+                            c.input = Some(match up.stage_type {
+                                StageType::Approval | StageType::Datatransfer => format!(
+                                    "({}) and {}",
+                                    upstream_sub.input.as_deref().unwrap_or("defname: none"),
+                                    queries::pattern_bits(&e.file_pattern)
+                                ),
+                                _ => {
+                                    let ids: Vec<&str> =
+                                        members.iter().map(String::as_str).collect();
+                                    queries::outputs_of(&ids, &e.file_pattern, &version)
+                                }
+                            });
+                            c.parent = None;
+                            candidates.push(c);
+                        }
+                        if !o.settled {
+                            more_possible = true;
+                            waiting.push(if o.chains_total == 0 {
+                                format!(
+                                    "waiting for stage `{}`: not started; each of its located submissions launches this stage over its `{}` outputs",
+                                    e.upstream.name, e.file_pattern
+                                )
+                            } else {
+                                format!(
+                                    "waiting for stage `{}`: {} of {} submissions located, needs {}%",
+                                    e.upstream.name,
+                                    o.located_chains.len(),
+                                    o.chains_total,
+                                    up.completion.percent
+                                )
+                            });
+                        }
+                    }
+                    DependencyTrigger::StageComplete => {
+                        let origin = Origin::StageComplete {
+                            upstream: e.upstream.to_string(),
+                        };
+                        if o.settled && o.state.succeeded() {
+                            if !self.has_origin(&stage.key, &origin) {
+                                let mut c = Candidate::new(origin, false);
+                                c.dataset =
+                                    Some(format!("{}_after_{}", stage.key.name, e.upstream.name));
+                                c.input = Some(queries::stage_outputs(
+                                    &e.upstream.to_string(),
+                                    &e.file_pattern,
+                                    &version,
+                                ));
+                                candidates.push(c);
+                            }
+                        } else if !o.settled {
+                            more_possible = true;
+                            waiting.push(format!(
+                                "waiting for stage `{}` to reach {}%: {:.0}% located ({} of {} submissions)",
+                                e.upstream.name,
+                                up.completion.percent,
+                                o.located_percent,
+                                o.located_chains.len(),
+                                o.chains_total
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+
+        // Gating: inactive and paused stages launch nothing.
+        let campaign = graph.campaign_of(stage);
+        let paused_by = if stage.paused || self.input.observed.paused.contains(&stage.key) {
+            Some(format!("stage `{}`", stage.key.name))
+        } else if campaign.paused || self.input.observed.paused.contains(&stage.campaign) {
+            Some(format!("campaign `{}`", stage.campaign.name))
+        } else {
+            None
+        };
+        let inactive = campaign.state == CampaignState::Inactive;
+        let mut queued = Vec::new();
+        let mut launches = 0u32;
+        let mut compose_error = None;
+        if inactive || paused_by.is_some() {
+            queued = candidates
+                .iter()
+                .map(|c| match c.origin {
+                    Origin::Request { .. } if c.test => format!("{} (test)", c.origin.describe()),
+                    _ => c.origin.describe(),
+                })
+                .collect();
+        } else {
+            let mut seq = subs.iter().map(|s| s.seq).max().unwrap_or(0);
+            for c in candidates {
+                seq += 1;
+                match self.launch(stage, seq, c) {
+                    Ok(action) => {
+                        launches += 1;
+                        self.actions.push(Action::Launch(Box::new(action)));
+                    }
+                    Err(e) => {
+                        compose_error = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+
+        let mut jobs = JobCounts::default();
+        for s in &subs {
+            jobs.add(&s.jobs);
+        }
+        let chains_total = located + failed + in_flight + launches;
+        let located_percent = if chains_total == 0 {
+            0.0
+        } else {
+            f64::from(located) * 100.0 / f64::from(chains_total)
+        };
+        let settled = in_flight == 0 && launches == 0 && queued.is_empty() && !more_possible;
+        let (state, reason) = if let Some(e) = compose_error {
+            (
+                StageState::Failed,
+                format!("cannot compose its launch: {e}"),
+            )
+        } else if inactive && !queued.is_empty() {
+            (
+                StageState::Waiting,
+                format!("campaign `{}` is inactive", stage.campaign.name),
+            )
+        } else if let Some(by) = paused_by.as_ref().filter(|_| !queued.is_empty()) {
+            (
+                StageState::Waiting,
+                format!(
+                    "{by} is paused: {} launch{} queued ({}), released in order on resume",
+                    queued.len(),
+                    if queued.len() == 1 { "" } else { "es" },
+                    queued.join(", ")
+                ),
+            )
+        } else if launches > 0 || in_flight > 0 {
+            let mut text = format!(
+                "{located} of {chains_total} submissions located, {} in flight (jobs: {} idle, {} running, {} held, {} done)",
+                in_flight + launches,
+                jobs.idle,
+                jobs.running,
+                jobs.held,
+                jobs.finished()
+            );
+            if launches > 0 {
+                text.push_str(&format!("; launching {launches} now"));
+            }
+            (StageState::Running, text)
+        } else if !waiting.is_empty() && (more_possible || chains_total == 0) {
+            (StageState::Waiting, waiting.join("; and "))
+        } else if chains_total == 0 {
+            if exhausted {
+                (
+                    StageState::Exhausted,
+                    "its split has nothing to launch: the dataset holds no files".to_string(),
+                )
+            } else {
+                (
+                    StageState::Waiting,
+                    "blocked: its upstream stages ended without located submissions".to_string(),
+                )
+            }
+        } else if located_percent + 1e-9 >= stage.completion.percent {
+            let open_ended = stage
+                .split
+                .as_ref()
+                .is_some_and(|p| !p.can_exhaust() || matches!(p, SplitPolicy::Draining));
+            let state = if exhausted && open_ended {
+                StageState::Exhausted
+            } else {
+                StageState::Completed
+            };
+            (
+                state,
+                format!(
+                    "{}: {located_percent:.0}% located ({located} of {chains_total} submissions), needs {}%",
+                    if state == StageState::Exhausted {
+                        "split exhausted"
+                    } else {
+                        "completed"
+                    },
+                    stage.completion.percent
+                ),
+            )
+        } else {
+            (
+                StageState::Failed,
+                format!(
+                    "failed: {failed} of {chains_total} submissions failed; {located_percent:.0}% located, needs {}%",
+                    stage.completion.percent
+                ),
+            )
+        };
+        let settled = settled || state == StageState::Failed && in_flight == 0 && launches == 0;
+
+        let expected = self.expected_chains(stage, chains_total, exhausted);
+        let progress = if settled && state.succeeded() {
+            1.0
+        } else {
+            (f64::from(located) / expected.max(1.0)).min(1.0)
+        };
+        self.outcomes.insert(
+            stage.key.clone(),
+            Outcome {
+                state,
+                settled,
+                located_percent,
+                chains_total,
+                located_chains,
+                expected,
+            },
+        );
+        StageStatus {
+            stage: stage.key.clone(),
+            state,
+            reason,
+            settled,
+            located_percent,
+            progress,
+            submissions: subs.len() as u32,
+            chains_located: located,
+            chains_failed: failed,
+            chains_in_flight: in_flight + launches,
+            jobs,
+            launches,
+            queued,
+            next_fire,
+        }
+    }
+
+    /// How many chains the stage should have in the end, as far as can be told now.
+    fn expected_chains(&self, stage: &Stage, total: u32, exhausted: bool) -> f64 {
+        let upstream: Vec<_> = stage.upstream_edges().collect();
+        let estimate = if upstream.is_empty() {
+            if stage.self_dependent() && !exhausted {
+                f64::from(total) + self.remaining_slices(stage) as f64
+            } else {
+                1.0
+            }
+        } else if stage.join {
+            1.0
+        } else {
+            upstream
+                .iter()
+                .map(|e| match e.trigger {
+                    DependencyTrigger::StageComplete => 1.0,
+                    DependencyTrigger::Submission => {
+                        let o = &self.outcomes[&e.upstream];
+                        if o.settled {
+                            o.located_chains.len() as f64
+                        } else {
+                            o.expected
+                        }
+                    }
+                })
+                .sum()
+        };
+        estimate.max(f64::from(total))
+    }
+
+    /// Slices the split still has to give (up to a bound, for progress figures).
+    fn remaining_slices(&self, stage: &Stage) -> u64 {
+        const BOUND: u64 = 10_000;
+        let mut cursor = self.cursor(stage, false);
+        let mut n = 0;
+        while n < BOUND {
+            match self.slice(
+                stage,
+                Origin::Split {
+                    test: false,
+                    index: 0,
+                },
+                false,
+                &cursor,
+            ) {
+                Some(c) => {
+                    let Some(after) = c.cursor_after else { break };
+                    if after == cursor {
+                        break;
+                    }
+                    cursor = after;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        n
+    }
+
+    fn launch(&self, stage: &Stage, seq: u64, c: Candidate) -> Result<LaunchAction, String> {
+        let id = format!("{}.{}.{seq}", stage.key.namespace, stage.key.name);
+        let experimenter = c.launcher.as_deref().unwrap_or(self.input.experimenter);
+        let request = LaunchRequest {
+            stage,
+            dataset: c.dataset.as_deref(),
+            submission_id: &id,
+            parent_submission_id: c.parent.as_deref(),
+            test: c.test,
+            explicit_overrides: &c.overrides,
+            experimenter,
+        };
+        let launch = compose(self.input.graph, &request).map_err(|e| e.to_string())?;
+        let recovery = c.recovery.map(|mut r| {
+            r.submission = Some(id.clone());
+            r
+        });
+        Ok(LaunchAction {
+            id,
+            stage: stage.key.clone(),
+            seq,
+            origin: c.origin,
+            test: c.test || self.input.graph.campaign_of(stage).test,
+            dataset: c.dataset,
+            input: c.input,
+            input_files: c.input_files,
+            cursor_after: c.cursor_after,
+            approval: stage.stage_type == StageType::Approval,
+            recovery,
+            launch,
+        })
+    }
+}
+
+fn outcome_words(o: &Outcome) -> String {
+    if o.settled && o.state.succeeded() {
+        "complete".into()
+    } else if o.chains_total == 0 {
+        "not started".into()
+    } else {
+        format!("at {:.0}%", o.located_percent)
+    }
+}
+
+/// The latest fire time in `(after, now]`, if any, and the first one after `now`.
+pub fn schedule_fires(expr: &str, after: i64, now: i64) -> (Option<i64>, Option<i64>) {
+    use chrono::{DateTime, Utc};
+    let Ok(cron) = expr.parse::<croner::Cron>() else {
+        return (None, None);
+    };
+    let at = |t: i64| DateTime::<Utc>::from_timestamp(t, 0);
+    let due = at(now)
+        .and_then(|n| cron.find_previous_occurrence(&n, true).ok())
+        .map(|t| t.timestamp())
+        .filter(|t| *t > after);
+    let upcoming = at(now)
+        .and_then(|n| cron.find_next_occurrence(&n, false).ok())
+        .map(|t| t.timestamp());
+    (due, upcoming)
+}
+
+fn campaign_progress(graph: &DesiredGraph, stages: &[StageStatus]) -> Vec<CampaignProgress> {
+    let mut by_campaign: BTreeMap<&ObjectKey, Vec<&StageStatus>> = BTreeMap::new();
+    for (stage, status) in graph.stages.iter().zip(stages) {
+        by_campaign.entry(&stage.campaign).or_default().push(status);
+    }
+    let mut seen = HashSet::new();
+    graph
+        .campaigns
+        .keys()
+        .filter(|k| seen.insert(*k))
+        .map(|key| {
+            let list = by_campaign.get(key).map_or(&[][..], Vec::as_slice);
+            let n = list.len() as u32;
+            CampaignProgress {
+                campaign: key.clone(),
+                progress: if n == 0 {
+                    1.0
+                } else {
+                    list.iter().map(|s| s.progress).sum::<f64>() / f64::from(n)
+                },
+                stages: n,
+                stages_succeeded: list
+                    .iter()
+                    .filter(|s| s.settled && s.state.succeeded())
+                    .count() as u32,
+                stages_failed: list
+                    .iter()
+                    .filter(|s| s.state == StageState::Failed)
+                    .count() as u32,
+            }
+        })
+        .collect()
+}

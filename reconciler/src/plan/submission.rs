@@ -1,0 +1,206 @@
+//! A submission's next status, from its job counts and the catalog (reference §4.2, §4.3,
+//! §6.2, §6.3). Pure: the clock is an input.
+
+use cascade_crd::{CompletionType, StageType};
+
+use super::observed::{CatalogView, JobCounts, Status, Submission};
+use super::queries;
+use crate::launch::compose::stage_version;
+use crate::model::{DesiredGraph, Stage};
+
+/// A `located` submission older than this is located regardless of its files (POMS's rule).
+pub const LOCATE_ANYWAY_AFTER_SECONDS: i64 = 2 * 86_400;
+
+/// The status the batch system's counts give (the agent's rules, §6.2), or none while the
+/// submission has no jobs yet.
+pub fn from_jobs(jobs: &JobCounts, completion_percent: f64) -> Option<Status> {
+    if jobs.total == 0 {
+        return None;
+    }
+    let active = jobs.idle + jobs.running + jobs.held;
+    if active == 0 {
+        if jobs.failed * 2 > jobs.succeeded {
+            return Some(Status::Failed);
+        }
+        if jobs.removed == jobs.total {
+            return Some(Status::Removed);
+        }
+        return Some(Status::Completed);
+    }
+    // POMS's `update_submission` rule: enough finished jobs complete the submission early.
+    let pct = f64::from(jobs.finished()) * 100.0 / f64::from(jobs.total);
+    if pct >= completion_percent && jobs.failed * 2 <= jobs.succeeded {
+        return Some(Status::Completed);
+    }
+    Some(if jobs.held > 0 {
+        Status::Held
+    } else if jobs.running > 0 {
+        Status::Running
+    } else {
+        Status::Idle
+    })
+}
+
+/// How many files the location check found, and how many it needs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Location {
+    pub found: u64,
+    pub needed: f64,
+}
+
+/// The patterns that count as a stage's outputs: those its dependents ask for, or else the
+/// job type's output patterns.
+pub fn output_patterns(graph: &DesiredGraph, stage: &Stage) -> Vec<String> {
+    let from_dependents: Vec<String> = graph
+        .dependents(&stage.key)
+        .flat_map(|d| d.depends_on.iter())
+        .filter(|e| e.upstream == stage.key)
+        .map(|e| e.file_pattern.clone())
+        .collect();
+    if from_dependents.is_empty() {
+        graph.job_type_of(stage).output_file_patterns.clone()
+    } else {
+        from_dependents
+    }
+}
+
+/// The location check of a completed submission (§4.3 b/c): with input files, the share of
+/// inputs that have located outputs; without (generators), outputs against jobs.
+pub fn location(
+    graph: &DesiredGraph,
+    stage: &Stage,
+    sub: &Submission,
+    catalog: &dyn CatalogView,
+) -> Location {
+    let patterns = output_patterns(graph, stage);
+    let version = stage_version(graph, stage);
+    let share = stage.completion.percent / 100.0;
+    let has_inputs = stage.stage_type != StageType::Generator
+        && catalog.count(&queries::project_inputs(&sub.id)) > 0;
+    if has_inputs {
+        // POMS's base is the files the jobs consumed, not those delivered (§4.3 b).
+        let consumed = catalog.count(&queries::consumed_inputs(&sub.id));
+        let q = queries::located_inputs(&sub.id, &patterns, &version, stage.output_ancestor_depth);
+        return Location {
+            found: catalog.count(&q),
+            needed: consumed as f64 * share,
+        };
+    }
+    let found = patterns
+        .iter()
+        .map(|p| catalog.count(&queries::outputs_of(&[&sub.id], p, &version)))
+        .min()
+        .unwrap_or(0);
+    Location {
+        found,
+        needed: f64::from(sub.jobs.total) * share,
+    }
+}
+
+/// The next status of a submission, with the reason, or none if it stays as it is.
+pub fn next_status(
+    graph: &DesiredGraph,
+    stage: &Stage,
+    sub: &Submission,
+    catalog: &dyn CatalogView,
+    now: i64,
+) -> Option<(Status, String)> {
+    let recovery = sub.origin.is_recovery();
+    match sub.status {
+        Status::New | Status::Idle | Status::Running | Status::Held => {
+            let derived = match from_jobs(&sub.jobs, stage.completion.percent) {
+                Some(s) => s,
+                None if sub.launched => {
+                    return Some((Status::Completed, "the launch submitted no jobs".into()));
+                }
+                None => return None,
+            };
+            // A failed recovery never blocks the chain (§6.3 rule 1).
+            let derived = if recovery && derived == Status::Failed {
+                Status::Completed
+            } else {
+                derived
+            };
+            (derived != sub.status).then(|| (derived, jobs_reason(&sub.jobs)))
+        }
+        Status::Completed => {
+            if stage.completion.kind == CompletionType::Complete
+                || stage.stage_type == StageType::Approval
+            {
+                return Some((Status::Located, "completion type is `complete`".into()));
+            }
+            if sub.force_located {
+                return Some((Status::Located, "forced located by an operator".into()));
+            }
+            if now - sub.created > LOCATE_ANYWAY_AFTER_SECONDS {
+                return Some((
+                    Status::Located,
+                    "completed more than two days ago (POMS's rule)".into(),
+                ));
+            }
+            let loc = location(graph, stage, sub, catalog);
+            let enough = loc.found as f64 >= loc.needed && (loc.needed > 0.0 || recovery);
+            enough.then(|| {
+                (
+                    Status::Located,
+                    format!(
+                        "{} files located, needs {:.0}",
+                        loc.found,
+                        loc.needed.ceil()
+                    ),
+                )
+            })
+        }
+        _ => None,
+    }
+}
+
+fn jobs_reason(jobs: &JobCounts) -> String {
+    format!(
+        "jobs: {} idle, {} running, {} held, {} succeeded, {} failed, {} removed of {}",
+        jobs.idle, jobs.running, jobs.held, jobs.succeeded, jobs.failed, jobs.removed, jobs.total
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jobs(total: u32, running: u32, succeeded: u32, failed: u32) -> JobCounts {
+        JobCounts {
+            total,
+            running,
+            succeeded,
+            failed,
+            ..JobCounts::default()
+        }
+    }
+
+    #[test]
+    fn agent_rules_in_order() {
+        assert_eq!(from_jobs(&JobCounts::default(), 95.0), None);
+        assert_eq!(from_jobs(&jobs(4, 0, 1, 3), 95.0), Some(Status::Failed));
+        assert_eq!(from_jobs(&jobs(4, 0, 3, 1), 95.0), Some(Status::Completed));
+        assert_eq!(from_jobs(&jobs(4, 2, 2, 0), 95.0), Some(Status::Running));
+        let idle = JobCounts {
+            total: 2,
+            idle: 2,
+            ..JobCounts::default()
+        };
+        assert_eq!(from_jobs(&idle, 95.0), Some(Status::Idle));
+        let held = JobCounts {
+            total: 2,
+            held: 1,
+            running: 1,
+            ..JobCounts::default()
+        };
+        assert_eq!(from_jobs(&held, 95.0), Some(Status::Held));
+    }
+
+    #[test]
+    fn completion_percent_completes_early_as_in_poms() {
+        // 3 of 4 finished is 75 %: complete at 75, still running at 95.
+        assert_eq!(from_jobs(&jobs(4, 1, 3, 0), 75.0), Some(Status::Completed));
+        assert_eq!(from_jobs(&jobs(4, 1, 3, 0), 95.0), Some(Status::Running));
+    }
+}

@@ -1,0 +1,288 @@
+//! The controller: watches the source directory, observes the ledger and the batch system,
+//! plans, and executes, until every stage has settled.
+//!
+//! Each reconcile is level-triggered: it reads the whole observed state and plans from it, so
+//! a crash at any point loses nothing. Launch commands run on blocking threads so the loop
+//! keeps observing; it wakes on source changes, on a short tick (an upstream submission
+//! located launches its dependents within a second), and on schedule fire times.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::Watcher;
+
+use super::executor::{self, MAX_ATTEMPTS, Reservation};
+use crate::batch::local::{self, ENV_OUTPUT_PATTERNS};
+use crate::ledger::{Ledger, LedgerError, Result};
+use crate::model::{DesiredGraph, load_and_validate};
+use crate::plan::{Action, Plan, PlanInput, StageState, StageStatus, plan};
+use crate::source::dir::read_paths;
+
+pub struct Options {
+    pub paths: Vec<PathBuf>,
+    pub state: PathBuf,
+    pub experimenter: String,
+    /// Seconds between reconciles when nothing wakes the controller earlier.
+    pub tick: Duration,
+    /// Print live progress.
+    pub progress: bool,
+    /// Keep running after every stage settled (a long-lived controller).
+    pub watch: bool,
+}
+
+pub struct Summary {
+    pub stages: Vec<StageStatus>,
+    pub plan: Plan,
+}
+
+impl Summary {
+    pub fn failed(&self) -> bool {
+        self.stages.iter().any(|s| s.state == StageState::Failed)
+    }
+}
+
+/// Where launches run: the directory the definitions came from, so that job types can refer
+/// to scripts beside them.
+fn launch_dir(paths: &[PathBuf]) -> PathBuf {
+    let first = paths.first().cloned().unwrap_or_else(|| PathBuf::from("."));
+    let dir = if first.is_dir() {
+        first
+    } else {
+        first.parent().map(Path::to_path_buf).unwrap_or_default()
+    };
+    std::path::absolute(&dir).unwrap_or(dir)
+}
+
+fn load(paths: &[PathBuf]) -> std::result::Result<DesiredGraph, String> {
+    let files = read_paths(paths).map_err(|e| e.to_string())?;
+    let (_, validated) = load_and_validate(&files);
+    match validated.graph {
+        Some(g) => Ok(g),
+        None => Err(validated
+            .diagnostics
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")),
+    }
+}
+
+pub async fn run(opts: Options) -> Result<Summary> {
+    std::fs::create_dir_all(&opts.state)?;
+    let state = std::path::absolute(&opts.state)?;
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(state.join("controller.lock"))?;
+    if lock.try_lock().is_err() {
+        return Err(LedgerError::Invalid(format!(
+            "another controller is running on {}; use `cascade status --state {}` to follow it",
+            state.display(),
+            opts.state.display()
+        )));
+    }
+    let mut ledger = Ledger::open(&state)?;
+    let mut graph = load(&opts.paths).map_err(LedgerError::Invalid)?;
+    let dir = launch_dir(&opts.paths);
+
+    let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            let _ = tx.send(());
+        }
+    })
+    .map_err(|e| LedgerError::Invalid(format!("cannot watch the definitions: {e}")))?;
+    for p in &opts.paths {
+        let _ = watcher.watch(p, notify::RecursiveMode::Recursive);
+    }
+
+    let mut launching: HashSet<String> = HashSet::new();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let mut shown = String::new();
+    let mut stale_definitions = false;
+    loop {
+        while let Ok(id) = done_rx.try_recv() {
+            launching.remove(&id);
+        }
+        // Open reservations not launched by this process: decided by asking, never blindly.
+        for id in ledger.open_reservations()? {
+            if launching.contains(&id) {
+                continue;
+            }
+            match executor::inspect(&ledger, &id)? {
+                Reservation::Running => {}
+                Reservation::Launched => {
+                    let batch = executor::batch_id(&ledger, &id)?;
+                    ledger.record_launch(&id, None, batch.as_deref())?;
+                }
+                Reservation::NothingSubmitted => {
+                    if ledger.count_attempt(&id)? > MAX_ATTEMPTS {
+                        ledger.record_launch(&id, None, None)?;
+                    } else {
+                        spawn_launch(&state, &id, &mut launching, &done_tx);
+                    }
+                }
+            }
+        }
+        if ledger.scalar_i64("SELECT COUNT(*) FROM jobs WHERE state = 'idle'")? > 0 {
+            local::ensure_daemon(&state)?;
+        }
+
+        let now = chrono::Utc::now().timestamp();
+        let observed = ledger.observed()?;
+        let planned = {
+            let catalog = ledger.catalog_view();
+            plan(&PlanInput {
+                graph: &graph,
+                observed: &observed,
+                catalog: &catalog,
+                now,
+                experimenter: &opts.experimenter,
+            })
+        };
+        let mut acted = false;
+        for action in &planned.actions {
+            acted = true;
+            match action {
+                Action::SetStatus {
+                    submission,
+                    from,
+                    to,
+                    reason,
+                } => {
+                    ledger.set_status(submission, *from, *to, reason)?;
+                }
+                Action::SkipRecovery {
+                    original,
+                    round,
+                    kind,
+                    reference,
+                } => ledger.skip_recovery(original, *round, kind.as_str(), reference)?,
+                Action::FirstSeen { stage, at } => ledger.first_seen(stage, *at)?,
+                Action::Launch(l) => {
+                    let launcher = l
+                        .launch
+                        .env
+                        .iter()
+                        .find(|(k, _)| k == "CASCADE_LAUNCHER")
+                        .map_or(opts.experimenter.as_str(), |(_, v)| v.as_str());
+                    // The local batch system declares the job type's outputs found in a job's
+                    // directory; the launch hands the patterns down to `cascade submit`.
+                    let mut l = l.as_ref().clone();
+                    if let Some(stage) = graph.stage(&l.stage) {
+                        let patterns = &graph.job_type_of(stage).output_file_patterns;
+                        l.launch
+                            .env
+                            .push((ENV_OUTPUT_PATTERNS.into(), patterns.join("\n")));
+                    }
+                    let reserved = ledger.reserve(&l, launcher, &dir.display().to_string())?;
+                    if reserved && !l.approval {
+                        spawn_launch(&state, &l.id, &mut launching, &done_tx);
+                    }
+                }
+            }
+        }
+        ledger.save_stage_status(&planned.stages)?;
+        if opts.progress {
+            let text = progress(&planned.stages);
+            if text != shown {
+                print!("{}", text);
+                let _ = std::io::stdout().flush();
+                shown = text;
+            }
+        }
+        let settled = !acted
+            && launching.is_empty()
+            && ledger.open_reservations()?.is_empty()
+            && planned.stages.iter().all(|s| s.settled);
+        if settled && !opts.watch {
+            return Ok(Summary {
+                stages: planned.stages.clone(),
+                plan: planned,
+            });
+        }
+        if acted {
+            continue; // act on our own outcomes at once (a status change may unlock launches)
+        }
+        let wait = planned
+            .wake_at
+            .map(|t| Duration::from_secs((t - now).max(0) as u64))
+            .unwrap_or(opts.tick)
+            .min(opts.tick);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            Some(()) = changes.recv() => {
+                // Let a burst of writes finish, then reload; a bad edit keeps the last good graph.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                while changes.try_recv().is_ok() {}
+                match load(&opts.paths) {
+                    Ok(g) => {
+                        if stale_definitions {
+                            eprintln!("definitions valid again: applying them");
+                        }
+                        stale_definitions = false;
+                        graph = g;
+                    }
+                    Err(e) => {
+                        stale_definitions = true;
+                        eprintln!("definitions changed but do not validate; keeping the last good ones:\n{e}");
+                    }
+                }
+            }
+            Some(id) = done_rx.recv() => { launching.remove(&id); }
+            _ = tokio::signal::ctrl_c() => {
+                return Err(LedgerError::Invalid("interrupted: the state is saved; run again to continue".into()));
+            }
+        }
+    }
+}
+
+fn spawn_launch(
+    state: &Path,
+    id: &str,
+    launching: &mut HashSet<String>,
+    done: &tokio::sync::mpsc::UnboundedSender<String>,
+) {
+    launching.insert(id.to_string());
+    let (state, id, done) = (state.to_path_buf(), id.to_string(), done.clone());
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = executor::launch(&state, &id) {
+            eprintln!("launch of {id}: {e}");
+        }
+        let _ = done.send(id);
+    });
+}
+
+/// One line per stage: state, submissions, jobs, percent located.
+pub fn progress(stages: &[StageStatus]) -> String {
+    let width = stages
+        .iter()
+        .map(|s| s.stage.to_string().len())
+        .max()
+        .unwrap_or(5);
+    let mut out = String::new();
+    let mut by_state: BTreeMap<&str, u32> = BTreeMap::new();
+    for s in stages {
+        *by_state.entry(s.state.as_str()).or_default() += 1;
+        out.push_str(&format!(
+            "  {:width$}  {:9}  {:>3} subs  jobs {:>3} idle {:>3} run {:>4} done  {:>3.0}% located\n",
+            s.stage.to_string(),
+            s.state.as_str(),
+            s.submissions,
+            s.jobs.idle + s.jobs.held,
+            s.jobs.running,
+            s.jobs.finished(),
+            s.located_percent,
+        ));
+    }
+    let counts: Vec<String> = by_state.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    format!(
+        "[{}] {}\n{out}",
+        chrono::Utc::now().format("%H:%M:%S"),
+        counts.join(", ")
+    )
+}

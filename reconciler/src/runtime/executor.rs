@@ -1,0 +1,107 @@
+//! Executing launches exactly once.
+//!
+//! A launch is reserved in the ledger first (a row with a unique identity), then its command
+//! runs, then its outcome is recorded. While the command runs, a lock file is held by the
+//! launch process itself (it is its stdin, inherited by everything the launch starts except
+//! the batch daemon), so after a crash a restarted controller can tell a launch still running
+//! (the lock is held) from one that is over. An open reservation whose launch is over is
+//! resolved by asking the batch system for the submission's jobs: jobs found means launched;
+//! none found means the command never got to submit, and only then is it run again.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::batch::local::ENV_STATE_DIR;
+use crate::ledger::{Ledger, Result};
+
+/// Launch attempts of one reservation before it is recorded as `LaunchFailed`.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+pub fn lock_path(state: &Path, id: &str) -> PathBuf {
+    state.join("launches").join(format!("{id}.lock"))
+}
+
+/// What a restart finds about an open reservation.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reservation {
+    /// Its launch command still runs (started by an earlier controller).
+    Running,
+    /// The launch is over and submitted jobs.
+    Launched,
+    /// The launch is over (or never started) and submitted nothing.
+    NothingSubmitted,
+}
+
+pub fn inspect(ledger: &Ledger, id: &str) -> Result<Reservation> {
+    let path = lock_path(&ledger.dir, id);
+    if let Ok(file) = File::options().write(true).open(&path)
+        && file.try_lock().is_err()
+    {
+        return Ok(Reservation::Running);
+    }
+    let jobs = crate::batch::local::jobs(ledger, Some(id))?;
+    Ok(if jobs.is_empty() {
+        Reservation::NothingSubmitted
+    } else {
+        Reservation::Launched
+    })
+}
+
+pub fn batch_id(ledger: &Ledger, id: &str) -> Result<Option<String>> {
+    Ok(crate::batch::local::jobs(ledger, Some(id))?
+        .first()
+        .map(|j| format!("{}@local", j.id)))
+}
+
+/// Runs a reserved submission's launch command to its end and records the outcome. Blocking:
+/// the controller calls it off its event loop.
+pub fn launch(state: &Path, id: &str) -> Result<()> {
+    let mut ledger = Ledger::open(state)?;
+    let Some((argv, env, dir)) = ledger.launch_dir(id)? else {
+        return Ok(());
+    };
+    let argv: Vec<String> = serde_json::from_str(&argv).unwrap_or_default();
+    let env: Vec<(String, String)> = serde_json::from_str(&env).unwrap_or_default();
+    std::fs::create_dir_all(state.join("launches"))?;
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path(state, id))?;
+    lock.lock()?;
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(state.join("launches").join(format!("{id}.log")))?;
+    let exe_dir = std::env::current_exe()?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let path = match std::env::var_os("PATH") {
+        Some(p) => {
+            let mut dirs = vec![exe_dir];
+            dirs.extend(std::env::split_paths(&p));
+            std::env::join_paths(dirs).unwrap_or(p)
+        }
+        None => exe_dir.into_os_string(),
+    };
+    let status = match argv.split_first() {
+        None => None,
+        Some((program, args)) => Command::new(program)
+            .args(args)
+            .current_dir(&dir)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env(ENV_STATE_DIR, std::path::absolute(state)?)
+            .env("PATH", path)
+            .stdin(Stdio::from(lock.try_clone()?))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .status()
+            .ok(),
+    };
+    let batch = batch_id(&ledger, id)?;
+    ledger.record_launch(id, status.and_then(|s| s.code()), batch.as_deref())?;
+    drop(lock);
+    Ok(())
+}
