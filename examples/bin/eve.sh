@@ -31,6 +31,8 @@ out=${CASCADE_OUTPUT_DIR:?not run by cascade}
 job=${CASCADE_JOB_INDEX:-0}
 sub=${CASCADE_SUBMISSION_ID:-manual}
 echo "eve.sh: stage=$stage step=$step release=$release job=$job of $sub"
+# Tests slow jobs down to stretch a campaign over many controller restarts.
+sleep "${EVE_JOB_SECONDS:-0}"
 
 if [ "$fail_one_in" -gt 0 ] && [ $((job % fail_one_in)) -eq 0 ] && [ -z "$memory" ]; then
   echo "eve.sh: out of memory (simulated): rerun with --memory=" >&2

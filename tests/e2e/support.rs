@@ -39,3 +39,40 @@ pub fn cascade(args: &[&str]) -> Output {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// A fresh directory under the system's temporary directory, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("cascade-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        // Jobs of a failed test may still write here for a moment; best effort.
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `cascade status --format json` of a state directory.
+pub fn status_json(state: &str) -> serde_json::Value {
+    let out = cascade(&["status", "--state", state, "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("status json")
+}
+
+/// The files a catalog query selects.
+pub fn catalog_query(state: &str, query: &str) -> Vec<String> {
+    let out = cascade(&["catalog", "query", "--state", state, query]);
+    assert!(out.status.success(), "{query}: {}", text(&out.stderr));
+    text(&out.stdout).lines().map(String::from).collect()
+}

@@ -14,6 +14,7 @@ use crate::plan::{
 
 /// A submission row with what status and history displays need.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SubmissionRow {
     pub submission: Submission,
     pub launch_state: String,

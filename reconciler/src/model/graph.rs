@@ -103,6 +103,9 @@ pub struct Stage {
     pub join: bool,
     pub depends_on: Vec<Edge>,
     pub generation: Option<i64>,
+    /// The file that defines the stage; its launches run in that file's directory, so job
+    /// types can refer to scripts kept beside the definitions.
+    pub source: String,
 }
 
 impl Stage {

@@ -582,6 +582,7 @@ impl<'r> Validator<'r> {
             join,
             depends_on: edges,
             generation: r.meta.generation,
+            source: r.file.to_string(),
         })
     }
 

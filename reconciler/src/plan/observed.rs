@@ -167,6 +167,7 @@ impl Origin {
 
 /// A submission as recorded in the ledger.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Submission {
     pub id: String,
     pub stage: ObjectKey,

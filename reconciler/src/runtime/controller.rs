@@ -44,15 +44,13 @@ impl Summary {
     }
 }
 
-/// Where launches run: the directory the definitions came from, so that job types can refer
-/// to scripts beside them.
-fn launch_dir(paths: &[PathBuf]) -> PathBuf {
-    let first = paths.first().cloned().unwrap_or_else(|| PathBuf::from("."));
-    let dir = if first.is_dir() {
-        first
-    } else {
-        first.parent().map(Path::to_path_buf).unwrap_or_default()
-    };
+/// Where a stage's launches run: the directory of the file that defines it.
+fn launch_dir(stage: Option<&crate::model::Stage>) -> PathBuf {
+    let dir = stage
+        .and_then(|s| Path::new(&s.source).parent())
+        .map(Path::to_path_buf)
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
     std::path::absolute(&dir).unwrap_or(dir)
 }
 
@@ -87,7 +85,6 @@ pub async fn run(opts: Options) -> Result<Summary> {
     }
     let mut ledger = Ledger::open(&state)?;
     let mut graph = load(&opts.paths).map_err(LedgerError::Invalid)?;
-    let dir = launch_dir(&opts.paths);
 
     let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -173,6 +170,7 @@ pub async fn run(opts: Options) -> Result<Summary> {
                     // The local batch system declares the job type's outputs found in a job's
                     // directory; the launch hands the patterns down to `cascade submit`.
                     let mut l = l.as_ref().clone();
+                    let dir = launch_dir(graph.stage(&l.stage));
                     if let Some(stage) = graph.stage(&l.stage) {
                         let patterns = &graph.job_type_of(stage).output_file_patterns;
                         l.launch

@@ -1,0 +1,171 @@
+//! `cascade run` runs the examples to the end on this machine, with the local batch system,
+//! real processes and the SQLite ledger; `status`, `explain`, `q` and the catalog show it.
+
+use crate::support::{TempDir, cascade, catalog_query, status_json, text};
+
+fn run_example(example: &str, state: &TempDir) -> String {
+    let out = cascade(&["run", example, "--state", state.path(), "-q"]);
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{example}: {}\n{stdout}",
+        text(&out.stderr)
+    );
+    stdout
+}
+
+fn stage_states(status: &serde_json::Value) -> Vec<(String, String)> {
+    status["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["stage"].as_str().unwrap().to_string(),
+                s["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn eve_mc_runs_to_completion_with_recovery_and_parentage() {
+    let state = TempDir::new("eve-mc");
+    let stdout = run_example("examples/eve_mc", &state);
+    assert!(
+        stdout.contains("campaign eve/eve-mc: 100% done, 5 of 5 stages succeeded, 0 failed"),
+        "{stdout}"
+    );
+    let status = status_json(state.path());
+    for (stage, st) in stage_states(&status) {
+        assert_eq!(st, "Completed", "{stage}");
+    }
+    // Recovery rounds ran for reconstruction (one job in five fails until it gets memory).
+    let subs = status["submissions"].as_array().unwrap();
+    let reco: Vec<_> = subs
+        .iter()
+        .filter(|s| s["submission"]["stage"]["name"] == "mc-reco")
+        .collect();
+    assert_eq!(reco.len(), 3, "original and two recovery rounds");
+    assert_eq!(reco[1]["submission"]["origin"]["kind"], "recovery");
+    assert!(
+        reco[2]["command"]
+            .as_str()
+            .unwrap()
+            .contains("--memory=4000MB")
+    );
+    // Real files, with parentage, at every step of the chain.
+    for (tier, n) in [
+        ("gen", 4),
+        ("g4", 4),
+        ("detsim", 4),
+        ("reco", 4),
+        ("ana", 2),
+    ] {
+        let files = catalog_query(state.path(), &format!("file_name like '%.{tier}.root'"));
+        assert_eq!(files.len(), n, "{tier}: {files:?}");
+    }
+    let children = catalog_query(
+        state.path(),
+        "ischildof:( file_name like '%.detsim.root' ) and version v1_2",
+    );
+    assert_eq!(children.len(), 4, "reco files are children of detsim files");
+    let show = cascade(&["catalog", "show", "--state", state.path(), &children[0]]);
+    let info: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(info["parents"].as_array().unwrap().len(), 1);
+    assert!(
+        std::path::Path::new(info["location"].as_str().unwrap())
+            .join(&children[0])
+            .exists()
+    );
+
+    // `explain` and `q` tell the same story.
+    let explain = cascade(&["explain", "mc-reco", "--state", state.path()]);
+    let explain = text(&explain.stdout);
+    assert!(
+        explain.starts_with("eve/mc-reco is Completed: completed: 100% located"),
+        "{explain}"
+    );
+    assert!(explain.contains("recovery round 2"), "{explain}");
+    let q = cascade(&["q", "--state", state.path()]);
+    assert!(
+        text(&q.stdout)
+            .contains("20 jobs: 0 idle, 0 running, 0 held, 18 succeeded, 2 failed, 0 removed"),
+        "{}",
+        text(&q.stdout)
+    );
+}
+
+#[test]
+fn branching_example_joins_both_branches() {
+    let state = TempDir::new("eve-noise");
+    run_example("examples/eve_noise", &state);
+    let status = status_json(state.path());
+    assert!(stage_states(&status).iter().all(|(_, s)| s == "Completed"));
+    let compare: Vec<_> = status["submissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["submission"]["stage"]["name"] == "noise-compare")
+        .collect();
+    assert_eq!(compare.len(), 1, "the join launches once");
+    let input = compare[0]["submission"]["input"].as_str().unwrap();
+    assert!(
+        input.contains("noise-sim-quiet") && input.contains("noise-sim-noisy"),
+        "{input}"
+    );
+}
+
+#[test]
+fn scan_example_launches_each_combination_once() {
+    let state = TempDir::new("scan");
+    run_example("examples/particle_scan", &state);
+    let status = status_json(state.path());
+    let datasets: Vec<String> = status["submissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["submission"]["stage"]["name"] == "scan-gen")
+        .map(|s| s["submission"]["dataset"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        datasets,
+        ["electron_1GeV", "muon_1GeV", "electron_3GeV", "muon_3GeV"]
+    );
+    assert_eq!(
+        catalog_query(state.path(), "file_name like '%.reco.root'").len(),
+        16
+    );
+}
+
+#[test]
+fn a_second_run_finds_everything_done_and_launches_nothing() {
+    let state = TempDir::new("rerun");
+    run_example("examples/particle_scan", &state);
+    let before = status_json(state.path())["submissions"]
+        .as_array()
+        .unwrap()
+        .len();
+    run_example("examples/particle_scan", &state);
+    let after = status_json(state.path())["submissions"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn plan_with_state_shows_the_next_reconcile() {
+    let state = TempDir::new("plan-state");
+    run_example("examples/particle_scan", &state);
+    let out = cascade(&["plan", "examples/particle_scan", "--state", state.path()]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("Next reconcile of 2 stage(s): 0 launch(es), 0 other action(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("eve/scan-gen: completed: 100% located (4 of 4 submissions), needs 100%"),
+        "{stdout}"
+    );
+}
