@@ -426,8 +426,28 @@ impl Parser {
                 })
             }
             "run_number" => {
-                if self.peek() == &Tok::Op(Op::Eq) {
-                    self.pos += 1;
+                match self.peek() {
+                    Tok::Op(Op::Eq) => self.pos += 1,
+                    Tok::Op(op) => {
+                        let op = *op;
+                        self.pos += 1;
+                        let at = self.offset();
+                        let value = self.value("a run number")?;
+                        if value.parse::<u64>().is_err() {
+                            return Err(QueryError {
+                                offset: at,
+                                message: format!("`{value}` is not a run number"),
+                                hint: "compare runs with whole numbers, e.g. `run_number >= 40`"
+                                    .into(),
+                            });
+                        }
+                        return Ok(Expr::Meta {
+                            key: lower,
+                            op,
+                            value,
+                        });
+                    }
+                    _ => {}
                 }
                 let at = self.offset();
                 let v = self.value("a run number")?;

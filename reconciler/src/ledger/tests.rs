@@ -1,1 +1,279 @@
+//! Ledger and catalog against a real SQLite database in a temporary directory.
 
+use super::*;
+use crate::catalog::NewFile;
+use crate::launch::compose::Launch;
+use crate::model::ObjectKey;
+use crate::plan::{LaunchAction, Origin, Status};
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("cascade-ledger-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        Dir(d)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn file(name: &str, meta: &[(&str, &str)], parents: &[&str]) -> NewFile {
+    NewFile {
+        name: name.into(),
+        size: 10,
+        checksum: String::new(),
+        location: "/data".into(),
+        metadata: meta
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        parents: parents.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+fn launch(id: &str, origin: Origin, input: Option<&str>) -> LaunchAction {
+    LaunchAction {
+        id: id.into(),
+        stage: ObjectKey::new("exp", "s"),
+        seq: id.rsplit('.').next().unwrap().parse().unwrap(),
+        origin,
+        test: false,
+        dataset: input.map(|_| format!("{id}_input")),
+        input: input.map(String::from),
+        input_files: Vec::new(),
+        cursor_after: None,
+        approval: false,
+        recovery: None,
+        launch: Launch {
+            argv: vec!["true".into()],
+            env: Vec::new(),
+            command: "true".into(),
+            display: "true".into(),
+        },
+    }
+}
+
+#[test]
+fn migrations_apply_once_and_reopen_cleanly() {
+    let dir = Dir::new("migrate");
+    let l = Ledger::open(&dir.0).unwrap();
+    assert_eq!(l.schema_version().unwrap(), 1);
+    drop(l);
+    let l = Ledger::open(&dir.0).unwrap();
+    assert_eq!(
+        l.scalar_i64("SELECT COUNT(*) FROM schema_migrations")
+            .unwrap(),
+        1
+    );
+    let mode: String = l
+        .conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn a_newer_schema_is_refused_with_advice() {
+    let dir = Dir::new("newer");
+    let l = Ledger::open(&dir.0).unwrap();
+    l.conn
+        .execute("INSERT INTO schema_migrations VALUES (99, 'future', 0)", [])
+        .unwrap();
+    drop(l);
+    let err = Ledger::open(&dir.0).err().unwrap().to_string();
+    assert!(
+        err.contains("newer than this cascade knows (1): upgrade cascade"),
+        "{err}"
+    );
+}
+
+#[test]
+fn open_existing_refuses_an_empty_directory() {
+    let dir = Dir::new("missing");
+    let err = Ledger::open_existing(&dir.0).err().unwrap().to_string();
+    assert!(err.contains("run `cascade run` first"), "{err}");
+}
+
+#[test]
+fn reservation_is_unique_per_stage_and_origin() {
+    let dir = Dir::new("reserve");
+    let mut l = Ledger::open(&dir.0).unwrap();
+    let origin = Origin::Split {
+        test: false,
+        index: 0,
+    };
+    assert!(
+        l.reserve(&launch("exp.s.1", origin.clone(), None), "alice", "/")
+            .unwrap()
+    );
+    // The same identity under another id (a stale plan after a restart) is refused.
+    assert!(
+        !l.reserve(&launch("exp.s.2", origin, None), "alice", "/")
+            .unwrap()
+    );
+    assert_eq!(l.open_reservations().unwrap(), ["exp.s.1"]);
+    l.record_launch("exp.s.1", Some(3), None).unwrap();
+    let o = l.observed().unwrap();
+    assert_eq!(o.submissions.len(), 1);
+    assert_eq!(o.submissions[0].status, Status::LaunchFailed);
+    let h = l.history(Some("exp.s.1")).unwrap();
+    assert_eq!(
+        h.last().unwrap().reason,
+        "launch command exited with 3 and submitted no jobs"
+    );
+}
+
+#[test]
+fn status_changes_are_compare_and_set() {
+    let dir = Dir::new("cas");
+    let mut l = Ledger::open(&dir.0).unwrap();
+    l.reserve(&launch("exp.s.1", Origin::Join, None), "alice", "/")
+        .unwrap();
+    assert!(
+        l.set_status("exp.s.1", Status::New, Status::Running, "r")
+            .unwrap()
+    );
+    // A plan made before that change cannot roll it back.
+    assert!(
+        !l.set_status("exp.s.1", Status::New, Status::Idle, "stale")
+            .unwrap()
+    );
+    assert_eq!(l.observed().unwrap().submissions[0].status, Status::Running);
+    l.operator_status("exp.s.1", Status::Removed, "bob", "wrong release")
+        .unwrap();
+    let actions = l
+        .scalar_i64("SELECT COUNT(*) FROM operator_actions WHERE who = 'bob'")
+        .unwrap();
+    assert_eq!(actions, 1);
+}
+
+#[test]
+fn reservation_creates_the_project_of_its_input() {
+    let dir = Dir::new("project");
+    let mut l = Ledger::open(&dir.0).unwrap();
+    l.declare(&[
+        file("a.raw", &[], &[]),
+        file("b.raw", &[], &[]),
+        file("c.txt", &[], &[]),
+    ])
+    .unwrap();
+    l.reserve(
+        &launch("exp.s.1", Origin::Join, Some("file_name like '%.raw'")),
+        "alice",
+        "/",
+    )
+    .unwrap();
+    assert_eq!(
+        l.query_names("snapshot_for_project_name 'exp.s.1'")
+            .unwrap(),
+        ["a.raw", "b.raw"]
+    );
+    assert_eq!(
+        l.query_names("defname: exp.s.1_input").unwrap(),
+        ["a.raw", "b.raw"]
+    );
+    // The definition is a query, the project a snapshot: new files change one, not the other.
+    l.declare(&[file("d.raw", &[], &[])]).unwrap();
+    assert_eq!(l.query_count("defname: exp.s.1_input").unwrap(), 3);
+    assert_eq!(
+        l.query_count("snapshot_for_project_name 'exp.s.1'")
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        l.query_count("project_name 'exp.s.1' and consumed_status 'delivered'")
+            .unwrap(),
+        2
+    );
+}
+
+#[test]
+fn catalog_query_language_over_real_files() {
+    let dir = Dir::new("query");
+    let mut l = Ledger::open(&dir.0).unwrap();
+    let mut files = Vec::new();
+    for i in 0..10 {
+        let run = (40 + i / 2).to_string();
+        let version = if i % 2 == 0 { "v1" } else { "v2" };
+        files.push(file(
+            &format!("f{i}.raw"),
+            &[("run_number", &run), ("version", version)],
+            &[],
+        ));
+    }
+    l.declare(&files).unwrap();
+    l.declare(&[
+        file("f0.reco", &[("version", "v1")], &["f0.raw"]),
+        file("f0.ana", &[], &["f0.reco"]),
+    ])
+    .unwrap();
+    l.define("raw", "file_name like '%.raw'", "alice").unwrap();
+    let q = |text: &str| l.query_names(text).unwrap();
+    assert_eq!(
+        q("defname: raw with limit 3 offset 2"),
+        ["f2.raw", "f3.raw", "f4.raw"]
+    );
+    assert_eq!(
+        q("defname: raw with stride 4 offset 1"),
+        ["f1.raw", "f5.raw", "f9.raw"]
+    );
+    assert_eq!(q("defname: raw and run_number 41"), ["f2.raw", "f3.raw"]);
+    assert_eq!(
+        q("defname: raw and run_number 43-44 and version v2"),
+        ["f7.raw", "f9.raw"]
+    );
+    assert_eq!(q("run_number >= 44"), ["f8.raw", "f9.raw"]);
+    assert_eq!(q("isparentof:( file_name f0.reco )"), ["f0.raw"]);
+    assert_eq!(
+        q("ischildof:( ischildof:( file_name f0.raw ) )"),
+        ["f0.ana"]
+    );
+    assert_eq!(
+        q("defname: raw minus version v1"),
+        ["f1.raw", "f3.raw", "f5.raw", "f7.raw", "f9.raw"]
+    );
+    assert_eq!(
+        q("file_name f0.reco or file_name f0.ana"),
+        ["f0.reco", "f0.ana"]
+    );
+    assert_eq!(q("raw").len(), 10, "a bare definition name is its query");
+    assert_eq!(
+        q("create_date > '2000-01-01' and file_name f1.raw"),
+        ["f1.raw"]
+    );
+    let (snap, n) = l.snapshot("defname: raw with limit 2").unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(
+        l.query_names(&format!("snapshot_id {snap}")).unwrap(),
+        ["f0.raw", "f1.raw"]
+    );
+    let err = l.query_names("defname: nothere").err().unwrap().to_string();
+    assert!(err.contains("no definition named `nothere`"), "{err}");
+    l.define("loop", "defname: loop", "alice").unwrap();
+    let err = l.query_names("defname: loop").err().unwrap().to_string();
+    assert!(err.contains("expands too deeply"), "{err}");
+}
+
+#[test]
+fn declaring_a_child_of_an_unknown_parent_is_refused_and_nothing_is_half_applied() {
+    let dir = Dir::new("declare");
+    let mut l = Ledger::open(&dir.0).unwrap();
+    let err = l
+        .declare(&[
+            file("ok.raw", &[], &[]),
+            file("child.reco", &[], &["missing.raw"]),
+        ])
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        err,
+        "parent `missing.raw` of `child.reco` is not in the catalog: declare it first"
+    );
+    assert_eq!(l.query_count("file_name like '%'").unwrap(), 0);
+}
