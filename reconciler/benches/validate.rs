@@ -3,52 +3,13 @@
 
 use std::time::Instant;
 
-use cascade::model::{SourceFile, load_and_validate};
+use cascade::model::load_and_validate;
 
-fn generate(campaigns: usize, stages_per_campaign: usize) -> Vec<SourceFile> {
-    let mut files = Vec::new();
-    files.push(SourceFile {
-        path: "setup.yaml".into(),
-        bytes: "apiVersion: cascade.dev/v1alpha1\nkind: LoginSetup\nmetadata: {name: ls, namespace: exp}\nspec: {host: localhost, account: prod, setup: 'export X=%(experiment)s'}\n---\napiVersion: cascade.dev/v1alpha1\nkind: JobType\nmetadata: {name: jt, namespace: exp}\nspec:\n  launchScript: fife_launch -c gen.cfg\n  parameters:\n    - [\"--stage=\", gen]\n    - [\"-Oglobal.release=\", \"%(version)s\"]\n  outputFilePatterns: [\"%.root\"]\n".as_bytes().to_vec(),
-    });
-    for c in 0..campaigns {
-        let mut text = format!(
-            "apiVersion: cascade.dev/v1alpha1\nkind: Campaign\nmetadata: {{name: camp{c}, namespace: exp}}\nspec:\n  keywords: {{release: v{c}}}\n  defaults: {{loginSetup: ls, jobType: jt, softwareVersion: \"%(release)s\"}}\n"
-        );
-        for s in 0..stages_per_campaign {
-            text.push_str(&format!(
-                "---\napiVersion: cascade.dev/v1alpha1\nkind: CampaignStage\nmetadata: {{name: c{c}-s{s}, namespace: exp}}\nspec:\n  campaign: camp{c}\n  completion: {{type: located, percent: 90}}\n  parameterOverrides:\n    - [\"-Oglobal.sam_dataset=\", \"%(dataset)s\"]\n"
-            ));
-            if s == 0 {
-                text.push_str("  dataset: ds\n  split: nfiles(10)\n");
-            } else {
-                text.push_str(&format!(
-                    "  dependsOn: [{{stage: c{c}-s{}, filePattern: \"%.root\"}}]\n",
-                    s - 1
-                ));
-            }
-        }
-        files.push(SourceFile {
-            path: format!("campaign{c}.yaml"),
-            bytes: text.into_bytes(),
-        });
-    }
-    files
-}
-
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
+mod common;
+use common::{generate, peak_rss_kib};
 
 fn main() {
-    let files = generate(100, 99);
+    let files = generate(100, 99, 1);
     let bytes: usize = files.iter().map(|f| f.bytes.len()).sum();
     let before = peak_rss_kib();
     let mut best = f64::MAX;

@@ -27,7 +27,10 @@ pub const ENV_SLOTS: &str = "CASCADE_LOCAL_SLOTS";
 
 /// How long an idle daemon waits for new jobs before it exits.
 const DAEMON_IDLE: Duration = Duration::from_secs(5);
-const DAEMON_TICK: Duration = Duration::from_millis(50);
+/// How often the daemon looks for finished and new jobs: often while it has work, so a slot
+/// does not stay empty long; rarely when it has none.
+const DAEMON_BUSY_TICK: Duration = Duration::from_millis(2);
+const DAEMON_IDLE_TICK: Duration = Duration::from_millis(50);
 
 #[derive(Clone, Debug, Serialize)]
 pub struct JobRow {
@@ -163,7 +166,8 @@ pub fn daemon(state: &Path) -> Result<()> {
         for id in &idle {
             children.push(start_runner(&mut ledger, *id)?);
         }
-        if running > 0 || !idle.is_empty() || !children.is_empty() {
+        let busy = running > 0 || !idle.is_empty() || !children.is_empty();
+        if busy {
             idle_since = Instant::now();
         } else if idle_since.elapsed() > DAEMON_IDLE {
             // Release the lock, then look once more: a submit that found the lock held
@@ -175,7 +179,11 @@ pub fn daemon(state: &Path) -> Result<()> {
             }
             idle_since = Instant::now();
         }
-        std::thread::sleep(DAEMON_TICK);
+        std::thread::sleep(if busy {
+            DAEMON_BUSY_TICK
+        } else {
+            DAEMON_IDLE_TICK
+        });
     }
 }
 
@@ -375,8 +383,14 @@ pub fn run_job(state: &Path, id: i64) -> Result<i32> {
             params![file_status, now(), submission, id],
         )?;
         tx.execute(
-            "UPDATE jobs SET state = ?, exit_code = ?, finished = ? WHERE id = ? AND state IN ('running', 'held', 'idle')",
-            params![if code == 0 { "succeeded" } else { "failed" }, code, now(), id],
+            "UPDATE jobs SET state = ?, exit_code = ?, finished = ?, finished_ms = ? WHERE id = ? AND state IN ('running', 'held', 'idle')",
+            params![
+                if code == 0 { "succeeded" } else { "failed" },
+                code,
+                now(),
+                chrono::Utc::now().timestamp_millis(),
+                id
+            ],
         )?;
         Ok(())
     })?;

@@ -110,6 +110,20 @@ impl Ledger {
     }
 
     fn migrate(&mut self) -> Result<()> {
+        // Most opens (every job runner) find the schema current: check without the write lock.
+        let newest = schema::MIGRATIONS.last().map_or(0, |m| m.0);
+        let current: Option<u32> = self
+            .conn
+            .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .ok()
+            .flatten()
+            .flatten();
+        if current == Some(newest) {
+            return Ok(());
+        }
         let path = self.dir.join(DB_FILE);
         let wrap = |source| LedgerError::Sql {
             path: path.clone(),
@@ -131,7 +145,6 @@ impl Ledger {
                 |r| r.get(0),
             )
             .map_err(wrap)?;
-        let newest = schema::MIGRATIONS.last().map_or(0, |m| m.0);
         if current > newest {
             return Err(LedgerError::Invalid(format!(
                 "{} has schema version {current}, newer than this cascade knows ({newest}): upgrade cascade",

@@ -41,6 +41,7 @@ CREATE TABLE submission_history (
     submission TEXT NOT NULL,
     status     TEXT NOT NULL,
     at         BIGINT NOT NULL,
+    at_ms      BIGINT NOT NULL,
     reason     TEXT NOT NULL
 );
 CREATE INDEX submission_history_sub ON submission_history (submission);
@@ -115,6 +116,7 @@ CREATE TABLE jobs (
     created    BIGINT NOT NULL,
     started    BIGINT,
     finished   BIGINT,
+    finished_ms BIGINT,
     UNIQUE (submission, idx)
 );
 CREATE INDEX jobs_state ON jobs (state);

@@ -27,17 +27,19 @@ pub struct SubmissionRow {
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct HistoryRow {
     pub submission: String,
     pub status: String,
     pub at: i64,
+    pub at_ms: i64,
     pub reason: String,
 }
 
 fn history(tx: &Transaction, id: &str, status: Status, reason: &str) -> rusqlite::Result<()> {
     tx.execute(
-        "INSERT INTO submission_history (submission, status, at, reason) VALUES (?, ?, ?, ?)",
-        params![id, status.as_str(), now(), reason],
+        "INSERT INTO submission_history (submission, status, at, at_ms, reason) VALUES (?, ?, ?, ?, ?)",
+        params![id, status.as_str(), now(), chrono::Utc::now().timestamp_millis(), reason],
     )?;
     Ok(())
 }
@@ -357,7 +359,7 @@ impl Ledger {
     pub fn history(&self, submission: Option<&str>) -> Result<Vec<HistoryRow>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT submission, status, at, reason FROM submission_history WHERE ?1 IS NULL OR submission = ?1 ORDER BY rowid")
+            .prepare("SELECT submission, status, at, at_ms, reason FROM submission_history WHERE ?1 IS NULL OR submission = ?1 ORDER BY rowid")
             .at(self)?;
         let rows = stmt
             .query_map([submission], |r| {
@@ -365,7 +367,8 @@ impl Ledger {
                     submission: r.get(0)?,
                     status: r.get(1)?,
                     at: r.get(2)?,
-                    reason: r.get(3)?,
+                    at_ms: r.get(3)?,
+                    reason: r.get(4)?,
                 })
             })
             .at(self)?;

@@ -29,7 +29,7 @@ use super::observed::{
     CatalogView, JobCounts, Observed, Origin, RecoveryRound, Status, Submission,
 };
 use super::{queries, submission};
-use crate::launch::compose::{Launch, LaunchRequest, compose, stage_version};
+use crate::launch::compose::{Launch, LaunchRequest, compose};
 use crate::model::{DesiredGraph, ObjectKey, Stage};
 use crate::split::{Cursor, Next, next};
 
@@ -228,6 +228,9 @@ pub fn plan(input: &PlanInput) -> Plan {
 
 struct Planner<'a> {
     input: &'a PlanInput<'a>,
+    stages: HashMap<&'a ObjectKey, &'a Stage>,
+    outputs: HashMap<ObjectKey, submission::Outputs>,
+    origins: HashMap<&'a ObjectKey, HashSet<&'a Origin>>,
     /// Effective status of each submission after this plan's transitions.
     status: HashMap<&'a str, Status>,
     by_stage: HashMap<&'a ObjectKey, Vec<&'a Submission>>,
@@ -243,9 +246,11 @@ impl<'a> Planner<'a> {
         let observed = input.observed;
         let mut by_stage: HashMap<&ObjectKey, Vec<&Submission>> = HashMap::new();
         let mut by_id = HashMap::new();
+        let mut origins: HashMap<&ObjectKey, HashSet<&Origin>> = HashMap::new();
         for s in &observed.submissions {
             by_stage.entry(&s.stage).or_default().push(s);
             by_id.insert(s.id.as_str(), s);
+            origins.entry(&s.stage).or_default().insert(&s.origin);
         }
         for subs in by_stage.values_mut() {
             subs.sort_by_key(|s| s.seq);
@@ -259,6 +264,9 @@ impl<'a> Planner<'a> {
         }
         Planner {
             input,
+            stages: input.graph.stages.iter().map(|s| (&s.key, s)).collect(),
+            outputs: submission::outputs(input.graph),
+            origins,
             status: observed
                 .submissions
                 .iter()
@@ -288,16 +296,23 @@ impl<'a> Planner<'a> {
 
     /// Phase 1: every submission's new status, so that this same plan can act on it.
     fn transitions(&mut self) {
-        let graph = self.input.graph;
         for sub in &self.input.observed.submissions {
-            let Some(stage) = graph.stage(&sub.stage) else {
+            if sub.status.is_final() {
+                continue;
+            }
+            let Some(stage) = self.stages.get(&sub.stage).copied() else {
                 continue;
             };
+            let outputs = &self.outputs[&stage.key];
             let mut current = sub.clone();
             // A submission may move twice in one plan (Running -> Completed -> Located).
-            while let Some((to, reason)) =
-                submission::next_status(graph, stage, &current, self.input.catalog, self.input.now)
-            {
+            while let Some((to, reason)) = submission::next_status(
+                stage,
+                outputs,
+                &current,
+                self.input.catalog,
+                self.input.now,
+            ) {
                 self.actions.push(Action::SetStatus {
                     submission: sub.id.clone(),
                     from: current.status,
@@ -322,7 +337,7 @@ impl<'a> Planner<'a> {
     }
 
     fn has_origin(&self, stage: &ObjectKey, origin: &Origin) -> bool {
-        self.subs(stage).iter().any(|s| &s.origin == origin)
+        self.origins.get(stage).is_some_and(|o| o.contains(origin))
     }
 
     /// The chain of an original submission: the original and its recovery submissions.
@@ -357,17 +372,15 @@ impl<'a> Planner<'a> {
         if !head_settled {
             return Chain::InFlight;
         }
-        let graph = self.input.graph;
-        let recipe = &graph.job_type_of(stage).recoveries;
-        let patterns = submission::output_patterns(graph, stage);
-        let version = stage_version(graph, stage);
+        let recipe = &self.input.graph.job_type_of(stage).recoveries;
+        let submission::Outputs { patterns, version } = &self.outputs[&stage.key];
         for (round, step) in recipe.iter().enumerate().skip(decided.len()) {
             let query = queries::recovery(
                 step.kind,
                 head,
                 original.input.as_deref(),
-                &patterns,
-                &version,
+                patterns,
+                version,
             );
             let round = round as u32;
             if self.input.catalog.count(&query) == 0 {
@@ -641,11 +654,10 @@ impl<'a> Planner<'a> {
                     }
                 }
                 parts.push(format!("`{}` {}", e.upstream.name, outcome_words(o)));
-                let up = graph.stage(&e.upstream).expect("validated edge");
                 queries_by_edge.push(queries::stage_outputs(
                     &e.upstream.to_string(),
                     &e.file_pattern,
-                    &stage_version(graph, up),
+                    &self.outputs[&e.upstream].version,
                 ));
             }
             if all && !self.has_origin(&stage.key, &Origin::Join) {
@@ -667,8 +679,8 @@ impl<'a> Planner<'a> {
             }
         } else {
             for e in &upstream {
-                let up = graph.stage(&e.upstream).expect("validated edge");
-                let version = stage_version(graph, up);
+                let up = self.stages[&e.upstream];
+                let version = self.outputs[&e.upstream].version.clone();
                 let o = &self.outcomes[&e.upstream];
                 match e.trigger {
                     DependencyTrigger::Submission => {

@@ -1,12 +1,14 @@
 //! A submission's next status, from its job counts and the catalog (reference §4.2, §4.3,
 //! §6.2, §6.3). Pure: the clock is an input.
 
+use std::collections::HashMap;
+
 use cascade_crd::{CompletionType, StageType};
 
 use super::observed::{CatalogView, JobCounts, Status, Submission};
 use super::queries;
 use crate::launch::compose::stage_version;
-use crate::model::{DesiredGraph, Stage};
+use crate::model::{DesiredGraph, ObjectKey, Stage};
 
 /// A `located` submission older than this is located regardless of its files (POMS's rule).
 pub const LOCATE_ANYWAY_AFTER_SECONDS: i64 = 2 * 86_400;
@@ -48,39 +50,54 @@ pub struct Location {
     pub needed: f64,
 }
 
-/// The patterns that count as a stage's outputs: those its dependents ask for, or else the
-/// job type's output patterns.
-pub fn output_patterns(graph: &DesiredGraph, stage: &Stage) -> Vec<String> {
-    let from_dependents: Vec<String> = graph
-        .dependents(&stage.key)
-        .flat_map(|d| d.depends_on.iter())
-        .filter(|e| e.upstream == stage.key)
-        .map(|e| e.file_pattern.clone())
-        .collect();
-    if from_dependents.is_empty() {
-        graph.job_type_of(stage).output_file_patterns.clone()
-    } else {
-        from_dependents
+/// What counts as a stage's outputs: the patterns its dependents ask for (or else its job
+/// type's output patterns), at its software version.
+#[derive(Clone, Debug, Default)]
+pub struct Outputs {
+    pub patterns: Vec<String>,
+    pub version: String,
+}
+
+/// [`Outputs`] of every stage, computed in one pass over the graph's edges.
+pub fn outputs(graph: &DesiredGraph) -> HashMap<ObjectKey, Outputs> {
+    let mut wanted: HashMap<&ObjectKey, Vec<String>> = HashMap::new();
+    for stage in &graph.stages {
+        for e in stage.upstream_edges() {
+            wanted
+                .entry(&e.upstream)
+                .or_default()
+                .push(e.file_pattern.clone());
+        }
     }
+    graph
+        .stages
+        .iter()
+        .map(|stage| {
+            let patterns = wanted
+                .remove(&stage.key)
+                .unwrap_or_else(|| graph.job_type_of(stage).output_file_patterns.clone());
+            let version = stage_version(graph, stage);
+            (stage.key.clone(), Outputs { patterns, version })
+        })
+        .collect()
 }
 
 /// The location check of a completed submission (§4.3 b/c): with input files, the share of
 /// inputs that have located outputs; without (generators), outputs against jobs.
 pub fn location(
-    graph: &DesiredGraph,
     stage: &Stage,
+    outputs: &Outputs,
     sub: &Submission,
     catalog: &dyn CatalogView,
 ) -> Location {
-    let patterns = output_patterns(graph, stage);
-    let version = stage_version(graph, stage);
+    let Outputs { patterns, version } = outputs;
     let share = stage.completion.percent / 100.0;
     let has_inputs = stage.stage_type != StageType::Generator
         && catalog.count(&queries::project_inputs(&sub.id)) > 0;
     if has_inputs {
         // POMS's base is the files the jobs consumed, not those delivered (§4.3 b).
         let consumed = catalog.count(&queries::consumed_inputs(&sub.id));
-        let q = queries::located_inputs(&sub.id, &patterns, &version, stage.output_ancestor_depth);
+        let q = queries::located_inputs(&sub.id, patterns, version, stage.output_ancestor_depth);
         return Location {
             found: catalog.count(&q),
             needed: consumed as f64 * share,
@@ -88,7 +105,7 @@ pub fn location(
     }
     let found = patterns
         .iter()
-        .map(|p| catalog.count(&queries::outputs_of(&[&sub.id], p, &version)))
+        .map(|p| catalog.count(&queries::outputs_of(&[&sub.id], p, version)))
         .min()
         .unwrap_or(0);
     Location {
@@ -99,8 +116,8 @@ pub fn location(
 
 /// The next status of a submission, with the reason, or none if it stays as it is.
 pub fn next_status(
-    graph: &DesiredGraph,
     stage: &Stage,
+    outputs: &Outputs,
     sub: &Submission,
     catalog: &dyn CatalogView,
     now: i64,
@@ -138,7 +155,7 @@ pub fn next_status(
                     "completed more than two days ago (POMS's rule)".into(),
                 ));
             }
-            let loc = location(graph, stage, sub, catalog);
+            let loc = location(stage, outputs, sub, catalog);
             let enough = loc.found as f64 >= loc.needed && (loc.needed > 0.0 || recovery);
             enough.then(|| {
                 (
