@@ -1,6 +1,7 @@
 //! End-to-end tests: they run the built `cascade` binary as a user would, from the
 //! repository root, and check its exit status and output.
 
+mod batch;
 mod crash;
 mod plan;
 mod run;

@@ -52,11 +52,14 @@ pub fn job_dir(state: &Path, submission: &str, index: i64) -> PathBuf {
 
 /// Records `jobs` jobs of `submission` running `argv` in `cwd`; distributes the files of the
 /// submission's project over them (round robin), never more jobs than files when there is a
-/// project. Returns the batch id. Idempotent: a second submit for the same submission adds
-/// nothing and returns the same id.
+/// project. Without a project (a submit outside any launch), `input` makes one from a
+/// catalog query. Returns the batch id. Idempotent: a second submit for the same submission
+/// adds nothing and returns the same id.
+#[allow(clippy::too_many_arguments)]
 pub fn submit(
     ledger: &mut Ledger,
     submission: &str,
+    input: Option<&str>,
     jobs: u32,
     argv: &[String],
     cwd: &Path,
@@ -75,14 +78,24 @@ pub fn submit(
         if let Some(id) = existing {
             return Ok(id);
         }
+        let has_project = |tx: &rusqlite::Transaction| -> rusqlite::Result<bool> {
+            tx.query_row("SELECT COUNT(*) FROM projects WHERE name = ?", [submission], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n > 0)
+        };
+        if let Some(query) = input
+            && !has_project(tx)?
+        {
+            crate::catalog::store::select_ids(tx, query)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))??;
+            crate::catalog::store::create_project(tx, submission, Some(query), &[], now())?;
+        }
         let files: Vec<i64> = {
             let mut stmt = tx.prepare("SELECT file FROM project_files WHERE project = ? ORDER BY file")?;
             stmt.query_map([submission], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
         };
-        let has_project: bool = tx
-            .query_row("SELECT COUNT(*) FROM projects WHERE name = ?", [submission], |r| r.get::<_, i64>(0))?
-            > 0;
-        let n = if has_project { (jobs as usize).min(files.len()) } else { jobs as usize };
+        let n = if has_project(tx)? { (jobs as usize).min(files.len()) } else { jobs as usize };
         let t = now();
         let mut first = 0;
         for index in 0..n {

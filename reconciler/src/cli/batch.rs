@@ -17,6 +17,10 @@ pub struct SubmitArgs {
     /// Submission the jobs belong to (default: $CASCADE_SUBMISSION_ID, set by launches)
     #[arg(long, env = "CASCADE_SUBMISSION_ID")]
     pub submission: String,
+    /// Catalog query of the input files, when the submission has no project yet (a submit
+    /// outside a launch); launches make the project themselves
+    #[arg(long)]
+    pub input: Option<String>,
     #[command(flatten)]
     pub state: StateArg,
     /// The job's command and arguments
@@ -50,6 +54,7 @@ pub fn submit(args: &SubmitArgs) -> std::io::Result<Exit> {
     match local::submit(
         &mut ledger,
         &args.submission,
+        args.input.as_deref(),
         args.jobs,
         &args.command,
         &cwd,
@@ -90,11 +95,12 @@ pub fn queue(args: &QueueArgs) -> std::io::Result<Exit> {
     for j in &jobs {
         writeln!(
             out,
-            "{:<12} {:<28} {:>4} {:<10} {:>5} {:<21} {}",
+            "{:<12} {:<28} {:>4} {:<10} {:>7} {:>5} {:<21} {}",
             format!("{}@local", j.id),
             j.submission,
             j.index,
             j.state,
+            j.pid.map_or("-".into(), |p| p.to_string()),
             j.exit_code.map_or("-".into(), |c| c.to_string()),
             j.started.map_or("-".into(), format_time),
             j.command

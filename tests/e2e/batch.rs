@@ -1,0 +1,162 @@
+//! The local batch system on its own: `cascade submit`, `q`, `hold`, `release`, `rm`, with
+//! real processes.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{TempDir, cascade, text};
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn q(state: &str) -> String {
+    text(&cascade(&["q", "--state", state]).stdout)
+}
+
+/// The pid `cascade q` shows for a job (its runner, the leader of the job's process group).
+fn pid(state: &str, job: &str) -> String {
+    let listing = q(state);
+    let line = listing
+        .lines()
+        .find(|l| l.starts_with(job))
+        .expect("job listed");
+    line.split_whitespace()
+        .nth(4)
+        .expect("pid column")
+        .to_string()
+}
+
+/// The process state letter of /proc/PID/stat (R, S, T, ...), if the process exists.
+fn proc_state(pid: &str) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(") ").next()?.chars().next()
+}
+
+#[test]
+fn submit_hold_release_remove_with_real_processes() {
+    let state = TempDir::new("batch");
+    let s = state.path();
+    let out = cascade(&[
+        "submit",
+        "--jobs",
+        "2",
+        "--submission",
+        "t.1",
+        "--state",
+        s,
+        "--",
+        "sleep",
+        "30",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "1@local\n");
+    wait_for("two running jobs", || q(s).contains("0 idle, 2 running"));
+    let runner = pid(s, "1@local");
+
+    let out = cascade(&["hold", "1@local", "--state", s]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(q(s).contains("1 running, 1 held"), "{}", q(s));
+    wait_for("the held job's process to stop", || {
+        proc_state(&runner) == Some('T')
+    });
+
+    let out = cascade(&["release", "1", "--state", s]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(q(s).contains("2 running, 0 held"), "{}", q(s));
+    wait_for("the released job's process to continue", || {
+        proc_state(&runner) != Some('T')
+    });
+
+    let out = cascade(&["rm", "t.1", "--state", s]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "2 job(s) changed\n");
+    assert!(q(s).contains("2 jobs: 0 idle, 0 running, 0 held, 0 succeeded, 0 failed, 2 removed"));
+    wait_for("the removed job's processes to end", || {
+        matches!(proc_state(&runner), None | Some('Z'))
+    });
+
+    let out = cascade(&["rm", "t.1", "--state", s]);
+    assert_eq!(out.status.code(), Some(1), "nothing left to remove");
+    assert!(text(&out.stderr).contains("no job of `t.1` can be changed that way"));
+}
+
+#[test]
+fn jobs_see_their_submission_index_and_inputs_and_outputs_are_declared() {
+    let state = TempDir::new("batch-io");
+    let s = state.path();
+    let data = state.0.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for name in ["a.raw", "b.raw", "c.raw"] {
+        std::fs::write(data.join(name), name).unwrap();
+        let out = cascade(&[
+            "catalog",
+            "declare",
+            "--state",
+            s,
+            "-m",
+            "run_number=7",
+            data.join(name).to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    // The project delivers the files to the jobs (at most one job per file); each job copies
+    // its inputs to outputs, which the batch system declares with the inputs as parents.
+    let script = "for f in $CASCADE_INPUT_FILES; do cp \"$f\" \"$CASCADE_OUTPUT_DIR/$(basename \"$f\" .raw).out\"; done; echo \"$CASCADE_SUBMISSION_ID/$CASCADE_JOB_INDEX\"";
+    let out = std::process::Command::new(crate::support::cascade_bin())
+        .args([
+            "submit",
+            "--jobs",
+            "5",
+            "--submission",
+            "io.1",
+            "--input",
+            "run_number 7",
+            "--state",
+            s,
+        ])
+        .args(["--", "sh", "-c", script])
+        .env("CASCADE_OUTPUT_PATTERNS", "%.out")
+        .env("CASCADE_NAMESPACE", "exp")
+        .env("CASCADE_STAGE", "copy")
+        .env("CASCADE_SOFTWARE_VERSION", "v3")
+        .current_dir(crate::support::root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_for("jobs to finish", || {
+        q(s).contains("3 jobs: 0 idle, 0 running, 0 held, 3 succeeded")
+    });
+    let log = std::fs::read_to_string(state.0.join("jobs/io.1/2/job.log")).unwrap();
+    assert_eq!(log, "io.1/2\n");
+    let out = cascade(&[
+        "catalog",
+        "query",
+        "--state",
+        s,
+        "ischildof:( run_number 7 ) and version v3 and stage 'exp/copy'",
+    ]);
+    assert_eq!(text(&out.stdout), "a.out\nb.out\nc.out\n");
+    let out = cascade(&[
+        "catalog",
+        "query",
+        "--state",
+        s,
+        "project_name 'io.1' and consumed_status consumed",
+    ]);
+    assert_eq!(text(&out.stdout).lines().count(), 3);
+    let out = cascade(&["catalog", "query", "--state", s, "run_number 7 and"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .contains("query:1:17: error: the query ends where a condition was expected"),
+        "{}",
+        text(&out.stderr)
+    );
+}
