@@ -100,6 +100,8 @@ pub async fn run(opts: Options) -> Result<Summary> {
     let mut launching: HashSet<String> = HashSet::new();
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let mut shown = String::new();
+    let mut shown_states: Vec<StageState> = Vec::new();
+    let mut shown_at = std::time::Instant::now();
     let mut stale_definitions = false;
     loop {
         while let Ok(id) = done_rx.try_recv() {
@@ -186,11 +188,18 @@ pub async fn run(opts: Options) -> Result<Summary> {
         }
         ledger.save_stage_status(&planned.stages)?;
         if opts.progress {
+            // A block when a stage changes state, and at most one a second otherwise.
+            let states: Vec<StageState> = planned.stages.iter().map(|s| s.state).collect();
             let text = progress(&planned.stages);
-            if text != shown {
-                print!("{}", text);
-                let _ = std::io::stdout().flush();
+            let due = shown_at.elapsed() >= Duration::from_secs(1) && text != shown;
+            if states != shown_states || due {
+                // Progress is best effort: a closed pipe must not stop the controller.
+                let mut stdout = std::io::stdout().lock();
+                let _ = write!(stdout, "[{}] {text}", chrono::Utc::now().format("%H:%M:%S"));
+                let _ = stdout.flush();
                 shown = text;
+                shown_states = states;
+                shown_at = std::time::Instant::now();
             }
         }
         let settled = !acted
@@ -278,9 +287,5 @@ pub fn progress(stages: &[StageStatus]) -> String {
         ));
     }
     let counts: Vec<String> = by_state.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    format!(
-        "[{}] {}\n{out}",
-        chrono::Utc::now().format("%H:%M:%S"),
-        counts.join(", ")
-    )
+    format!("{}\n{out}", counts.join(", "))
 }
