@@ -25,7 +25,9 @@ impl Param {
 
 impl Serialize for Param {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        (&self.key, &self.value).serialize(s)
+        // The newtype name asks YAML writers (serde-saphyr) for the flow form people write,
+        // `["-Osubmit.N=", "5"]`; JSON writers ignore it.
+        s.serialize_newtype_struct("__yaml_flow_seq", &(&self.key, &self.value))
     }
 }
 

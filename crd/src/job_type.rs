@@ -9,7 +9,7 @@ use crate::status::SimpleStatus;
 
 /// What a launch runs: the launch script, its ordered parameters, the outputs its jobs write,
 /// the recovery rounds to run over failed work, and the batch system its jobs land on.
-#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "cascade.dev",
     version = "v1alpha1",

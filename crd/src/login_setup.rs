@@ -8,7 +8,7 @@ use crate::status::SimpleStatus;
 
 /// Where and as whom a launch runs. `host: localhost` runs the launch on the controller's
 /// machine; any other host runs it through `ssh account@host`.
-#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "cascade.dev",
     version = "v1alpha1",

@@ -54,6 +54,16 @@ macro_rules! stage_settings {
         }
 
         impl CampaignStageSpec {
+            /// A stage of `campaign` with these upstream edges and settings.
+            pub fn from_settings(campaign: String, depends_on: Vec<Dependency>, settings: StageDefaults) -> Self {
+                CampaignStageSpec { campaign, depends_on, $( $field: settings.$field, )* }
+            }
+
+            /// The stage's own settings (those it sets itself, not its campaign's defaults).
+            pub fn settings(&self) -> StageDefaults {
+                StageDefaults { $( $field: self.$field.clone(), )* }
+            }
+
             /// Fills every field the stage omits from the campaign defaults (live defaults:
             /// applied at load time, never written back). Returns the camelCase names of the
             /// fields that were filled.

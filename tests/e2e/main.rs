@@ -3,6 +3,7 @@
 
 mod batch;
 mod crash;
+mod ini;
 mod plan;
 mod run;
 mod support;

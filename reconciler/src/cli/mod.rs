@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod catalog;
 pub mod generate;
+pub mod ini;
 pub mod plan;
 pub mod run;
 pub mod validate;
@@ -53,6 +54,10 @@ pub enum Command {
     Release(batch::ControlArgs),
     /// Remove jobs (running ones are killed)
     Rm(batch::ControlArgs),
+    /// Convert POMS campaign .ini files into Cascade YAML (several files import as one set)
+    ImportIni(ini::ImportArgs),
+    /// Write a campaign as a POMS .ini file
+    ExportIni(ini::ExportArgs),
     /// The catalog: files, definitions, snapshots
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
@@ -98,6 +103,8 @@ pub fn run(cli: Cli) -> Exit {
         Command::Release(args) => batch::control(&args, crate::batch::local::Control::Release),
         Command::Rm(args) => batch::control(&args, crate::batch::local::Control::Remove),
         Command::Catalog(cmd) => catalog::run(&cmd),
+        Command::ImportIni(args) => ini::import_ini(&args),
+        Command::ExportIni(args) => ini::export_ini(&args),
         Command::Batchd(args) => batch::daemon(&args),
         Command::RunJob(args) => batch::run_job(&args),
     };

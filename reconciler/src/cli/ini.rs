@@ -1,0 +1,159 @@
+//! `cascade import-ini` and `cascade export-ini`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::Exit;
+use super::validate::print_diagnostics;
+use crate::ini::import::{Imported, Options, import};
+use crate::model::{SourceFile, load_and_validate};
+use crate::source::dir::read_paths;
+
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    /// POMS campaign .ini files, imported together as one set
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Directory to write one YAML file per .ini file into (default: print to stdout)
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Namespace (experiment) for everything (default: each campaign's `experiment`)
+    #[arg(long)]
+    pub namespace: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// Files or directories of YAML resources
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// The campaign to export (`name` or `namespace/name`)
+    #[arg(long)]
+    pub campaign: String,
+    /// File to write (default: stdout)
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// The YAML text of each imported file, with the name it is written under.
+pub fn render(imported: &[Imported]) -> Vec<(String, String)> {
+    imported
+        .iter()
+        .filter(|i| !i.documents.is_empty())
+        .map(|i| {
+            let stem = Path::new(&i.source)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "imported".into());
+            let mut text = format!("# Imported from {} by `cascade import-ini`.\n", i.source);
+            for (n, d) in i.documents.iter().enumerate() {
+                if n > 0 {
+                    text.push_str("---\n");
+                }
+                text.push_str(&d.to_yaml());
+            }
+            (format!("{stem}.yaml"), text)
+        })
+        .collect()
+}
+
+pub fn import_ini(args: &ImportArgs) -> std::io::Result<Exit> {
+    let mut files = Vec::new();
+    for path in &args.files {
+        let bytes = std::fs::read(path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let Ok(text) = String::from_utf8(bytes) else {
+            eprintln!("{}:1:1: error[invalid-ini]: not UTF-8 text", path.display());
+            return Ok(Exit::Rejected);
+        };
+        files.push((path.display().to_string(), text));
+    }
+    let opts = Options {
+        namespace: args.namespace.clone(),
+    };
+    let (imported, mut diags) = import(&files, &opts);
+    crate::model::diagnostic::sort_and_dedup(&mut diags);
+    print_diagnostics(&mut std::io::stderr().lock(), &diags)?;
+    if diags.iter().any(|d| d.is_error()) {
+        eprintln!("error: nothing written: fix the errors above");
+        return Ok(Exit::Rejected);
+    }
+    let rendered = render(&imported);
+    // What we write must pass `cascade validate`: check it as it will be read.
+    let dir = args.out.clone().unwrap_or_default();
+    let sources: Vec<SourceFile> = rendered
+        .iter()
+        .map(|(name, text)| SourceFile {
+            path: dir.join(name).display().to_string(),
+            bytes: text.clone().into_bytes(),
+        })
+        .collect();
+    let (resources, validated) = load_and_validate(&sources);
+    print_diagnostics(&mut std::io::stderr().lock(), &validated.diagnostics)?;
+    if validated.graph.is_none() {
+        eprintln!("error: the converted resources do not validate; nothing written");
+        return Ok(Exit::Rejected);
+    }
+    match &args.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            for (name, text) in &rendered {
+                std::fs::write(dir.join(name), text)?;
+            }
+            println!(
+                "imported {} resources from {} file(s) into {}",
+                resources.len(),
+                args.files.len(),
+                dir.display()
+            );
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            for (n, (_, text)) in rendered.iter().enumerate() {
+                if n > 0 {
+                    writeln!(out, "---")?;
+                }
+                write!(out, "{text}")?;
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn export_ini(args: &ExportArgs) -> std::io::Result<Exit> {
+    let files = read_paths(&args.paths)?;
+    let (resources, validated) = load_and_validate(&files);
+    print_diagnostics(&mut std::io::stderr().lock(), &validated.diagnostics)?;
+    let Some(graph) = validated.graph else {
+        eprintln!("error: the definitions do not validate; nothing to export");
+        return Ok(Exit::Rejected);
+    };
+    let (namespace, name) = match args.campaign.split_once('/') {
+        Some((ns, n)) => (ns.to_string(), n.to_string()),
+        None => {
+            let ns = graph
+                .campaigns
+                .keys()
+                .find(|k| k.name == args.campaign)
+                .map(|k| k.namespace.clone())
+                .unwrap_or_else(|| "default".into());
+            (ns, args.campaign.clone())
+        }
+    };
+    match crate::ini::export::export(&resources, &graph, &namespace, &name) {
+        Ok((text, notes)) => {
+            for n in notes {
+                eprintln!("warning: {n}");
+            }
+            match &args.out {
+                Some(path) => std::fs::write(path, text)?,
+                None => print!("{text}"),
+            }
+            Ok(Exit::Ok)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(Exit::Rejected)
+        }
+    }
+}

@@ -1,0 +1,914 @@
+//! POMS `.ini` campaigns to Cascade resources (reference §8), pure: texts in, documents and
+//! diagnostics out. Several files import as one set: job types and login setups may live in
+//! one file and the campaigns that use them in others. Nothing is dropped silently: every key
+//! that cannot be carried and every inconsistency is a warning or an error at its line.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cascade_crd::split::parse_legacy;
+use cascade_crd::stage::SplitData;
+use cascade_crd::{
+    Campaign, CampaignSpec, CampaignStage, CampaignStageSpec, CampaignState, Completion,
+    CompletionType, Dependency, DependencyTrigger, JobType, JobTypeSpec, LoginSetup,
+    LoginSetupSpec, Param, RecoveryStep, RecoveryType, SplitSpec, StageDefaults, StageType,
+};
+
+use super::parse::{Entry, Section, parse};
+use crate::model::Diagnostic;
+use crate::model::yaml::Pos;
+
+/// One imported resource.
+#[derive(Clone, Debug)]
+pub enum Document {
+    LoginSetup(LoginSetup),
+    JobType(JobType),
+    Campaign(Box<Campaign>),
+    Stage(Box<CampaignStage>),
+}
+
+impl Document {
+    pub fn kind_and_name(&self) -> (&'static str, String) {
+        match self {
+            Document::LoginSetup(r) => ("LoginSetup", r.metadata.name.clone().unwrap_or_default()),
+            Document::JobType(r) => ("JobType", r.metadata.name.clone().unwrap_or_default()),
+            Document::Campaign(r) => ("Campaign", r.metadata.name.clone().unwrap_or_default()),
+            Document::Stage(r) => ("CampaignStage", r.metadata.name.clone().unwrap_or_default()),
+        }
+    }
+
+    pub fn to_yaml(&self) -> String {
+        let text = match self {
+            Document::LoginSetup(r) => serde_saphyr::to_string(r),
+            Document::JobType(r) => serde_saphyr::to_string(r),
+            Document::Campaign(r) => serde_saphyr::to_string(r),
+            Document::Stage(r) => serde_saphyr::to_string(r),
+        };
+        text.unwrap_or_else(|e| format!("# cannot write this resource: {e}\n"))
+    }
+}
+
+/// The documents made from one input file.
+#[derive(Clone, Debug, Default)]
+pub struct Imported {
+    pub source: String,
+    pub documents: Vec<Document>,
+}
+
+/// Shared resources seen so far: where each was first defined, and how.
+type Known<T> = BTreeMap<String, (String, Pos, T)>;
+
+pub struct Options {
+    /// Namespace (experiment) for everything; default: each campaign's `experiment`.
+    pub namespace: Option<String>,
+}
+
+/// A Kubernetes name for a POMS name: lowercase, `-` for anything else than letters, digits,
+/// `-` and `.`, no leading or trailing `-`.
+pub fn kube_name(raw: &str) -> String {
+    let mut out = String::new();
+    for c in raw.trim().chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_alphanumeric() || c == '.' {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out = out.trim_matches(|c| c == '-' || c == '.').to_string();
+    if out.is_empty() {
+        "unnamed".into()
+    } else {
+        out
+    }
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    diags: &'a mut Vec<Diagnostic>,
+    /// Names already reported as renamed: each is reported once, where first seen.
+    renamed: &'a mut BTreeSet<String>,
+}
+
+impl Ctx<'_> {
+    fn error(&mut self, pos: Pos, code: &'static str, message: String, hint: &str) {
+        self.diags
+            .push(Diagnostic::error(self.file, pos, code, message).with_hint(hint));
+    }
+
+    /// Records a shared resource's definition. The same name defined again identically (each
+    /// exported campaign carries the job types it uses) is kept once with a warning; defined
+    /// again differently, it is an error. Returns whether this is the first definition.
+    fn first_definition<T: PartialEq + Clone>(
+        &mut self,
+        known: &mut Known<T>,
+        name: &str,
+        pos: Pos,
+        spec: &T,
+        what: &str,
+    ) -> bool {
+        match known.get(name) {
+            Some((file, first, other)) if other == spec => {
+                let hint = format!("it is kept from {file}:{}", first.line);
+                self.warn(
+                    pos,
+                    "defined-again",
+                    format!("{what} `{name}` is defined again, identically"),
+                    &hint,
+                );
+                false
+            }
+            Some((file, first, _)) => {
+                let hint = format!("the other is at {file}:{}; rename one of them", first.line);
+                self.error(
+                    pos,
+                    "duplicate-name",
+                    format!("{what} `{name}` is defined twice, differently"),
+                    &hint,
+                );
+                false
+            }
+            None => {
+                known.insert(name.to_string(), (self.file.to_string(), pos, spec.clone()));
+                true
+            }
+        }
+    }
+
+    fn warn(&mut self, pos: Pos, code: &'static str, message: String, hint: &str) {
+        self.diags
+            .push(Diagnostic::warning(self.file, pos, code, message).with_hint(hint));
+    }
+
+    /// A name, renamed to Kubernetes rules with a warning when needed.
+    fn name(&mut self, raw: &str, pos: Pos, what: &str) -> String {
+        let name = kube_name(raw);
+        if name != raw && self.renamed.insert(format!("{what}/{raw}")) {
+            self.warn(
+                pos,
+                "renamed",
+                format!("{what} `{raw}` is named `{name}`"),
+                "Cascade names follow the Kubernetes rules (lowercase letters, digits, `-`, `.`)",
+            );
+        }
+        name
+    }
+
+    /// A JSON value; a JSON string holding JSON (as some exports write) is read once more.
+    fn json(&mut self, e: &Entry, what: &str) -> Option<serde_json::Value> {
+        match serde_json::from_str::<serde_json::Value>(&e.value) {
+            Ok(serde_json::Value::String(inner)) => match serde_json::from_str(&inner) {
+                Ok(v) => Some(v),
+                Err(_) => Some(serde_json::Value::String(inner)),
+            },
+            Ok(v) => Some(v),
+            Err(err) => {
+                self.error(
+                    e.pos,
+                    "invalid-json",
+                    format!("`{}` is not valid JSON for {what}: {err}", e.key),
+                    "POMS writes JSON with double quotes, e.g. [[\"--stage=\", \"gen\"]]",
+                );
+                None
+            }
+        }
+    }
+
+    fn params(&mut self, e: &Entry) -> Option<Vec<Param>> {
+        let v = self.json(e, "parameter pairs")?;
+        let pairs = v.as_array().and_then(|items| {
+            items
+                .iter()
+                .map(|p| match p.as_array().map(Vec::as_slice) {
+                    Some([k, v]) => Some(Param::new(json_text(k), json_text(v))),
+                    _ => None,
+                })
+                .collect::<Option<Vec<Param>>>()
+        });
+        if pairs.is_none() {
+            self.error(
+                e.pos,
+                "invalid-parameters",
+                format!("`{}` must be a list of [key, value] pairs", e.key),
+                "e.g. [[\"-Oglobal.release=\", \"v1\"], [\"--stage=\", \"gen\"]]",
+            );
+        }
+        pairs
+    }
+
+    fn boolean(&mut self, e: &Entry) -> Option<bool> {
+        match e.value.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" | "y" | "t" => Some(true),
+            "false" | "0" | "no" | "off" | "n" | "f" => Some(false),
+            _ => {
+                self.error(
+                    e.pos,
+                    "invalid-boolean",
+                    format!("`{}` = `{}` is not a boolean", e.key, e.value),
+                    "write True or False",
+                );
+                None
+            }
+        }
+    }
+
+    fn split(&mut self, e: &Entry) -> Option<SplitSpec> {
+        match parse_legacy(&e.value) {
+            Ok(Some(policy)) => Some(SplitSpec::Legacy(policy.to_string())),
+            Ok(None) => None,
+            Err(err) => {
+                let pos = Pos {
+                    line: e.pos.line,
+                    col: e.pos.col + (e.key.len() + 1 + err.offset) as u32,
+                };
+                let hint = err
+                    .hint
+                    .unwrap_or_else(|| "for example nfiles(10) or list".into());
+                self.error(
+                    pos,
+                    "invalid-split",
+                    format!("`{}`: {}", e.key, err.message),
+                    &hint,
+                );
+                None
+            }
+        }
+    }
+}
+
+fn json_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// File patterns in POMS files write `%` as `%%` (it went through `%` formatting); in
+/// Cascade a pattern is plain SQL LIKE.
+fn pattern(text: &str) -> String {
+    text.replace("%%", "%")
+}
+
+/// The stage settings a `[campaign_defaults]` or `[campaign_stage X]` section sets, and the
+/// completion parts it sets (the two POMS keys form one Cascade field).
+#[derive(Default)]
+struct Settings {
+    settings: StageDefaults,
+    completion_type: Option<CompletionType>,
+    completion_pct: Option<f64>,
+}
+
+fn settings(ctx: &mut Ctx, section: &Section, defaults: Option<&Settings>) -> Settings {
+    let mut s = Settings::default();
+    for e in &section.entries {
+        if e.value.is_empty() {
+            continue; // POMS: an empty stage value takes the default
+        }
+        let st = &mut s.settings;
+        match e.key.as_str() {
+            "vo_role" => st.vo_role = Some(e.value.clone()),
+            "software_version" => st.software_version = Some(e.value.clone()),
+            "login_setup" => st.login_setup = Some(ctx.name(&e.value, e.pos, "login setup")),
+            "job_type" => st.job_type = Some(ctx.name(&e.value, e.pos, "job type")),
+            "dataset_or_split_data" | "dataset" => {
+                if e.value != "from_parent" && e.value != "None" {
+                    st.dataset = Some(
+                        match serde_json::from_str::<Vec<Vec<serde_json::Value>>>(&e.value) {
+                            Ok(lists) if e.value.trim_start().starts_with("[[") => {
+                                SplitData::Lists(
+                                    lists
+                                        .iter()
+                                        .map(|l| l.iter().map(json_text).collect())
+                                        .collect(),
+                                )
+                            }
+                            _ => SplitData::Text(e.value.clone()),
+                        },
+                    );
+                }
+            }
+            "cs_split_type" | "split_type" => st.split = ctx.split(e),
+            "test_split_type" => st.test_split = ctx.split(e),
+            "completion_type" => match e.value.to_ascii_lowercase().as_str() {
+                "complete" => s.completion_type = Some(CompletionType::Complete),
+                "located" => s.completion_type = Some(CompletionType::Located),
+                _ => ctx.error(
+                    e.pos,
+                    "invalid-completion",
+                    format!(
+                        "completion_type `{}` is neither `complete` nor `located`",
+                        e.value
+                    ),
+                    "write complete or located",
+                ),
+            },
+            "completion_pct" => match e.value.parse::<f64>() {
+                Ok(p) if p > 0.0 && p <= 100.0 => s.completion_pct = Some(p),
+                _ => ctx.error(
+                    e.pos,
+                    "invalid-percent",
+                    format!(
+                        "completion_pct `{}` is not a percentage in (0, 100]",
+                        e.value
+                    ),
+                    "for example 95",
+                ),
+            },
+            "param_overrides" => st.parameter_overrides = ctx.params(e).filter(|p| !p.is_empty()),
+            "test_param_overrides" => {
+                st.test_parameter_overrides = ctx.params(e).filter(|p| !p.is_empty())
+            }
+            "merge_overrides" => st.merge_default_overrides = ctx.boolean(e).filter(|b| *b),
+            // POMS: anything except False/false keeps clearing.
+            "default_clear_cronjob" => {
+                st.clear_schedule_on_exhaustion =
+                    (e.value.eq_ignore_ascii_case("false") || e.value == "0").then_some(false)
+            }
+            "stage_type" => match e.value.to_ascii_lowercase().as_str() {
+                "regular" => {}
+                "generator" => st.stage_type = Some(StageType::Generator),
+                "approval" => st.stage_type = Some(StageType::Approval),
+                "datatransfer" => st.stage_type = Some(StageType::Datatransfer),
+                _ => ctx.error(
+                    e.pos,
+                    "invalid-stage-type",
+                    format!(
+                        "stage_type `{}` is not one of regular, generator, approval, datatransfer",
+                        e.value
+                    ),
+                    "write regular, generator, approval or datatransfer",
+                ),
+            },
+            "output_ancestor_depth" => match e.value.parse::<u32>() {
+                Ok(1) => {}
+                Ok(d) => st.output_ancestor_depth = Some(d),
+                Err(_) => ctx.error(
+                    e.pos,
+                    "invalid-number",
+                    format!("output_ancestor_depth `{}` is not a whole number", e.value),
+                    "for example 1",
+                ),
+            },
+            "cascade_schedule" => st.schedule = Some(e.value.clone()),
+            "cascade_paused" => st.paused = ctx.boolean(e).filter(|b| *b),
+            "cascade_join" => st.join = ctx.boolean(e).filter(|b| *b),
+            // Read by the GUI editor, handled with [campaign].
+            "campaign_keywords" => {}
+            "state" => ctx.warn(
+                e.pos,
+                "not-carried",
+                "a stage's `state` is not carried: stages have no state of their own".into(),
+                "pause a stage with `paused: true`",
+            ),
+            other => ctx.warn(
+                e.pos,
+                "not-carried",
+                format!("key `{other}` is not carried"),
+                "Cascade has no such stage setting; check the POMS reference §8.1",
+            ),
+        }
+    }
+    // The two completion keys make one field: a stage that sets one takes the other from the
+    // defaults.
+    if s.completion_type.is_some() || s.completion_pct.is_some() {
+        let d = defaults;
+        let kind = s
+            .completion_type
+            .or(d.and_then(|d| d.completion_type))
+            .unwrap_or_default();
+        let percent = s
+            .completion_pct
+            .or(d.and_then(|d| d.completion_pct))
+            .unwrap_or(95.0);
+        s.settings.completion = Some(Completion { kind, percent });
+    }
+    s
+}
+
+/// Imports a set of files; returns one [`Imported`] per file with a campaign or shared
+/// resources, and every diagnostic.
+pub fn import(files: &[(String, String)], opts: &Options) -> (Vec<Imported>, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let mut parsed: Vec<(String, Vec<Section>)> = Vec::new();
+    for (file, text) in files {
+        match parse(text) {
+            Ok(sections) => parsed.push((file.clone(), sections)),
+            Err(e) => diags
+                .push(Diagnostic::error(file, e.pos, "invalid-ini", e.message).with_hint(e.hint)),
+        }
+    }
+    // Shared resources first: every campaign may use any of them.
+    let namespace_of = |sections: &[Section]| {
+        opts.namespace.clone().unwrap_or_else(|| {
+            sections
+                .iter()
+                .find(|s| s.name == "campaign")
+                .and_then(|s| s.get("experiment"))
+                .map(|e| kube_name(&e.value))
+                .unwrap_or_else(|| "default".into())
+        })
+    };
+    let default_ns = parsed
+        .iter()
+        .find(|(_, s)| s.iter().any(|x| x.name == "campaign"))
+        .map(|(_, s)| namespace_of(s))
+        .unwrap_or_else(|| opts.namespace.clone().unwrap_or_else(|| "default".into()));
+    let mut known_login: Known<LoginSetupSpec> = BTreeMap::new();
+    let mut known_job: Known<JobTypeSpec> = BTreeMap::new();
+    let mut stage_names: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut out = Vec::new();
+    let mut renamed = BTreeSet::new();
+    for (file, sections) in &parsed {
+        let mut ctx = Ctx {
+            file,
+            diags: &mut diags,
+            renamed: &mut renamed,
+        };
+        let ns = if sections.iter().any(|s| s.name == "campaign") {
+            namespace_of(sections)
+        } else {
+            default_ns.clone()
+        };
+        let mut imported = Imported {
+            source: file.clone(),
+            documents: Vec::new(),
+        };
+        for section in sections {
+            let (kind, raw) = section.kind_and_name();
+            match kind {
+                "login_setup" => {
+                    let name = ctx.name(raw, section.pos, "login setup");
+                    let r = login_setup(&mut ctx, section, &name, &ns);
+                    if ctx.first_definition(
+                        &mut known_login,
+                        &name,
+                        section.pos,
+                        &r.spec,
+                        "login setup",
+                    ) {
+                        imported.documents.push(Document::LoginSetup(r));
+                    }
+                }
+                "job_type" => {
+                    let name = ctx.name(raw, section.pos, "job type");
+                    let Some(r) = job_type(&mut ctx, section, &name, &ns) else {
+                        continue;
+                    };
+                    if ctx.first_definition(&mut known_job, &name, section.pos, &r.spec, "job type")
+                    {
+                        imported.documents.push(Document::JobType(r));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push(imported);
+    }
+    for ((file, sections), imported) in parsed.iter().zip(out.iter_mut()) {
+        let mut ctx = Ctx {
+            file,
+            diags: &mut diags,
+            renamed: &mut renamed,
+        };
+        campaign(
+            &mut ctx,
+            sections,
+            &namespace_of(sections),
+            &mut stage_names,
+            imported,
+        );
+    }
+    // References resolve across the whole set.
+    check_references(&known_login, &known_job, &parsed, &mut diags);
+    (out, diags)
+}
+
+fn login_setup(ctx: &mut Ctx, section: &Section, name: &str, ns: &str) -> LoginSetup {
+    let mut spec = LoginSetupSpec::default();
+    for e in &section.entries {
+        match e.key.as_str() {
+            "host" => spec.host = e.value.clone(),
+            "account" => spec.account = e.value.clone(),
+            "setup" => spec.setup = e.value.clone(),
+            "description" => spec.description = Some(e.value.clone()),
+            other => ctx.warn(
+                e.pos,
+                "not-carried",
+                format!("login setup key `{other}` is not carried"),
+                "a login setup has host, account and setup",
+            ),
+        }
+    }
+    for (key, value) in [("host", &spec.host), ("account", &spec.account)] {
+        if value.is_empty() {
+            ctx.error(
+                section.pos,
+                "missing-field",
+                format!("login setup `{name}` has no `{key}`"),
+                &format!("add `{key} = ...`"),
+            );
+        }
+    }
+    let mut r = LoginSetup::new(name, spec);
+    r.metadata.namespace = Some(ns.to_string());
+    r
+}
+
+fn job_type(ctx: &mut Ctx, section: &Section, name: &str, ns: &str) -> Option<JobType> {
+    let mut spec = JobTypeSpec::default();
+    for e in &section.entries {
+        match e.key.as_str() {
+            "launch_script" => spec.launch_script = e.value.clone(),
+            "parameters" => spec.parameters = ctx.params(e).unwrap_or_default(),
+            "output_file_patterns" => {
+                spec.output_file_patterns = e
+                    .value
+                    .split(',')
+                    .map(|p| pattern(p.trim()))
+                    .filter(|p| !p.is_empty())
+                    .collect()
+            }
+            "recoveries" => {
+                let Some(v) = ctx.json(e, "recoveries") else {
+                    continue;
+                };
+                let steps = v.as_array().map(|items| {
+                    items
+                        .iter()
+                        .map(|step| {
+                            let (kind, overrides) = match step.as_array().map(Vec::as_slice) {
+                                Some([k, o]) => (json_text(k), o.clone()),
+                                Some([k]) => (json_text(k), serde_json::json!([])),
+                                _ => return Err("each recovery is [type, overrides]".to_string()),
+                            };
+                            let kind: RecoveryType =
+                                serde_json::from_value(serde_json::Value::String(kind.clone()))
+                                    .map_err(|_| format!("unknown recovery type `{kind}`"))?;
+                            let overrides = overrides
+                                .as_array()
+                                .map(|ps| {
+                                    ps.iter()
+                                        .filter_map(|p| match p.as_array().map(Vec::as_slice) {
+                                            Some([k, v]) => {
+                                                Some(Param::new(json_text(k), json_text(v)))
+                                            }
+                                            _ => None,
+                                        })
+                                        .collect()
+                                })
+                                .unwrap_or_default();
+                            Ok(RecoveryStep {
+                                kind,
+                                parameter_overrides: overrides,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, String>>()
+                });
+                match steps {
+                    Some(Ok(steps)) => spec.recoveries = steps,
+                    Some(Err(msg)) => ctx.error(e.pos, "invalid-recoveries", format!("`recoveries`: {msg}"), "known types: consumed_status, process_status (proj_status), added_files, pending_files, delivered_not_consumed"),
+                    None => ctx.error(e.pos, "invalid-recoveries", "`recoveries` must be a list of [type, overrides]".into(), "e.g. [[\"consumed_status\", []]]"),
+                }
+            }
+            "cascade_batch_system" => {
+                match serde_json::from_value(serde_json::Value::String(e.value.clone())) {
+                    Ok(b) => spec.batch_system = b,
+                    Err(_) => ctx.error(
+                        e.pos,
+                        "invalid-batch-system",
+                        format!("unknown batch system `{}`", e.value),
+                        "local, slurm, kubernetes or condor",
+                    ),
+                }
+            }
+            "input_files_per_job" | "cascade_input_files_per_job" => {
+                spec.input_files_per_job = e.value.parse().ok()
+            }
+            "output_files_per_job" | "cascade_output_files_per_job" => {
+                spec.output_files_per_job = e.value.parse().ok()
+            }
+            "description" => spec.description = Some(e.value.clone()),
+            other => ctx.warn(
+                e.pos,
+                "not-carried",
+                format!("job type key `{other}` is not carried"),
+                "a job type has launch_script, parameters, output_file_patterns and recoveries",
+            ),
+        }
+    }
+    if spec.launch_script.is_empty() {
+        ctx.error(
+            section.pos,
+            "missing-field",
+            format!("job type `{name}` has no `launch_script`"),
+            "add `launch_script = ...`",
+        );
+        return None;
+    }
+    let mut r = JobType::new(name, spec);
+    r.metadata.namespace = Some(ns.to_string());
+    Some(r)
+}
+
+fn campaign(
+    ctx: &mut Ctx,
+    sections: &[Section],
+    ns: &str,
+    stage_names: &mut BTreeMap<(String, String), String>,
+    imported: &mut Imported,
+) {
+    let Some(head) = sections.iter().find(|s| s.name == "campaign") else {
+        for s in sections {
+            let (kind, _) = s.kind_and_name();
+            if matches!(
+                kind,
+                "campaign_stage" | "dependencies" | "campaign_defaults"
+            ) {
+                ctx.error(
+                    s.pos,
+                    "missing-campaign",
+                    format!("`[{}]` without a `[campaign]` section", s.name),
+                    "a file with stages needs `[campaign]` with its `name`",
+                );
+                return;
+            }
+        }
+        return;
+    };
+    let Some(raw_name) = head.get("name") else {
+        ctx.error(
+            head.pos,
+            "missing-field",
+            "`[campaign]` has no `name`".into(),
+            "add `name = ...`",
+        );
+        return;
+    };
+    let name = ctx.name(&raw_name.value, raw_name.pos, "campaign");
+    let mut spec = CampaignSpec::default();
+    let defaults_section = sections.iter().find(|s| s.name == "campaign_defaults");
+    for e in head
+        .entries
+        .iter()
+        .chain(defaults_section.and_then(|d| d.get("campaign_keywords")))
+    {
+        match e.key.as_str() {
+            "name" | "experiment" => {}
+            "state" => match e.value.to_ascii_lowercase().as_str() {
+                "active" => {}
+                "inactive" => spec.state = CampaignState::Inactive,
+                _ => ctx.error(
+                    e.pos,
+                    "invalid-state",
+                    format!("state `{}` is neither Active nor Inactive", e.value),
+                    "write Active or Inactive",
+                ),
+            },
+            "campaign_keywords" => {
+                if let Some(v) = ctx.json(e, "keywords") {
+                    match v.as_object() {
+                        Some(map) => {
+                            for (k, v) in map {
+                                spec.keywords.insert(k.clone(), json_text(v));
+                            }
+                        }
+                        None => ctx.error(
+                            e.pos,
+                            "invalid-keywords",
+                            "`campaign_keywords` must be a JSON object".into(),
+                            "e.g. {\"release\": \"v2_3\"}",
+                        ),
+                    }
+                }
+            }
+            "campaign_stage_list" => {}
+            "poms_role" => {
+                if !e.value.eq_ignore_ascii_case("production") {
+                    ctx.warn(
+                        e.pos,
+                        "not-carried",
+                        format!("poms_role `{}` is not carried", e.value),
+                        "Cascade has no campaign roles; each stage has its `voRole`",
+                    );
+                }
+            }
+            "cascade_paused" => spec.paused = ctx.boolean(e).unwrap_or(false),
+            "cascade_test" => spec.test = ctx.boolean(e).unwrap_or(false),
+            "description" => spec.description = Some(e.value.clone()),
+            "tags" => {
+                spec.tags = e
+                    .value
+                    .split(',')
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty())
+                    .collect()
+            }
+            other => ctx.warn(
+                e.pos,
+                "not-carried",
+                format!("campaign key `{other}` is not carried"),
+                "see the POMS reference §8.1",
+            ),
+        }
+    }
+    let defaults = defaults_section.map(|d| settings(ctx, d, None));
+    if let Some(d) = &defaults
+        && d.settings != StageDefaults::default()
+    {
+        spec.defaults = Some(d.settings.clone());
+    }
+
+    // Stages, in the order of campaign_stage_list when there is one.
+    let listed: Option<Vec<(String, Pos)>> = head.get("campaign_stage_list").map(|e| {
+        e.value
+            .split(',')
+            .map(|s| (s.trim().to_string(), e.pos))
+            .filter(|(s, _)| !s.is_empty())
+            .collect()
+    });
+    let stage_sections: Vec<&Section> = sections
+        .iter()
+        .filter(|s| s.kind_and_name().0 == "campaign_stage")
+        .collect();
+    if let Some(list) = &listed {
+        for (stage, pos) in list {
+            if !stage_sections.iter().any(|s| s.kind_and_name().1 == stage) {
+                ctx.error(*pos, "unknown-stage", format!("campaign_stage_list names `{stage}` but there is no `[campaign_stage {stage}]`"), "add the section or remove the name from the list");
+            }
+        }
+    }
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
+    for s in &stage_sections {
+        let raw = s.kind_and_name().1;
+        if let Some(list) = &listed
+            && !list.iter().any(|(l, _)| l == raw)
+        {
+            ctx.warn(
+                s.pos,
+                "unlisted-stage",
+                format!("stage `{raw}` is not in campaign_stage_list"),
+                "it is imported anyway; add it to the list",
+            );
+        }
+        let mut kube = ctx.name(raw, s.pos, "stage");
+        let key = (ns.to_string(), kube.clone());
+        if let Some(other) = stage_names.get(&key) {
+            let prefixed = format!("{name}-{kube}");
+            ctx.warn(s.pos, "renamed", format!("stage `{raw}` is named `{prefixed}`: campaign `{other}` has a stage `{kube}` too"), "stage names are unique per namespace in Cascade, per campaign in POMS");
+            kube = prefixed;
+        }
+        stage_names.insert((ns.to_string(), kube.clone()), name.clone());
+        names.insert(raw.to_string(), kube);
+    }
+
+    // Dependencies, per downstream stage.
+    let mut deps: BTreeMap<String, Vec<Dependency>> = BTreeMap::new();
+    for s in sections
+        .iter()
+        .filter(|s| s.kind_and_name().0 == "dependencies")
+    {
+        let down = s.kind_and_name().1;
+        if !names.contains_key(down) {
+            ctx.error(s.pos, "unknown-stage", format!("`[dependencies {down}]` is for a stage that is not in campaign_stage_list nor a `[campaign_stage]` section"), "fix the stage name");
+            continue;
+        }
+        let mut k = 1;
+        while let Some(up) = s.get(&format!("campaign_stage_{k}")) {
+            let Some(up_name) = names.get(up.value.trim()) else {
+                ctx.error(
+                    up.pos,
+                    "unknown-stage",
+                    format!(
+                        "`campaign_stage_{k}` names `{}`, which is not a stage of this campaign",
+                        up.value
+                    ),
+                    "dependencies stay within one campaign",
+                );
+                k += 1;
+                continue;
+            };
+            let file_pattern = match s.get(&format!("file_pattern_{k}")) {
+                Some(p) => pattern(&p.value),
+                None => {
+                    ctx.error(
+                        up.pos,
+                        "missing-field",
+                        format!("`campaign_stage_{k}` has no `file_pattern_{k}`"),
+                        "POMS requires a pattern per dependency; `%%` takes every output",
+                    );
+                    "%".into()
+                }
+            };
+            let trigger = match s
+                .get(&format!("cascade_trigger_{k}"))
+                .map(|t| t.value.as_str())
+            {
+                Some("stageComplete") => DependencyTrigger::StageComplete,
+                _ => DependencyTrigger::Submission,
+            };
+            deps.entry(down.to_string()).or_default().push(Dependency {
+                stage: up_name.clone(),
+                file_pattern,
+                trigger,
+            });
+            k += 1;
+        }
+        for e in &s.entries {
+            let known = ["campaign_stage_", "file_pattern_", "cascade_trigger_"]
+                .iter()
+                .any(|p| {
+                    e.key
+                        .strip_prefix(p)
+                        .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| n < k))
+                });
+            if !known {
+                ctx.warn(e.pos, "not-carried", format!("`{}` is not carried", e.key), "dependencies are numbered campaign_stage_1, file_pattern_1, campaign_stage_2, ... without gaps");
+            }
+        }
+    }
+
+    let mut c = Campaign::new(&name, spec);
+    c.metadata.namespace = Some(ns.to_string());
+    imported.documents.push(Document::Campaign(Box::new(c)));
+    for s in &stage_sections {
+        let raw = s.kind_and_name().1;
+        let own = settings(ctx, s, defaults.as_ref());
+        // Required once defaults are applied (reference §8.1).
+        let d = defaults.as_ref().map(|d| &d.settings);
+        let has = |f: fn(&StageDefaults) -> bool| f(&own.settings) || d.is_some_and(f);
+        for (field, present) in [
+            ("job_type", has(|s| s.job_type.is_some())),
+            ("login_setup", has(|s| s.login_setup.is_some())),
+            ("software_version", has(|s| s.software_version.is_some())),
+        ] {
+            if !present {
+                ctx.error(
+                    s.pos,
+                    "missing-field",
+                    format!("stage `{raw}` has no `{field}`, nor does `[campaign_defaults]`"),
+                    &format!("add `{field} = ...` to the stage or the defaults"),
+                );
+            }
+        }
+        let mut spec = CampaignStageSpec::from_settings(
+            name.clone(),
+            deps.remove(raw).unwrap_or_default(),
+            own.settings,
+        );
+        if spec.vo_role.is_none() && d.is_none_or(|d| d.vo_role.is_none()) {
+            spec.vo_role = Some("Production".into());
+        }
+        let mut stage = CampaignStage::new(&names[raw], spec);
+        stage.metadata.namespace = Some(ns.to_string());
+        imported.documents.push(Document::Stage(Box::new(stage)));
+    }
+    for s in sections {
+        let (kind, _) = s.kind_and_name();
+        match kind {
+            "campaign" | "campaign_defaults" | "campaign_stage" | "dependencies" | "login_setup" | "job_type" => {}
+            "node_positions" => ctx.warn(s.pos, "not-carried", "`[node_positions]` is not carried: it is the POMS editor's layout".into(), "nothing to do"),
+            _ => ctx.warn(s.pos, "not-carried", format!("section `[{}]` is not carried", s.name), "known sections: campaign, campaign_defaults, campaign_stage, dependencies, login_setup, job_type, node_positions"),
+        }
+    }
+}
+
+/// Every stage's job type and login setup must be defined somewhere in the set.
+fn check_references(
+    logins: &Known<LoginSetupSpec>,
+    jobs: &Known<JobTypeSpec>,
+    parsed: &[(String, Vec<Section>)],
+    diags: &mut Vec<Diagnostic>,
+) {
+    let mut reported = BTreeSet::new();
+    for (file, sections) in parsed {
+        for (kind, known, what) in [
+            (
+                "login_setup",
+                logins.keys().collect::<BTreeSet<_>>(),
+                "login setup",
+            ),
+            ("job_type", jobs.keys().collect(), "job type"),
+        ] {
+            for s in sections {
+                let Some(e) = s.get(kind) else { continue };
+                let name = kube_name(&e.value);
+                if !e.value.is_empty()
+                    && !known.contains(&name)
+                    && reported.insert((file.clone(), e.pos))
+                {
+                    diags.push(
+                        Diagnostic::error(
+                            file,
+                            e.pos,
+                            "unknown-reference",
+                            format!("{what} `{}` is not defined in the imported files", e.value),
+                        )
+                        .with_hint(format!(
+                            "import the file with its `[{kind} {}]` section too",
+                            e.value
+                        )),
+                    );
+                }
+            }
+        }
+    }
+}

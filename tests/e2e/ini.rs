@@ -1,0 +1,105 @@
+//! `cascade import-ini` and `cascade export-ini` over the corpus in `tests/ini/`.
+
+use std::fs;
+
+use crate::support::{TempDir, cascade, root, text};
+
+#[test]
+fn the_corpus_imports_into_yaml_that_validates() {
+    let out = TempDir::new("import");
+    let mut args = vec!["import-ini", "--out", out.path()];
+    let files: Vec<String> = ["shared", "nd_mc", "calib", "ana_user"]
+        .iter()
+        .map(|f| format!("tests/ini/good/{f}.ini"))
+        .collect();
+    args.extend(files.iter().map(String::as_str));
+    let res = cascade(&args);
+    assert!(res.status.success(), "{}", text(&res.stderr));
+    assert_eq!(
+        text(&res.stdout),
+        format!("imported 19 resources from 4 file(s) into {}\n", out.path())
+    );
+    // Nothing is dropped silently: what is not carried is said, with its line.
+    let stderr = text(&res.stderr);
+    assert!(
+        stderr.contains(
+            "tests/ini/good/nd_mc.ini:71:1: warning[not-carried]: `[node_positions]` is not carried"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("tests/ini/good/ana_user.ini:3:1: warning[not-carried]: poms_role `analysis` is not carried"), "{stderr}");
+    let written: Vec<String> = {
+        let mut v: Vec<String> = fs::read_dir(&out.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        written,
+        ["ana_user.yaml", "calib.yaml", "nd_mc.yaml", "shared.yaml"]
+    );
+    let res = cascade(&["validate", out.path()]);
+    assert!(res.status.success(), "{}", text(&res.stderr));
+    assert!(text(&res.stdout).starts_with("ok: 19 resources"));
+}
+
+#[test]
+fn bad_files_give_every_problem_located_and_write_nothing() {
+    for (args, expected) in [
+        (
+            vec!["tests/ini/good/shared.ini", "tests/ini/bad/problems.ini"],
+            "tests/ini/bad/problems.stderr",
+        ),
+        (
+            vec!["tests/ini/bad/duplicate.ini"],
+            "tests/ini/bad/duplicate.stderr",
+        ),
+    ] {
+        let out = TempDir::new("import-bad");
+        let dir = out.0.join("never");
+        let mut full = vec!["import-ini", "--out", dir.to_str().unwrap()];
+        full.extend(args.iter());
+        let res = cascade(&full);
+        assert_eq!(res.status.code(), Some(1), "{args:?}");
+        let want = fs::read_to_string(root().join(expected)).unwrap();
+        assert_eq!(text(&res.stderr), want, "{expected}");
+        assert!(!dir.exists(), "nothing half-written");
+    }
+}
+
+#[test]
+fn an_example_exports_and_imports_back_the_same() {
+    let dir = TempDir::new("export");
+    let ini = dir.0.join("eve-mc.ini");
+    let res = cascade(&[
+        "export-ini",
+        "examples/eve_mc",
+        "--campaign",
+        "eve-mc",
+        "--out",
+        ini.to_str().unwrap(),
+    ]);
+    assert!(res.status.success(), "{}", text(&res.stderr));
+    assert_eq!(text(&res.stderr), "", "everything carried");
+    let yaml = dir.0.join("yaml");
+    let res = cascade(&[
+        "import-ini",
+        ini.to_str().unwrap(),
+        "--out",
+        yaml.to_str().unwrap(),
+    ]);
+    assert!(res.status.success(), "{}", text(&res.stderr));
+    // The imported campaign plans the same first launch as the original.
+    let a = cascade(&["plan", "examples/eve_mc", "--experimenter", "x"]);
+    let b = cascade(&["plan", yaml.to_str().unwrap(), "--experimenter", "x"]);
+    assert_eq!(text(&a.stdout), text(&b.stdout));
+    let res = cascade(&["export-ini", "examples/eve_mc", "--campaign", "nope"]);
+    assert_eq!(res.status.code(), Some(1));
+    assert!(
+        text(&res.stderr).contains("no campaign `default/nope`"),
+        "{}",
+        text(&res.stderr)
+    );
+}
