@@ -60,14 +60,21 @@ fn submit_hold_release_remove_with_real_processes() {
     wait_for("two running jobs", || q(s).contains("0 idle, 2 running"));
     let runner = pid(s, "1@local");
 
-    let out = cascade(&["hold", "1@local", "--state", s]);
+    let out = cascade(&[
+        "hold",
+        "1@local",
+        "--state",
+        s,
+        "--why",
+        "inspect its memory",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(q(s).contains("1 running, 1 held"), "{}", q(s));
     wait_for("the held job's process to stop", || {
         proc_state(&runner) == Some('T')
     });
 
-    let out = cascade(&["release", "1", "--state", s]);
+    let out = cascade(&["release", "1", "--state", s, "--why", "looks fine"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(q(s).contains("2 running, 0 held"), "{}", q(s));
     wait_for("the released job's process to continue", || {

@@ -4,6 +4,7 @@
 mod batch;
 mod crash;
 mod ini;
+mod operator;
 mod plan;
 mod run;
 mod support;

@@ -7,6 +7,7 @@ pub mod batch;
 pub mod catalog;
 pub mod generate;
 pub mod ini;
+pub mod operator;
 pub mod plan;
 pub mod run;
 pub mod validate;
@@ -48,12 +49,29 @@ pub enum Command {
     Submit(batch::SubmitArgs),
     /// List the local batch system's jobs
     Q(batch::QueueArgs),
-    /// Hold jobs (running ones are stopped)
-    Hold(batch::ControlArgs),
-    /// Release held jobs
-    Release(batch::ControlArgs),
-    /// Remove jobs (running ones are killed)
+    /// Hold the jobs of a submission or a stage (running ones are stopped)
+    Hold(operator::TargetArgs),
+    /// Release held jobs of a submission or a stage
+    Release(operator::TargetArgs),
+    /// Kill the jobs of a submission or a stage; the submissions become Removed
+    Kill(operator::TargetArgs),
+    /// Remove jobs of the local batch system (a job id, a submission, or `all`)
     Rm(batch::ControlArgs),
+    /// Ask for a launch of a stage: the next slice, or a given dataset; `--test` for a test
+    /// launch
+    Launch(operator::LaunchArgs),
+    /// Queue a campaign's or a stage's future launches
+    Pause(operator::TargetArgs),
+    /// Release a paused campaign or stage; queued launches go out in order
+    Resume(operator::TargetArgs),
+    /// Start a stage's split again from its first slice
+    ResetSplit(operator::TargetArgs),
+    /// Locate a submission as soon as it is completed, whatever its files
+    ForceLocated(operator::TargetArgs),
+    /// Launch a recovery of a submission with the given recovery type
+    Recover(operator::RecoverArgs),
+    /// Write a copy of a campaign under a new name, as new YAML (POMS cloning rules)
+    Clone(operator::CloneArgs),
     /// Convert POMS campaign .ini files into Cascade YAML (several files import as one set)
     ImportIni(ini::ImportArgs),
     /// Write a campaign as a POMS .ini file
@@ -99,9 +117,17 @@ pub fn run(cli: Cli) -> Exit {
         Command::Explain(args) => run::explain(&args),
         Command::Submit(args) => batch::submit(&args),
         Command::Q(args) => batch::queue(&args),
-        Command::Hold(args) => batch::control(&args, crate::batch::local::Control::Hold),
-        Command::Release(args) => batch::control(&args, crate::batch::local::Control::Release),
+        Command::Hold(args) => operator::jobs(&args, crate::batch::local::Control::Hold),
+        Command::Release(args) => operator::jobs(&args, crate::batch::local::Control::Release),
+        Command::Kill(args) => operator::jobs(&args, crate::batch::local::Control::Remove),
         Command::Rm(args) => batch::control(&args, crate::batch::local::Control::Remove),
+        Command::Launch(args) => operator::launch(&args),
+        Command::Pause(args) => operator::pause(&args, operator::Pause::Pause),
+        Command::Resume(args) => operator::pause(&args, operator::Pause::Resume),
+        Command::ResetSplit(args) => operator::reset_split(&args),
+        Command::ForceLocated(args) => operator::force_located(&args),
+        Command::Recover(args) => operator::recover(&args),
+        Command::Clone(args) => operator::clone(&args),
         Command::Catalog(cmd) => catalog::run(&cmd),
         Command::ImportIni(args) => ini::import_ini(&args),
         Command::ExportIni(args) => ini::export_ini(&args),

@@ -102,8 +102,23 @@ pub fn status(args: &StatusArgs) -> std::io::Result<Exit> {
     let mut out = std::io::stdout().lock();
     if let super::plan::Format::Json = args.format {
         let history = ledger.history(None).map_err(std::io::Error::other)?;
+        let actions: Vec<serde_json::Value> = ledger
+            .operator_actions()
+            .map_err(std::io::Error::other)?
+            .into_iter()
+            .map(|(at, who, action, target, why)| {
+                serde_json::json!({"at": at, "who": who, "action": action, "target": target, "why": why})
+            })
+            .collect();
         let value = serde_json::json!({
-            "stages": stages.iter().map(|(ns, st, state, reason)| serde_json::json!({"stage": format!("{ns}/{st}"), "state": state, "reason": reason})).collect::<Vec<_>>(),
+            "operatorActions": actions,
+            "stages": stages.iter().map(|s| serde_json::json!({
+                "stage": s.stage.to_string(),
+                "campaign": s.campaign,
+                "state": s.state,
+                "reason": s.reason,
+                "drift": s.drift,
+            })).collect::<Vec<_>>(),
             "submissions": subs,
             "history": history,
         });
@@ -111,9 +126,25 @@ pub fn status(args: &StatusArgs) -> std::io::Result<Exit> {
         writeln!(out)?;
         return Ok(Exit::Ok);
     }
-    writeln!(out, "Stages:")?;
-    for (ns, stage, state, reason) in &stages {
-        writeln!(out, "  {ns}/{stage}  {state}  {reason}")?;
+    let mut campaign = None;
+    for s in &stages {
+        if campaign != Some(&s.campaign) {
+            writeln!(out, "Campaign {}/{}:", s.stage.namespace, s.campaign)?;
+            campaign = Some(&s.campaign);
+        }
+        writeln!(out, "  {:<24} {:<10} {}", s.stage.name, s.state, s.reason)?;
+    }
+    let drifted: Vec<_> = stages.iter().filter(|s| s.drift.is_some()).collect();
+    if !drifted.is_empty() {
+        writeln!(out, "\nDrift (the state contradicts the definitions):")?;
+        for s in drifted {
+            writeln!(
+                out,
+                "  {}: {}",
+                s.stage,
+                s.drift.as_deref().unwrap_or_default()
+            )?;
+        }
     }
     writeln!(out, "\nSubmissions:")?;
     writeln!(
@@ -137,6 +168,16 @@ pub fn status(args: &StatusArgs) -> std::io::Result<Exit> {
         )?;
     }
     if args.history {
+        writeln!(out, "\nOperator actions:")?;
+        for (at, who, action, target, why) in
+            ledger.operator_actions().map_err(std::io::Error::other)?
+        {
+            writeln!(
+                out,
+                "  {}  {who}: {action} {target} ({why})",
+                format_time(at)
+            )?;
+        }
         writeln!(out, "\nHistory:")?;
         for h in ledger.history(None).map_err(std::io::Error::other)? {
             writeln!(
@@ -169,14 +210,11 @@ pub fn explain(args: &ExplainArgs) -> std::io::Result<Exit> {
         }
     };
     let stages = ledger.saved_stage_status().map_err(std::io::Error::other)?;
-    let Some((ns, name, state, reason)) = stages
+    let Some(found) = stages
         .iter()
-        .find(|(ns, st, ..)| *st == args.stage || format!("{ns}/{st}") == args.stage)
+        .find(|s| s.stage.name == args.stage || s.stage.to_string() == args.stage)
     else {
-        let known: Vec<String> = stages
-            .iter()
-            .map(|(ns, st, ..)| format!("{ns}/{st}"))
-            .collect();
+        let known: Vec<String> = stages.iter().map(|s| s.stage.to_string()).collect();
         eprintln!(
             "error: no stage `{}` in {}\n  help: known stages: {}",
             args.stage,
@@ -186,7 +224,8 @@ pub fn explain(args: &ExplainArgs) -> std::io::Result<Exit> {
         return Ok(Exit::Rejected);
     };
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{ns}/{name} is {state}: {reason}")?;
+    let (ns, name) = (&found.stage.namespace, &found.stage.name);
+    writeln!(out, "{} is {}: {}", found.stage, found.state, found.reason)?;
     let subs = ledger.submission_rows().map_err(std::io::Error::other)?;
     for r in subs
         .iter()

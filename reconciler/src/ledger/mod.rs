@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-pub use submissions::{HistoryRow, SubmissionRow};
+pub use submissions::{HistoryRow, SavedStage, SubmissionRow};
 
 pub const DB_FILE: &str = "cascade.db";
 
@@ -201,6 +201,20 @@ impl Ledger {
             )
             .map(|_| ())
         })
+    }
+
+    /// Operator actions, oldest first: (time, who, action, target, why).
+    pub fn operator_actions(&self) -> Result<Vec<(i64, String, String, String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT at, who, action, target, why FROM operator_actions ORDER BY id")
+            .at(self)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .at(self)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().at(self)
     }
 
     pub fn scalar_i64(&self, sql: &str) -> Result<i64> {

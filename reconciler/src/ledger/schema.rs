@@ -62,6 +62,17 @@ CREATE TABLE requests (
     stage     TEXT NOT NULL,
     test      INTEGER NOT NULL,
     dataset   TEXT,
+    recover_of   TEXT,
+    recover_type TEXT,
+    who       TEXT NOT NULL,
+    why       TEXT NOT NULL,
+    created   BIGINT NOT NULL
+);
+
+CREATE TABLE split_resets (
+    namespace TEXT NOT NULL,
+    stage     TEXT NOT NULL,
+    after_seq BIGINT NOT NULL,
     who       TEXT NOT NULL,
     why       TEXT NOT NULL,
     created   BIGINT NOT NULL
@@ -95,6 +106,7 @@ CREATE TABLE operator_actions (
 CREATE TABLE stage_status (
     namespace TEXT NOT NULL,
     stage     TEXT NOT NULL,
+    campaign  TEXT NOT NULL,
     state     TEXT NOT NULL,
     reason    TEXT NOT NULL,
     detail    TEXT NOT NULL,

@@ -11,6 +11,7 @@ use crate::model::ObjectKey;
 use crate::plan::{
     JobCounts, LaunchAction, Observed, Origin, RecoveryRound, Request, Status, Submission,
 };
+use cascade_crd::RecoveryType;
 
 /// A submission row with what status and history displays need.
 #[derive(Clone, Debug, Serialize)]
@@ -24,6 +25,17 @@ pub struct SubmissionRow {
     pub launch_log: String,
     pub launcher: String,
     pub updated: i64,
+}
+
+/// The planner's last word on a stage, as the controller saved it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavedStage {
+    pub stage: ObjectKey,
+    pub campaign: String,
+    pub state: String,
+    pub reason: String,
+    pub drift: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -229,28 +241,76 @@ impl Ledger {
         })
     }
 
+    /// Records an operator's launch request (`recovery`: a manual recovery of that original
+    /// submission with that type).
     pub fn add_request(
         &mut self,
         stage: &ObjectKey,
         test: bool,
         dataset: Option<&str>,
+        recovery: Option<(&str, RecoveryType)>,
         who: &str,
         why: &str,
     ) -> Result<i64> {
         let id = self.write(|tx| {
             tx.execute(
-                "INSERT INTO requests (namespace, stage, test, dataset, who, why, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                params![stage.namespace, stage.name, test, dataset, who, why, now()],
+                "INSERT INTO requests (namespace, stage, test, dataset, recover_of, recover_type, who, why, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                params![
+                    stage.namespace,
+                    stage.name,
+                    test,
+                    dataset,
+                    recovery.map(|r| r.0),
+                    recovery.map(|r| r.1.as_str()),
+                    who,
+                    why,
+                    now()
+                ],
             )?;
             Ok(tx.last_insert_rowid())
         })?;
-        self.record_action(
-            who,
-            if test { "launch --test" } else { "launch" },
-            &stage.to_string(),
-            why,
-        )?;
+        let action = match (recovery, test) {
+            (Some((_, kind)), _) => format!("recover --type {}", kind.as_str()),
+            (None, true) => "launch --test".into(),
+            (None, false) => "launch".into(),
+        };
+        let target = match recovery {
+            Some((of, _)) => of.to_string(),
+            None => stage.to_string(),
+        };
+        self.record_action(who, &action, &target, why)?;
         Ok(id)
+    }
+
+    /// Starts a stage's split again from its first slice (POMS "reset").
+    pub fn reset_split(&mut self, stage: &ObjectKey, who: &str, why: &str) -> Result<()> {
+        self.write(|tx| {
+            let seq: i64 = tx.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM submissions WHERE namespace = ? AND stage = ?",
+                params![stage.namespace, stage.name],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO split_resets (namespace, stage, after_seq, who, why, created) VALUES (?, ?, ?, ?, ?, ?)",
+                params![stage.namespace, stage.name, seq, who, why, now()],
+            )
+            .map(|_| ())
+        })?;
+        self.record_action(who, "reset-split", &stage.to_string(), why)
+    }
+
+    /// Marks a submission to be located as soon as it is completed (POMS "force located").
+    pub fn force_located(&mut self, id: &str, who: &str, why: &str) -> Result<()> {
+        let n = self.write(|tx| {
+            tx.execute(
+                "UPDATE submissions SET force_located = 1, updated = ? WHERE id = ?",
+                params![now(), id],
+            )
+        })?;
+        if n == 0 {
+            return Err(LedgerError::Invalid(format!("no submission `{id}`")));
+        }
+        self.record_action(who, "force-located", id, why)
     }
 
     pub fn set_paused(
@@ -405,7 +465,7 @@ impl Ledger {
         let requests = {
             let mut stmt = self
                 .conn
-                .prepare("SELECT id, namespace, stage, test, dataset, who, created FROM requests ORDER BY id")
+                .prepare("SELECT id, namespace, stage, test, dataset, who, created, recover_of, recover_type FROM requests ORDER BY id")
                 .at(self)?;
             let rows = stmt
                 .query_map([], |r| {
@@ -416,6 +476,17 @@ impl Ledger {
                         dataset: r.get(4)?,
                         who: r.get(5)?,
                         created: r.get(6)?,
+                        recovery: match (
+                            r.get::<_, Option<String>>(7)?,
+                            r.get::<_, Option<String>>(8)?,
+                        ) {
+                            (Some(of), Some(kind)) => {
+                                serde_json::from_value(serde_json::Value::String(kind))
+                                    .ok()
+                                    .map(|k| (of, k))
+                            }
+                            _ => None,
+                        },
                     })
                 })
                 .at(self)?;
@@ -444,6 +515,12 @@ impl Ledger {
             first_seen: keys("SELECT namespace, stage, at FROM first_seen")?
                 .into_iter()
                 .collect(),
+            split_resets: keys(
+                "SELECT namespace, stage, MAX(after_seq) FROM split_resets GROUP BY namespace, stage",
+            )?
+            .into_iter()
+            .map(|(k, seq)| (k, seq as u64))
+            .collect(),
         })
     }
 
@@ -470,22 +547,32 @@ impl Ledger {
         self.write(|tx| {
             for s in stages {
                 tx.execute(
-                    "INSERT INTO stage_status (namespace, stage, state, reason, detail, updated) VALUES (?, ?, ?, ?, ?, ?)
-                     ON CONFLICT (namespace, stage) DO UPDATE SET state = excluded.state, reason = excluded.reason, detail = excluded.detail, updated = excluded.updated",
-                    params![s.stage.namespace, s.stage.name, s.state.as_str(), s.reason, json(s), now()],
+                    "INSERT INTO stage_status (namespace, stage, campaign, state, reason, detail, updated) VALUES (?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (namespace, stage) DO UPDATE SET campaign = excluded.campaign, state = excluded.state, reason = excluded.reason, detail = excluded.detail, updated = excluded.updated",
+                    params![s.stage.namespace, s.stage.name, s.campaign.name, s.state.as_str(), s.reason, json(s), now()],
                 )?;
             }
             Ok(())
         })
     }
 
-    pub fn saved_stage_status(&self) -> Result<Vec<(String, String, String, String)>> {
+    pub fn saved_stage_status(&self) -> Result<Vec<SavedStage>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT namespace, stage, state, reason FROM stage_status ORDER BY namespace, stage")
+            .prepare("SELECT namespace, stage, campaign, state, reason, detail FROM stage_status ORDER BY namespace, campaign, stage")
             .at(self)?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .query_map([], |r| {
+                let detail: String = r.get(5)?;
+                let detail: serde_json::Value = serde_json::from_str(&detail).unwrap_or_default();
+                Ok(SavedStage {
+                    stage: ObjectKey::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+                    campaign: r.get(2)?,
+                    state: r.get(3)?,
+                    reason: r.get(4)?,
+                    drift: detail["drift"].as_str().map(String::from),
+                })
+            })
             .at(self)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().at(self)
     }

@@ -1,6 +1,7 @@
 //! Loading YAML into the desired graph, and semantic validation (pure: bytes in, graph or
 //! located diagnostics out).
 
+pub mod clone;
 pub mod de;
 pub mod diagnostic;
 pub mod graph;

@@ -209,6 +209,9 @@ pub struct Request {
     pub stage: ObjectKey,
     pub test: bool,
     pub dataset: Option<String>,
+    /// A manual recovery: the original submission and the recovery type to apply at its
+    /// chain's current position (reference §5.2).
+    pub recovery: Option<(String, RecoveryType)>,
     pub who: String,
     pub created: i64,
 }
@@ -223,6 +226,8 @@ pub struct Observed {
     pub paused: BTreeSet<ObjectKey>,
     /// When each stage was first seen, the anchor of its schedule.
     pub first_seen: BTreeMap<ObjectKey, i64>,
+    /// Split resets: the stage's cursor starts again after its submission `seq`.
+    pub split_resets: BTreeMap<ObjectKey, u64>,
 }
 
 /// What the planner may ask the catalog. An implementation answers from one consistent

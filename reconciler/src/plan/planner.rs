@@ -121,11 +121,14 @@ impl StageState {
 #[serde(rename_all = "camelCase")]
 pub struct StageStatus {
     pub stage: ObjectKey,
+    pub campaign: ObjectKey,
     pub state: StageState,
     /// One sentence: why the stage is where it is.
     pub reason: String,
     /// Nothing is in flight, queued or still possible: the stage will not change by itself.
     pub settled: bool,
+    /// Not settled, but waiting only on people or the clock (a pause, a schedule).
+    pub blocked: bool,
     /// Located submission chains out of all chains, in percent.
     pub located_percent: f64,
     /// Located chains out of the chains expected in the end (0..=1).
@@ -138,6 +141,8 @@ pub struct StageStatus {
     pub launches: u32,
     pub queued: Vec<String>,
     pub next_fire: Option<i64>,
+    /// How the observed state contradicts the definitions (an operator's pause).
+    pub drift: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -215,6 +220,7 @@ enum Chain {
 struct Outcome {
     state: StageState,
     settled: bool,
+    blocked: bool,
     located_percent: f64,
     chains_total: u32,
     /// Located chains: (original, members).
@@ -415,12 +421,60 @@ impl<'a> Planner<'a> {
         Chain::Located
     }
 
+    /// An operator's recovery of `original` with `kind`, at its chain's current position, or
+    /// `None` when it has nothing to recover.
+    fn manual_recovery(
+        &self,
+        stage: &Stage,
+        origin: Origin,
+        test: bool,
+        original: &str,
+        kind: RecoveryType,
+    ) -> Option<Candidate> {
+        let sub = self.by_id.get(original)?;
+        let head = self
+            .rounds
+            .get(original)
+            .and_then(|rs| rs.iter().rev().find_map(|r| r.submission.as_deref()))
+            .unwrap_or(original);
+        let submission::Outputs { patterns, version } = &self.outputs[&stage.key];
+        let query = queries::recovery(kind, head, sub.input.as_deref(), patterns, version);
+        if self.input.catalog.count(&query) == 0 {
+            return None;
+        }
+        let Origin::Request { id } = origin else {
+            return None;
+        };
+        let mut c = Candidate::new(origin, test || sub.test);
+        c.dataset = Some(format!("cascade_recover_{original}_request{id}"));
+        c.input = Some(query);
+        c.parent = Some(original.to_string());
+        c.overrides = self
+            .input
+            .graph
+            .job_type_of(stage)
+            .recoveries
+            .iter()
+            .find(|step| step.kind == kind)
+            .map(|step| step.parameter_overrides.clone())
+            .unwrap_or_default();
+        Some(c)
+    }
+
     /// The current cursor of the stage's real or test split: the one after its latest slice.
     fn cursor(&self, stage: &Stage, test: bool) -> Cursor {
+        // An operator's reset starts the split again after the submissions made so far.
+        let reset = self
+            .input
+            .observed
+            .split_resets
+            .get(&stage.key)
+            .copied()
+            .unwrap_or(0);
         self.subs(&stage.key)
             .iter()
             .rev()
-            .filter(|s| s.test == test && !s.origin.is_recovery())
+            .filter(|s| s.seq > reset && s.test == test && !s.origin.is_recovery())
             .find_map(|s| s.cursor_after.clone())
             .unwrap_or_default()
     }
@@ -462,7 +516,9 @@ impl<'a> Planner<'a> {
                 c.cursor_after = Some(cursor);
             }
             (None, data) => {
-                if cursor != &Cursor::Start {
+                // Without a split there is one slice, the dataset; an operator may launch it
+                // again.
+                if cursor != &Cursor::Start && !matches!(c.origin, Origin::Request { .. }) {
                     return None;
                 }
                 c.dataset = data.as_ref().and_then(|d| d.as_text()).map(String::from);
@@ -520,6 +576,11 @@ impl<'a> Planner<'a> {
 
         let mut waiting: Vec<String> = Vec::new();
         let mut more_possible = false;
+        // Waiting on an upstream stage that can still move by itself (not only on a paused
+        // or scheduled one).
+        let mut waiting_on_live = false;
+        // Operator requests that were not launched, said whatever the stage's state.
+        let mut request_notes: Vec<String> = Vec::new();
         let mut next_fire = None;
         let mut exhausted = false;
 
@@ -538,11 +599,28 @@ impl<'a> Planner<'a> {
             if self.has_origin(&stage.key, &origin) {
                 continue;
             }
+            if let Some((original, kind)) = &r.recovery {
+                match self.manual_recovery(stage, origin, r.test, original, *kind) {
+                    Some(mut c) => {
+                        c.launcher = Some(r.who.clone());
+                        candidates.push(c);
+                    }
+                    None => request_notes.push(format!(
+                        "request {} by {}: no recovery needed for {original} ({}), launch skipped",
+                        r.id,
+                        r.who,
+                        kind.as_str()
+                    )),
+                }
+                continue;
+            }
             let candidate = match &r.dataset {
                 Some(d) => {
                     let mut c = Candidate::new(origin, r.test);
                     c.dataset = Some(d.clone());
-                    c.input = Some(format!("defname: {d}"));
+                    // A generator's dataset is a parameter, not files.
+                    c.input =
+                        (stage.stage_type != StageType::Generator).then(|| format!("defname: {d}"));
                     Some(c)
                 }
                 None => {
@@ -558,7 +636,7 @@ impl<'a> Planner<'a> {
                     c.launcher = Some(r.who.clone());
                     candidates.push(c);
                 }
-                None => waiting.push(format!(
+                None => request_notes.push(format!(
                     "request {} by {} has nothing to launch: the split is exhausted",
                     r.id, r.who
                 )),
@@ -651,6 +729,7 @@ impl<'a> Planner<'a> {
                     all = false;
                     if !o.settled {
                         more_possible = true;
+                        waiting_on_live |= !o.blocked;
                     }
                 }
                 parts.push(format!("`{}` {}", e.upstream.name, outcome_words(o)));
@@ -711,6 +790,7 @@ impl<'a> Planner<'a> {
                         }
                         if !o.settled {
                             more_possible = true;
+                            waiting_on_live |= !o.blocked;
                             waiting.push(if o.chains_total == 0 {
                                 format!(
                                     "waiting for stage `{}`: not started; each of its located submissions launches this stage over its `{}` outputs",
@@ -745,6 +825,7 @@ impl<'a> Planner<'a> {
                             }
                         } else if !o.settled {
                             more_possible = true;
+                            waiting_on_live |= !o.blocked;
                             waiting.push(format!(
                                 "waiting for stage `{}` to reach {}%: {:.0}% located ({} of {} submissions)",
                                 e.upstream.name,
@@ -768,6 +849,13 @@ impl<'a> Planner<'a> {
         } else {
             None
         };
+        let operator_paused = self.input.observed.paused.contains(&stage.key)
+            || self.input.observed.paused.contains(&stage.campaign);
+        // An imperative pause the definitions do not say is drift, shown until the
+        // definitions agree or the pause is withdrawn.
+        let drift = (operator_paused && !stage.paused && !campaign.paused).then(|| {
+            "paused by an operator while the definitions say it runs: set `paused: true` in the definitions or `cascade resume` it".to_string()
+        });
         let inactive = campaign.state == CampaignState::Inactive;
         let mut queued = Vec::new();
         let mut launches = 0u32;
@@ -886,7 +974,21 @@ impl<'a> Planner<'a> {
                 ),
             )
         };
+        let mut reason = match &drift {
+            Some(d) => format!("{reason} (drift: {d})"),
+            None => reason,
+        };
+        for note in &request_notes {
+            reason.push_str("; ");
+            reason.push_str(note);
+        }
         let settled = settled || state == StageState::Failed && in_flight == 0 && launches == 0;
+        // Not settled, but nothing will move it without a person or the clock: paused with
+        // launches queued, waiting for a schedule, or waiting only on stages like that.
+        let blocked = !settled
+            && in_flight == 0
+            && launches == 0
+            && (!queued.is_empty() || (more_possible && !waiting_on_live));
 
         let expected = self.expected_chains(stage, chains_total, exhausted);
         let progress = if settled && state.succeeded() {
@@ -899,6 +1001,7 @@ impl<'a> Planner<'a> {
             Outcome {
                 state,
                 settled,
+                blocked,
                 located_percent,
                 chains_total,
                 located_chains,
@@ -907,9 +1010,11 @@ impl<'a> Planner<'a> {
         );
         StageStatus {
             stage: stage.key.clone(),
+            campaign: stage.campaign.clone(),
             state,
             reason,
             settled,
+            blocked,
             located_percent,
             progress,
             submissions: subs.len() as u32,
@@ -920,6 +1025,7 @@ impl<'a> Planner<'a> {
             launches,
             queued,
             next_fire,
+            drift,
         }
     }
 

@@ -404,14 +404,20 @@ fn operator_pause_of_the_campaign_queues_requests_with_their_test_flag() {
         stage: key("gen"),
         test: true,
         dataset: None,
+        recovery: None,
         who: "bob".into(),
         created: 0,
     });
     let p = run_plan(&g, &o, &FixedCatalog::default(), 0);
     assert_eq!(p.launches().count(), 0);
+    let stage = status_of(&p, "gen");
     assert_eq!(
-        status_of(&p, "gen").reason,
-        "campaign `camp` is paused: 2 launches queued (request 7 (test), slice 0), released in order on resume"
+        stage.reason,
+        "campaign `camp` is paused: 2 launches queued (request 7 (test), slice 0), released in order on resume (drift: paused by an operator while the definitions say it runs: set `paused: true` in the definitions or `cascade resume` it)"
+    );
+    assert!(
+        stage.drift.is_some(),
+        "an imperative pause the definitions do not say is drift"
     );
     o.paused.clear();
     let p = run_plan(&g, &o, &FixedCatalog::default(), 0);

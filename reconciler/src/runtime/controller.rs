@@ -205,7 +205,7 @@ pub async fn run(opts: Options) -> Result<Summary> {
         let settled = !acted
             && launching.is_empty()
             && ledger.open_reservations()?.is_empty()
-            && planned.stages.iter().all(|s| s.settled);
+            && planned.stages.iter().all(|s| s.settled || s.blocked);
         if settled && !opts.watch {
             return Ok(Summary {
                 stages: planned.stages.clone(),

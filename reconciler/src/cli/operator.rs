@@ -1,0 +1,399 @@
+//! The POMS actions, as commands against a state directory (while a controller runs, it acts
+//! on them at its next reconcile). Each is recorded in the ledger with who and why.
+
+use std::path::PathBuf;
+
+use super::Exit;
+use super::run::StateArg;
+use crate::batch::local::{self, Control};
+use crate::ledger::{Ledger, LedgerError};
+use crate::model::ObjectKey;
+use crate::plan::Status;
+use cascade_crd::RecoveryType;
+
+/// Who acts and why, recorded with every operator action.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Reason {
+    /// Why (recorded in the ledger)
+    #[arg(long)]
+    pub why: String,
+    /// Who (default: $USER)
+    #[arg(long)]
+    pub who: Option<String>,
+}
+
+impl Reason {
+    fn who(&self) -> String {
+        super::plan::experimenter(&self.who)
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LaunchArgs {
+    /// The stage (`name` or `namespace/name`)
+    pub stage: String,
+    /// A test launch: test split, test overrides, POMS4_TEST_LAUNCH=True
+    #[arg(long)]
+    pub test: bool,
+    /// Launch over this dataset instead of the next slice of the split
+    #[arg(long)]
+    pub dataset: Option<String>,
+    #[command(flatten)]
+    pub reason: Reason,
+    #[command(flatten)]
+    pub state: StateArg,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TargetArgs {
+    /// A campaign, a stage (`name` or `namespace/name`), or a submission, as the command takes
+    pub target: String,
+    #[command(flatten)]
+    pub reason: Reason,
+    #[command(flatten)]
+    pub state: StateArg,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RecoverArgs {
+    /// The original submission
+    pub submission: String,
+    /// Recovery type: consumed_status, process_status, added_files, pending_files,
+    /// delivered_not_consumed
+    #[arg(long = "type")]
+    pub kind: String,
+    #[command(flatten)]
+    pub reason: Reason,
+    #[command(flatten)]
+    pub state: StateArg,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CloneArgs {
+    /// The campaign to clone (`name` or `namespace/name`)
+    pub campaign: String,
+    /// Name of the new campaign
+    pub new_name: String,
+    /// Files or directories of YAML resources holding the campaign
+    #[arg(long = "from", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// File to write the new resources to (default: stdout)
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Pause {
+    Pause,
+    Resume,
+}
+
+/// What a name given on the command line designates in the state directory.
+enum Target {
+    Campaign(ObjectKey),
+    Stage(ObjectKey),
+    Submission(String),
+}
+
+fn resolve(ledger: &Ledger, text: &str) -> Result<Target, String> {
+    if ledger
+        .submission(text)
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
+        return Ok(Target::Submission(text.to_string()));
+    }
+    let stages = ledger.saved_stage_status().map_err(|e| e.to_string())?;
+    let matches = |ns: &str, name: &str| text == name || text == format!("{ns}/{name}");
+    let found: Vec<&ObjectKey> = stages
+        .iter()
+        .map(|s| &s.stage)
+        .filter(|k| matches(&k.namespace, &k.name))
+        .collect();
+    match found.as_slice() {
+        [one] => return Ok(Target::Stage((*one).clone())),
+        [] => {}
+        many => {
+            let names: Vec<String> = many.iter().map(|k| k.to_string()).collect();
+            return Err(format!(
+                "`{text}` names several stages: {}; write `namespace/name`",
+                names.join(", ")
+            ));
+        }
+    }
+    if let Some(s) = stages
+        .iter()
+        .find(|s| matches(&s.stage.namespace, &s.campaign))
+    {
+        return Ok(Target::Campaign(ObjectKey::new(
+            s.stage.namespace.clone(),
+            s.campaign.clone(),
+        )));
+    }
+    let known: Vec<String> = stages.iter().map(|s| s.stage.to_string()).collect();
+    Err(format!(
+        "no campaign, stage or submission `{text}` in this state directory (stages: {})",
+        if known.is_empty() {
+            "none yet: run the controller first".to_string()
+        } else {
+            known.join(", ")
+        }
+    ))
+}
+
+fn open(state: &StateArg) -> Result<Ledger, Exit> {
+    Ledger::open_existing(&state.state).map_err(|e| {
+        eprintln!("error: {e}");
+        Exit::Failed
+    })
+}
+
+/// Runs `f` on the ledger, reporting refusals as input errors.
+fn act(state: &StateArg, f: impl FnOnce(&mut Ledger) -> Result<String, String>) -> Exit {
+    let mut ledger = match open(state) {
+        Ok(l) => l,
+        Err(e) => return e,
+    };
+    match f(&mut ledger) {
+        Ok(message) => {
+            println!("{message}");
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Rejected
+        }
+    }
+}
+
+fn text(e: LedgerError) -> String {
+    e.to_string()
+}
+
+fn stage_of(ledger: &Ledger, text: &str) -> Result<ObjectKey, String> {
+    match resolve(ledger, text)? {
+        Target::Stage(k) => Ok(k),
+        _ => Err(format!("`{text}` is not a stage")),
+    }
+}
+
+pub fn launch(args: &LaunchArgs) -> std::io::Result<Exit> {
+    Ok(act(&args.state, |ledger| {
+        let stage = stage_of(ledger, &args.stage)?;
+        let id = ledger
+            .add_request(
+                &stage,
+                args.test,
+                args.dataset.as_deref(),
+                None,
+                &args.reason.who(),
+                &args.reason.why,
+            )
+            .map_err(text)?;
+        Ok(format!(
+            "launch request {id} for {stage} recorded; the controller launches it at its next reconcile (queued while the stage is paused)"
+        ))
+    }))
+}
+
+pub fn pause(args: &TargetArgs, what: Pause) -> std::io::Result<Exit> {
+    Ok(act(&args.state, |ledger| {
+        let key = match resolve(ledger, &args.target)? {
+            Target::Campaign(k) | Target::Stage(k) => k,
+            Target::Submission(s) => {
+                return Err(format!(
+                    "`{s}` is a submission: pause its stage, or hold its jobs with `cascade hold`"
+                ));
+            }
+        };
+        let paused = matches!(what, Pause::Pause);
+        ledger
+            .set_paused(&key, paused, &args.reason.who(), &args.reason.why)
+            .map_err(text)?;
+        Ok(if paused {
+            format!("{key} paused: its launches are queued until `cascade resume {key}`")
+        } else {
+            format!("{key} resumed: queued launches are released in order")
+        })
+    }))
+}
+
+/// The submissions a target designates (a stage: all of its submissions not yet final).
+fn submissions(ledger: &Ledger, target: &str) -> Result<Vec<String>, String> {
+    match resolve(ledger, target)? {
+        Target::Submission(s) => Ok(vec![s]),
+        Target::Stage(k) => Ok(ledger
+            .submission_rows()
+            .map_err(text)?
+            .into_iter()
+            .filter(|r| r.submission.stage == k && !r.submission.status.is_final())
+            .map(|r| r.submission.id)
+            .collect()),
+        Target::Campaign(k) => Err(format!("`{k}` is a campaign: name a stage or a submission")),
+    }
+}
+
+/// `kill`, `hold` and `release` of a submission's or a stage's jobs.
+pub fn jobs(args: &TargetArgs, action: Control) -> std::io::Result<Exit> {
+    Ok(act(&args.state, |ledger| {
+        let (who, why) = (args.reason.who(), &args.reason.why);
+        // Jobs of the local batch system named directly: a job id, `all`, or a submission
+        // made by `cascade submit` outside any launch.
+        let t = args.target.as_str();
+        let job_id = t.strip_suffix("@local").unwrap_or(t).parse::<i64>().is_ok();
+        let bare = ledger.submission(t).map_err(text)?.is_none()
+            && !local::jobs(ledger, Some(t)).map_err(text)?.is_empty();
+        if action != Control::Remove && (t == "all" || job_id || bare) {
+            let n = local::control(ledger, t, action).map_err(text)?;
+            if n == 0 {
+                return Err(format!("no job of `{t}` can be changed that way"));
+            }
+            let verb = if action == Control::Hold {
+                "hold"
+            } else {
+                "release"
+            };
+            ledger.record_action(&who, verb, t, why).map_err(text)?;
+            return Ok(format!("{n} job(s) changed"));
+        }
+        let subs = submissions(ledger, &args.target)?;
+        let mut changed = 0;
+        for s in &subs {
+            changed += local::control(ledger, s, action).map_err(text)?;
+            if action == Control::Remove {
+                ledger
+                    .operator_status(s, Status::Removed, &who, why)
+                    .map_err(text)?;
+            }
+        }
+        let verb = match action {
+            Control::Hold => "hold",
+            Control::Release => "release",
+            Control::Remove => "kill",
+        };
+        if action != Control::Remove {
+            ledger
+                .record_action(&who, verb, &args.target, why)
+                .map_err(text)?;
+        }
+        Ok(format!(
+            "{verb}: {changed} job(s) of {} submission(s) changed",
+            subs.len()
+        ))
+    }))
+}
+
+pub fn reset_split(args: &TargetArgs) -> std::io::Result<Exit> {
+    Ok(act(&args.state, |ledger| {
+        let stage = stage_of(ledger, &args.target)?;
+        ledger
+            .reset_split(&stage, &args.reason.who(), &args.reason.why)
+            .map_err(text)?;
+        Ok(format!(
+            "{stage}: the split starts again from its first slice at the next launch"
+        ))
+    }))
+}
+
+pub fn force_located(args: &TargetArgs) -> std::io::Result<Exit> {
+    Ok(act(&args.state, |ledger| {
+        ledger
+            .force_located(&args.target, &args.reason.who(), &args.reason.why)
+            .map_err(text)?;
+        Ok(format!(
+            "{}: located as soon as it is completed",
+            args.target
+        ))
+    }))
+}
+
+pub fn recover(args: &RecoverArgs) -> std::io::Result<Exit> {
+    Ok(act(&args.state, |ledger| {
+        let kind: RecoveryType = serde_json::from_value(serde_json::Value::String(args.kind.clone()))
+            .map_err(|_| format!("unknown recovery type `{}`: known: consumed_status, process_status, added_files, pending_files, delivered_not_consumed", args.kind))?;
+        let row = ledger
+            .submission(&args.submission)
+            .map_err(text)?
+            .ok_or_else(|| format!("no submission `{}`", args.submission))?;
+        if row.submission.origin.is_recovery() {
+            return Err(format!(
+                "`{}` is itself a recovery: recover its original submission",
+                args.submission
+            ));
+        }
+        let id = ledger
+            .add_request(
+                &row.submission.stage,
+                row.submission.test,
+                None,
+                Some((&args.submission, kind)),
+                &args.reason.who(),
+                &args.reason.why,
+            )
+            .map_err(text)?;
+        Ok(format!(
+            "recovery request {id} recorded; at its next reconcile the controller launches it, or says in `cascade explain {}` that there is nothing to recover",
+            row.submission.stage.name
+        ))
+    }))
+}
+
+pub fn clone(args: &CloneArgs) -> std::io::Result<Exit> {
+    let files = crate::source::dir::read_paths(&args.paths)?;
+    let (resources, validated) = crate::model::load_and_validate(&files);
+    super::validate::print_diagnostics(&mut std::io::stderr().lock(), &validated.diagnostics)?;
+    let Some(graph) = validated.graph else {
+        eprintln!("error: the definitions do not validate; nothing to clone");
+        return Ok(Exit::Rejected);
+    };
+    let key = match args.campaign.split_once('/') {
+        Some((ns, n)) => ObjectKey::new(ns, n),
+        None => match graph.campaigns.keys().find(|k| k.name == args.campaign) {
+            Some(k) => k.clone(),
+            None => {
+                eprintln!("error: no campaign `{}` in the definitions", args.campaign);
+                return Ok(Exit::Rejected);
+            }
+        },
+    };
+    let (documents, notes) =
+        match crate::model::clone::clone(&resources, &graph, &key, &args.new_name) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(Exit::Rejected);
+            }
+        };
+    for n in notes {
+        eprintln!("note: {n}");
+    }
+    let mut text = format!(
+        "# Cloned from campaign {key} by `cascade clone`; login setups and job types are shared.\n"
+    );
+    for (n, d) in documents.iter().enumerate() {
+        if n > 0 {
+            text.push_str("---\n");
+        }
+        text.push_str(&d.to_yaml());
+    }
+    // The clone must validate beside the definitions it came from.
+    let mut all = files.clone();
+    all.push(crate::model::SourceFile {
+        path: args
+            .out
+            .as_ref()
+            .map_or("<clone>".into(), |p| p.display().to_string()),
+        bytes: text.clone().into_bytes(),
+    });
+    let (_, checked) = crate::model::load_and_validate(&all);
+    if checked.graph.is_none() {
+        super::validate::print_diagnostics(&mut std::io::stderr().lock(), &checked.diagnostics)?;
+        eprintln!("error: the clone does not validate beside its source; nothing written");
+        return Ok(Exit::Rejected);
+    }
+    match &args.out {
+        Some(path) => std::fs::write(path, text)?,
+        None => print!("{text}"),
+    }
+    Ok(Exit::Ok)
+}

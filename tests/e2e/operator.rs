@@ -1,0 +1,306 @@
+//! The POMS actions against a state directory, with the controller acting on them: launch,
+//! pause and resume (with drift), kill, reset-split, force-located, recover, clone.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{TempDir, cascade, cascade_bin, root, status_json, text};
+
+fn run(example: &str, state: &str) -> std::process::Output {
+    cascade(&["run", example, "--state", state, "-q"])
+}
+
+fn subs_of<'a>(status: &'a serde_json::Value, stage: &str) -> Vec<&'a serde_json::Value> {
+    status["submissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["submission"]["stage"]["name"] == stage)
+        .collect()
+}
+
+fn stage<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"].as_str().unwrap().ends_with(&format!("/{name}")))
+        .unwrap()
+}
+
+#[test]
+fn test_launch_request_runs_with_the_test_flag_and_is_recorded() {
+    let state = TempDir::new("op-launch");
+    let s = state.path();
+    assert!(run("examples/particle_scan", s).status.success());
+    let out = cascade(&[
+        "launch",
+        "scan-gen",
+        "--test",
+        "--state",
+        s,
+        "--why",
+        "check the new gun",
+        "--who",
+        "alice",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(run("examples/particle_scan", s).status.success());
+    let status = status_json(s);
+    let generation = subs_of(&status, "scan-gen");
+    let test: Vec<_> = generation
+        .iter()
+        .filter(|g| g["submission"]["test"] == true)
+        .collect();
+    assert_eq!(test.len(), 1, "one test launch");
+    assert_eq!(
+        test[0]["submission"]["origin"],
+        serde_json::json!({"kind": "request", "id": 1})
+    );
+    assert_eq!(
+        test[0]["submission"]["dataset"], "electron_1GeV",
+        "test launches have their own cursor"
+    );
+    assert_eq!(test[0]["launcher"], "alice");
+    // The test flag propagates to the dependent launch.
+    let reco_tests = subs_of(&status, "scan-reco")
+        .into_iter()
+        .filter(|r| r["submission"]["test"] == true)
+        .count();
+    assert_eq!(reco_tests, 1);
+    let actions = status["operatorActions"].as_array().unwrap();
+    assert_eq!(actions[0]["action"], "launch --test");
+    assert_eq!(actions[0]["who"], "alice");
+    assert_eq!(actions[0]["why"], "check the new gun");
+}
+
+#[test]
+fn pause_queues_shows_drift_and_resume_releases() {
+    let state = TempDir::new("op-pause");
+    let s = state.path();
+    assert!(run("examples/particle_scan", s).status.success());
+    let out = cascade(&[
+        "pause",
+        "particle-scan",
+        "--state",
+        s,
+        "--why",
+        "inspect outputs",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "eve/particle-scan paused: its launches are queued until `cascade resume eve/particle-scan`\n"
+    );
+    let out = cascade(&[
+        "launch",
+        "scan-gen",
+        "--dataset",
+        "electron_5GeV",
+        "--state",
+        s,
+        "--why",
+        "one more",
+    ]);
+    assert!(out.status.success());
+    // The run ends blocked: the launch is queued, not made.
+    let out = run("examples/particle_scan", s);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let status = status_json(s);
+    assert_eq!(subs_of(&status, "scan-gen").len(), 4);
+    let generation = stage(&status, "scan-gen");
+    assert!(
+        generation["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("campaign `particle-scan` is paused: 1 launch queued (request 1)"),
+        "{generation}"
+    );
+    assert!(
+        generation["drift"]
+            .as_str()
+            .unwrap()
+            .starts_with("paused by an operator")
+    );
+    let table = text(&cascade(&["status", "--state", s]).stdout);
+    assert!(
+        table.contains(
+            "Drift (the state contradicts the definitions):\n  eve/scan-gen: paused by an operator"
+        ),
+        "{table}"
+    );
+
+    assert!(
+        cascade(&[
+            "resume",
+            "particle-scan",
+            "--state",
+            s,
+            "--why",
+            "looks good"
+        ])
+        .status
+        .success()
+    );
+    assert!(run("examples/particle_scan", s).status.success());
+    let status = status_json(s);
+    let launched = subs_of(&status, "scan-gen");
+    assert_eq!(launched.len(), 5, "the queued launch went out");
+    assert_eq!(launched[4]["submission"]["dataset"], "electron_5GeV");
+    assert!(stage(&status, "scan-gen")["drift"].is_null());
+}
+
+#[test]
+fn reset_split_starts_the_split_again() {
+    let state = TempDir::new("op-reset");
+    let s = state.path();
+    assert!(run("examples/particle_scan", s).status.success());
+    let out = cascade(&[
+        "reset-split",
+        "scan-gen",
+        "--state",
+        s,
+        "--why",
+        "new calibration",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(run("examples/particle_scan", s).status.success());
+    let status = status_json(s);
+    let datasets: Vec<&str> = subs_of(&status, "scan-gen")
+        .iter()
+        .map(|g| g["submission"]["dataset"].as_str().unwrap())
+        .collect();
+    assert_eq!(datasets.len(), 8, "{datasets:?}");
+    assert_eq!(
+        &datasets[4..],
+        ["electron_1GeV", "muon_1GeV", "electron_3GeV", "muon_3GeV"]
+    );
+}
+
+#[test]
+fn kill_removes_a_running_stage_and_its_dependents_are_blocked() {
+    let state = TempDir::new("op-kill");
+    let s = state.path();
+    let mut controller = Command::new(cascade_bin())
+        .args(["run", "examples/eve_mc", "--state", s, "-q"])
+        .current_dir(root())
+        .env("EVE_JOB_SECONDS", "30")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let out = cascade(&["q", "--state", s]);
+        if text(&out.stdout).contains(" running") && text(&out.stdout).contains("2 running") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "jobs never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = cascade(&[
+        "kill",
+        "mc-gen",
+        "--state",
+        s,
+        "--why",
+        "wrong generator tune",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let code = controller.wait().unwrap().code();
+    assert_eq!(code, Some(3), "a stage failed");
+    let status = status_json(s);
+    assert_eq!(
+        subs_of(&status, "mc-gen")[0]["submission"]["status"],
+        "Removed"
+    );
+    assert_eq!(stage(&status, "mc-gen")["state"], "Failed");
+    assert!(
+        stage(&status, "mc-g4")["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("blocked")
+    );
+    let q = text(&cascade(&["q", "--state", s]).stdout);
+    assert!(q.contains("4 removed"), "{q}");
+}
+
+#[test]
+fn force_located_and_recover_are_recorded_and_acted_on() {
+    let state = TempDir::new("op-recover");
+    let s = state.path();
+    assert!(run("examples/eve_mc", s).status.success());
+    let out = cascade(&[
+        "force-located",
+        "eve.mc-reco.1",
+        "--state",
+        s,
+        "--why",
+        "checked by hand",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = cascade(&[
+        "recover",
+        "eve.mc-reco.1",
+        "--type",
+        "consumed_status",
+        "--state",
+        s,
+        "--why",
+        "again",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(run("examples/eve_mc", s).status.success());
+    let explain = text(&cascade(&["explain", "mc-reco", "--state", s]).stdout);
+    assert!(
+        explain.contains("no recovery needed for eve.mc-reco.1 (consumed_status), launch skipped"),
+        "{explain}"
+    );
+    let out = cascade(&[
+        "recover",
+        "eve.mc-reco.1",
+        "--type",
+        "bogus",
+        "--state",
+        s,
+        "--why",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("unknown recovery type `bogus`"));
+    let out = cascade(&["pause", "nothing-here", "--state", s, "--why", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no campaign, stage or submission `nothing-here`"));
+    let actions = status_json(s)["operatorActions"].as_array().unwrap().len();
+    assert_eq!(actions, 2);
+}
+
+#[test]
+fn clone_writes_a_campaign_that_validates_beside_its_source() {
+    let dir = TempDir::new("op-clone");
+    let file = dir.0.join("clone.yaml");
+    let out = cascade(&[
+        "clone",
+        "eve-mc",
+        "eve-mc-v2",
+        "--from",
+        "examples/eve_mc",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    assert!(yaml.contains("name: eve-mc-v2-mc-gen"), "{yaml}");
+    assert!(yaml.contains("stage: eve-mc-v2-mc-g4"), "{yaml}");
+    assert!(!yaml.contains("tags"), "tags are not cloned");
+    let out = cascade(&["validate", "examples/eve_mc", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("ok: 16 resources"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = cascade(&["clone", "eve-mc", "eve-mc", "--from", "examples/eve_mc"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("a campaign `eve/eve-mc` exists already"));
+}
