@@ -102,14 +102,7 @@ pub fn status(args: &StatusArgs) -> std::io::Result<Exit> {
     let mut out = std::io::stdout().lock();
     if let super::plan::Format::Json = args.format {
         let history = ledger.history(None).map_err(std::io::Error::other)?;
-        let actions: Vec<serde_json::Value> = ledger
-            .operator_actions()
-            .map_err(std::io::Error::other)?
-            .into_iter()
-            .map(|(at, who, action, target, why)| {
-                serde_json::json!({"at": at, "who": who, "action": action, "target": target, "why": why})
-            })
-            .collect();
+        let actions = ledger.operator_actions().map_err(std::io::Error::other)?;
         let value = serde_json::json!({
             "operatorActions": actions,
             "stages": stages.iter().map(|s| serde_json::json!({
@@ -169,13 +162,15 @@ pub fn status(args: &StatusArgs) -> std::io::Result<Exit> {
     }
     if args.history {
         writeln!(out, "\nOperator actions:")?;
-        for (at, who, action, target, why) in
-            ledger.operator_actions().map_err(std::io::Error::other)?
-        {
+        for a in ledger.operator_actions().map_err(std::io::Error::other)? {
             writeln!(
                 out,
-                "  {}  {who}: {action} {target} ({why})",
-                format_time(at)
+                "  {}  {}: {} {} ({})",
+                format_time(a.at),
+                a.who,
+                a.action,
+                a.target,
+                a.why
             )?;
         }
         writeln!(out, "\nHistory:")?;

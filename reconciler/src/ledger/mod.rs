@@ -58,6 +58,16 @@ fn sql_error(path: &Path, source: rusqlite::Error) -> LedgerError {
     }
 }
 
+/// An operator's action as the ledger recorded it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct OperatorAction {
+    pub at: i64,
+    pub who: String,
+    pub action: String,
+    pub target: String,
+    pub why: String,
+}
+
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -203,15 +213,21 @@ impl Ledger {
         })
     }
 
-    /// Operator actions, oldest first: (time, who, action, target, why).
-    pub fn operator_actions(&self) -> Result<Vec<(i64, String, String, String, String)>> {
+    /// Operator actions, oldest first.
+    pub fn operator_actions(&self) -> Result<Vec<OperatorAction>> {
         let mut stmt = self
             .conn
             .prepare("SELECT at, who, action, target, why FROM operator_actions ORDER BY id")
             .at(self)?;
         let rows = stmt
             .query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                Ok(OperatorAction {
+                    at: r.get(0)?,
+                    who: r.get(1)?,
+                    action: r.get(2)?,
+                    target: r.get(3)?,
+                    why: r.get(4)?,
+                })
             })
             .at(self)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().at(self)
