@@ -304,3 +304,67 @@ fn clone_writes_a_campaign_that_validates_beside_its_source() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("a campaign `eve/eve-mc` exists already"));
 }
+
+#[test]
+fn approval_stage_waits_for_approve_then_its_dependents_run() {
+    let dir = TempDir::new("op-approve");
+    let defs = dir.0.join("defs.yaml");
+    std::fs::write(
+        &defs,
+        r#"apiVersion: cascade.dev/v1alpha1
+kind: LoginSetup
+metadata: {name: here, namespace: exp}
+spec: {host: localhost, account: me}
+---
+apiVersion: cascade.dev/v1alpha1
+kind: JobType
+metadata: {name: noop, namespace: exp}
+spec:
+  launchScript: cascade submit --jobs 1 -- true
+  outputFilePatterns: ["%.out"]
+---
+apiVersion: cascade.dev/v1alpha1
+kind: Campaign
+metadata: {name: signed, namespace: exp}
+spec:
+  defaults: {loginSetup: here, jobType: noop, softwareVersion: v1, completion: {type: complete, percent: 100}}
+---
+apiVersion: cascade.dev/v1alpha1
+kind: CampaignStage
+metadata: {name: sign-off, namespace: exp}
+spec: {campaign: signed, type: approval, dataset: raw}
+---
+apiVersion: cascade.dev/v1alpha1
+kind: CampaignStage
+metadata: {name: process, namespace: exp}
+spec:
+  campaign: signed
+  dependsOn: [{stage: sign-off}]
+"#,
+    )
+    .unwrap();
+    let state = dir.0.join("state");
+    let s = state.to_str().unwrap();
+    let out = run(defs.to_str().unwrap(), s);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let status = status_json(s);
+    assert_eq!(
+        stage(&status, "sign-off")["reason"],
+        "awaiting approval: `cascade approve exp.sign-off.1`"
+    );
+    assert_eq!(subs_of(&status, "process").len(), 0);
+    let out = cascade(&["approve", "exp.process.1", "--state", s, "--why", "x"]);
+    assert_eq!(out.status.code(), Some(1), "no such submission yet");
+    let out = cascade(&[
+        "approve",
+        "exp.sign-off.1",
+        "--state",
+        s,
+        "--why",
+        "physics signed off",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(run(defs.to_str().unwrap(), s).status.success());
+    let status = status_json(s);
+    assert_eq!(stage(&status, "process")["state"], "Completed");
+}

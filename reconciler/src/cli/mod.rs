@@ -32,8 +32,8 @@ pub struct Cli {
 pub enum Command {
     /// Check campaign definitions: every error, located, and warnings
     Validate(validate::Args),
-    /// Show what a first reconcile would launch, with exact command lines, and why the other
-    /// stages wait
+    /// Show what the next reconcile would do (a first one without --state): launches with
+    /// their exact command lines, and why the other stages wait
     Plan(plan::Args),
     /// Write one JSON Schema per kind
     Schema(generate::SchemaArgs),
@@ -68,6 +68,8 @@ pub enum Command {
     ResetSplit(operator::TargetArgs),
     /// Locate a submission as soon as it is completed, whatever its files
     ForceLocated(operator::TargetArgs),
+    /// Approve a submission of an approval stage: it becomes Completed and its dependents go
+    Approve(operator::TargetArgs),
     /// Launch a recovery of a submission with the given recovery type
     Recover(operator::RecoverArgs),
     /// Write a copy of a campaign under a new name, as new YAML (POMS cloning rules)
@@ -126,6 +128,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Resume(args) => operator::pause(&args, operator::Pause::Resume),
         Command::ResetSplit(args) => operator::reset_split(&args),
         Command::ForceLocated(args) => operator::force_located(&args),
+        Command::Approve(args) => operator::approve(&args),
         Command::Recover(args) => operator::recover(&args),
         Command::Clone(args) => operator::clone(&args),
         Command::Catalog(cmd) => catalog::run(&cmd),

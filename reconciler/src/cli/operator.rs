@@ -307,6 +307,30 @@ pub fn force_located(args: &TargetArgs) -> std::io::Result<Exit> {
     }))
 }
 
+pub fn approve(args: &TargetArgs) -> std::io::Result<Exit> {
+    Ok(act(&args.state, |ledger| {
+        let row = ledger
+            .submission(&args.target)
+            .map_err(text)?
+            .ok_or_else(|| format!("no submission `{}`", args.target))?;
+        if row.submission.status != Status::AwaitingApproval {
+            return Err(format!(
+                "`{}` is {}, not awaiting approval",
+                args.target, row.submission.status
+            ));
+        }
+        ledger
+            .operator_status(
+                &args.target,
+                Status::Completed,
+                &args.reason.who(),
+                &args.reason.why,
+            )
+            .map_err(text)?;
+        Ok(format!("{} approved", args.target))
+    }))
+}
+
 pub fn recover(args: &RecoverArgs) -> std::io::Result<Exit> {
     Ok(act(&args.state, |ledger| {
         let kind: RecoveryType = serde_json::from_value(serde_json::Value::String(args.kind.clone()))

@@ -541,6 +541,8 @@ impl<'a> Planner<'a> {
         let (mut located, mut failed, mut in_flight) = (0u32, 0u32, 0u32);
         let mut located_chains = Vec::new();
         let mut last_split_chain = None;
+        // Submissions of an approval stage waiting for a person.
+        let mut awaiting: Vec<String> = Vec::new();
         for original in subs.iter().filter(|s| !s.origin.is_recovery()) {
             let state = match self.chain(stage, original) {
                 Chain::Recover(c) => {
@@ -550,6 +552,9 @@ impl<'a> Planner<'a> {
                 }
                 Chain::InFlight => {
                     in_flight += 1;
+                    if self.status_of(&original.id) == Status::AwaitingApproval {
+                        awaiting.push(original.id.clone());
+                    }
                     "in flight"
                 }
                 Chain::Located => {
@@ -916,6 +921,14 @@ impl<'a> Planner<'a> {
                     queued.join(", ")
                 ),
             )
+        } else if launches == 0 && !awaiting.is_empty() && in_flight as usize == awaiting.len() {
+            (
+                StageState::Waiting,
+                format!(
+                    "awaiting approval: `cascade approve {}`",
+                    awaiting.join("`, `cascade approve ")
+                ),
+            )
         } else if launches > 0 || in_flight > 0 {
             let mut text = format!(
                 "{located} of {chains_total} submissions located, {} in flight (jobs: {} idle, {} running, {} held, {} done)",
@@ -985,10 +998,11 @@ impl<'a> Planner<'a> {
         let settled = settled || state == StageState::Failed && in_flight == 0 && launches == 0;
         // Not settled, but nothing will move it without a person or the clock: paused with
         // launches queued, waiting for a schedule, or waiting only on stages like that.
+        let live = in_flight as usize - awaiting.len();
         let blocked = !settled
-            && in_flight == 0
+            && live == 0
             && launches == 0
-            && (!queued.is_empty() || (more_possible && !waiting_on_live));
+            && (!awaiting.is_empty() || !queued.is_empty() || (more_possible && !waiting_on_live));
 
         let expected = self.expected_chains(stage, chains_total, exhausted);
         let progress = if settled && state.succeeded() {
