@@ -7,7 +7,9 @@ use std::collections::HashSet;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{TempDir, cascade, cascade_bin, catalog_query, root, status_json, text};
+use crate::support::{
+    TempDir, assert_eve_mc_outputs, cascade, cascade_bin, root, status_json, text,
+};
 
 /// A small deterministic generator, so that a failure can be replayed.
 struct Lcg(u64);
@@ -102,14 +104,5 @@ fn kill_9_at_random_moments_loses_nothing_and_launches_nothing_twice() {
         assert_eq!(first["status"], "New", "seed {seed}: {id}");
     }
     // The catalog holds each output once.
-    for (tier, n) in [
-        ("gen", 4),
-        ("g4", 4),
-        ("detsim", 4),
-        ("reco", 4),
-        ("ana", 2),
-    ] {
-        let files = catalog_query(state.path(), &format!("file_name like '%.{tier}.root'"));
-        assert_eq!(files.len(), n, "seed {seed}: {tier}: {files:?}");
-    }
+    assert_eve_mc_outputs(state.path(), &format!("seed {seed}"));
 }

@@ -1,7 +1,7 @@
 //! `cascade run` runs the examples to the end on this machine, with the local batch system,
 //! real processes and the SQLite ledger; `status`, `explain`, `q` and the catalog show it.
 
-use crate::support::{TempDir, cascade, catalog_query, status_json, text};
+use crate::support::{TempDir, assert_eve_mc_outputs, cascade, catalog_query, status_json, text};
 
 fn run_example(example: &str, state: &TempDir) -> String {
     let out = cascade(&["run", example, "--state", state.path(), "-q"]);
@@ -55,16 +55,7 @@ fn eve_mc_runs_to_completion_with_recovery_and_parentage() {
             .contains("--memory=4000MB")
     );
     // Real files, with parentage, at every step of the chain.
-    for (tier, n) in [
-        ("gen", 4),
-        ("g4", 4),
-        ("detsim", 4),
-        ("reco", 4),
-        ("ana", 2),
-    ] {
-        let files = catalog_query(state.path(), &format!("file_name like '%.{tier}.root'"));
-        assert_eq!(files.len(), n, "{tier}: {files:?}");
-    }
+    assert_eve_mc_outputs(state.path(), "eve_mc");
     let children = catalog_query(
         state.path(),
         "ischildof:( file_name like '%.detsim.root' ) and version v1_2",

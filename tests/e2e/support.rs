@@ -76,3 +76,17 @@ pub fn catalog_query(state: &str, query: &str) -> Vec<String> {
     assert!(out.status.success(), "{query}: {}", text(&out.stderr));
     text(&out.stdout).lines().map(String::from).collect()
 }
+
+/// eve_mc's outputs in a state's catalog: each tier once, four files each, two ntuples.
+pub fn assert_eve_mc_outputs(state: &str, context: &str) {
+    for (tier, n) in [
+        ("gen", 4),
+        ("g4", 4),
+        ("detsim", 4),
+        ("reco", 4),
+        ("ana", 2),
+    ] {
+        let files = catalog_query(state, &format!("file_name like '%.{tier}.root'"));
+        assert_eq!(files.len(), n, "{context}: {tier}: {files:?}");
+    }
+}

@@ -167,15 +167,12 @@ pub fn daemon(state: &Path) -> Result<()> {
     loop {
         children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
         let running = adopt(&mut ledger)?;
-        let idle: Vec<i64> = {
-            let mut stmt = ledger
-                .conn
-                .prepare("SELECT id FROM jobs WHERE state = 'idle' ORDER BY id LIMIT ?")
-                .at(&ledger)?;
-            let free = slots.saturating_sub(running) as i64;
-            let rows = stmt.query_map([free], |r| r.get(0)).at(&ledger)?;
-            rows.collect::<rusqlite::Result<_>>().at(&ledger)?
-        };
+        let free = slots.saturating_sub(running) as i64;
+        let idle: Vec<i64> = ledger.rows(
+            "SELECT id FROM jobs WHERE state = 'idle' ORDER BY id LIMIT ?",
+            [free],
+            |r| r.get(0),
+        )?;
         for id in &idle {
             children.push(start_runner(&mut ledger, *id)?);
         }
@@ -204,16 +201,11 @@ pub fn daemon(state: &Path) -> Result<()> {
 /// jobs still run (including held ones, which keep their slot).
 fn adopt(ledger: &mut Ledger) -> Result<usize> {
     let rows: Vec<(i64, Option<i64>)> = {
-        let mut stmt = ledger
-            .conn
-            .prepare(
-                "SELECT id, pid FROM jobs WHERE state IN ('running', 'held') AND pid IS NOT NULL",
-            )
-            .at(ledger)?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .at(ledger)?;
-        rows.collect::<rusqlite::Result<_>>().at(ledger)?
+        ledger.rows(
+            "SELECT id, pid FROM jobs WHERE state IN ('running', 'held') AND pid IS NOT NULL",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
     };
     let mut running = 0;
     for (id, pid) in rows {
@@ -322,14 +314,10 @@ pub fn run_job(state: &Path, id: i64) -> Result<i32> {
     let env: Vec<(String, String)> = serde_json::from_str(&env).unwrap_or_default();
     let patterns: Vec<String> = serde_json::from_str(&patterns).unwrap_or_default();
     let inputs: Vec<(String, String)> = {
-        let mut stmt = ledger
-            .conn
-            .prepare("SELECT f.name, f.location FROM job_inputs j JOIN files f ON f.id = j.file WHERE j.job = ? ORDER BY f.id")
-            .at(&ledger)?;
-        let rows = stmt
-            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .at(&ledger)?;
-        rows.collect::<rusqlite::Result<_>>().at(&ledger)?
+        ledger.rows(
+"SELECT f.name, f.location FROM job_inputs j JOIN files f ON f.id = j.file WHERE j.job = ? ORDER BY f.id",
+[id],
+|r| Ok((r.get(0)?, r.get(1)?)))?
     };
     let dir = job_dir(state, &submission, index);
     std::fs::create_dir_all(&dir)?;
@@ -411,12 +399,10 @@ pub fn run_job(state: &Path, id: i64) -> Result<i32> {
 }
 
 pub fn jobs(ledger: &Ledger, submission: Option<&str>) -> Result<Vec<JobRow>> {
-    let mut stmt = ledger
-        .conn
-        .prepare("SELECT id, submission, idx, state, pid, exit_code, created, started, finished, argv FROM jobs WHERE ?1 IS NULL OR submission = ?1 ORDER BY id")
-        .at(ledger)?;
-    let rows = stmt
-        .query_map([submission], |r| {
+    ledger.rows(
+"SELECT id, submission, idx, state, pid, exit_code, created, started, finished, argv FROM jobs WHERE ?1 IS NULL OR submission = ?1 ORDER BY id",
+[submission],
+|r| {
             let argv: String = r.get(9)?;
             let argv: Vec<String> = serde_json::from_str(&argv).unwrap_or_default();
             Ok(JobRow {
@@ -432,8 +418,6 @@ pub fn jobs(ledger: &Ledger, submission: Option<&str>) -> Result<Vec<JobRow>> {
                 command: argv.join(" "),
             })
         })
-        .at(ledger)?;
-    rows.collect::<rusqlite::Result<_>>().at(ledger)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

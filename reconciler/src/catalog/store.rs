@@ -243,11 +243,7 @@ impl Ledger {
             return Ok(None);
         };
         let list = |sql: &str| -> Result<Vec<(String, String)>> {
-            let mut stmt = self.conn.prepare(sql).at(self)?;
-            let rows = stmt
-                .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .at(self)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().at(self)
+            self.rows(sql, [id], |r| Ok((r.get(0)?, r.get(1)?)))
         };
         let names = |sql: &str| -> Result<Vec<String>> {
             Ok(list(sql)?.into_iter().map(|(n, _)| n).collect())
@@ -269,14 +265,11 @@ impl Ledger {
     }
 
     pub fn definitions(&self) -> Result<Vec<(String, String)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name, query FROM definitions ORDER BY name")
-            .at(self)?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .at(self)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().at(self)
+        self.rows(
+            "SELECT name, query FROM definitions ORDER BY name",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// The planner's read-only view of the catalog.

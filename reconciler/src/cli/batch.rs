@@ -29,10 +29,7 @@ pub struct SubmitArgs {
 }
 
 fn open(state: &StateArg) -> Result<Ledger, Exit> {
-    Ledger::open(&state.state).map_err(|e| {
-        eprintln!("error: {e}");
-        Exit::Failed
-    })
+    state.open()
 }
 
 pub fn submit(args: &SubmitArgs) -> std::io::Result<Exit> {

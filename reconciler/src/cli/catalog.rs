@@ -5,7 +5,6 @@ use std::io::Write;
 use super::Exit;
 use super::run::StateArg;
 use crate::catalog::{CatalogError, NewFile};
-use crate::ledger::Ledger;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum CatalogCommand {
@@ -81,12 +80,9 @@ pub fn run(cmd: &CatalogCommand) -> std::io::Result<Exit> {
         CatalogCommand::Define(a) => &a.state,
         CatalogCommand::Show(a) => &a.state,
     };
-    let mut ledger = match Ledger::open(&state.state) {
+    let mut ledger = match state.open() {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Exit::Failed);
-        }
+        Err(e) => return Ok(e),
     };
     let mut out = std::io::stdout().lock();
     match cmd {

@@ -142,10 +142,7 @@ fn resolve(ledger: &Ledger, text: &str) -> Result<Target, String> {
 }
 
 fn open(state: &StateArg) -> Result<Ledger, Exit> {
-    Ledger::open_existing(&state.state).map_err(|e| {
-        eprintln!("error: {e}");
-        Exit::Failed
-    })
+    state.open_existing()
 }
 
 /// Runs `f` on the ledger, reporting refusals as input errors.

@@ -17,6 +17,23 @@ pub struct StateArg {
     pub state: PathBuf,
 }
 
+impl StateArg {
+    /// The state database, created if needed. A failure is reported here.
+    pub fn open(&self) -> Result<Ledger, Exit> {
+        Ledger::open(&self.state).map_err(report)
+    }
+
+    /// The state database of a directory a controller has used. A failure is reported here.
+    pub fn open_existing(&self) -> Result<Ledger, Exit> {
+        Ledger::open_existing(&self.state).map_err(report)
+    }
+}
+
+fn report(e: crate::ledger::LedgerError) -> Exit {
+    eprintln!("error: {e}");
+    Exit::Failed
+}
+
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// Files or directories of YAML resources
@@ -90,12 +107,9 @@ pub struct StatusArgs {
 }
 
 pub fn status(args: &StatusArgs) -> std::io::Result<Exit> {
-    let ledger = match Ledger::open_existing(&args.state.state) {
+    let ledger = match args.state.open_existing() {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Exit::Failed);
-        }
+        Err(e) => return Ok(e),
     };
     let stages = ledger.saved_stage_status().map_err(std::io::Error::other)?;
     let subs = ledger.submission_rows().map_err(std::io::Error::other)?;
@@ -197,12 +211,9 @@ pub struct ExplainArgs {
 }
 
 pub fn explain(args: &ExplainArgs) -> std::io::Result<Exit> {
-    let ledger = match Ledger::open_existing(&args.state.state) {
+    let ledger = match args.state.open_existing() {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Exit::Failed);
-        }
+        Err(e) => return Ok(e),
     };
     let stages = ledger.saved_stage_status().map_err(std::io::Error::other)?;
     let Some(found) = stages

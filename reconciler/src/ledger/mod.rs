@@ -215,12 +215,10 @@ impl Ledger {
 
     /// Operator actions, oldest first.
     pub fn operator_actions(&self) -> Result<Vec<OperatorAction>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT at, who, action, target, why FROM operator_actions ORDER BY id")
-            .at(self)?;
-        let rows = stmt
-            .query_map([], |r| {
+        self.rows(
+            "SELECT at, who, action, target, why FROM operator_actions ORDER BY id",
+            [],
+            |r| {
                 Ok(OperatorAction {
                     at: r.get(0)?,
                     who: r.get(1)?,
@@ -228,9 +226,20 @@ impl Ledger {
                     target: r.get(3)?,
                     why: r.get(4)?,
                 })
-            })
-            .at(self)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().at(self)
+            },
+        )
+    }
+
+    /// The rows a query returns, each made by `row`.
+    pub fn rows<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        row: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut stmt = self.conn.prepare(sql).at(self)?;
+        let rows = stmt.query_map(params, row).at(self)?;
+        rows.collect::<rusqlite::Result<Vec<T>>>().at(self)
     }
 
     pub fn scalar_i64(&self, sql: &str) -> Result<i64> {

@@ -172,14 +172,11 @@ impl Ledger {
 
     /// Submissions reserved whose launch has no recorded outcome.
     pub fn open_reservations(&self) -> Result<Vec<String>> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id FROM submissions WHERE launch_state = 'reserved' ORDER BY created, seq",
-            )
-            .at(self)?;
-        let rows = stmt.query_map([], |r| r.get(0)).at(self)?;
-        rows.collect::<rusqlite::Result<Vec<String>>>().at(self)
+        self.rows(
+            "SELECT id FROM submissions WHERE launch_state = 'reserved' ORDER BY created, seq",
+            [],
+            |r| r.get(0),
+        )
     }
 
     /// Applies a status change if the submission is still in `from` (a compare-and-set, so a
@@ -341,22 +338,19 @@ impl Ledger {
 
     /// Job counts per submission, as the local batch system records them.
     fn job_counts(&self) -> Result<HashMap<String, JobCounts>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT submission, state, COUNT(*) FROM jobs GROUP BY submission, state")
-            .at(self)?;
         let mut out: HashMap<String, JobCounts> = HashMap::new();
-        let rows = stmt
-            .query_map([], |r| {
+        let rows = self.rows(
+            "SELECT submission, state, COUNT(*) FROM jobs GROUP BY submission, state",
+            [],
+            |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, u32>(2)?,
                 ))
-            })
-            .at(self)?;
-        for row in rows {
-            let (sub, state, n) = row.at(self)?;
+            },
+        )?;
+        for (sub, state, n) in rows {
             let c = out.entry(sub).or_default();
             c.total += n;
             match state.as_str() {
@@ -373,15 +367,11 @@ impl Ledger {
 
     pub fn submission_rows(&self) -> Result<Vec<SubmissionRow>> {
         let jobs = self.job_counts()?;
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, namespace, stage, seq, origin_json, test, dataset, input, cursor_after, status, launch_state, created, force_located, command, display, batch_id, launch_log, launcher, updated
+        self.rows(
+"SELECT id, namespace, stage, seq, origin_json, test, dataset, input, cursor_after, status, launch_state, created, force_located, command, display, batch_id, launch_log, launcher, updated
                  FROM submissions ORDER BY created, namespace, stage, seq",
-            )
-            .at(self)?;
-        let rows = stmt
-            .query_map([], |r| {
+[],
+|r| {
                 let id: String = r.get(0)?;
                 let origin: String = r.get(4)?;
                 let cursor: Option<String> = r.get(8)?;
@@ -412,17 +402,13 @@ impl Ledger {
                     updated: r.get(18)?,
                 })
             })
-            .at(self)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().at(self)
     }
 
     pub fn history(&self, submission: Option<&str>) -> Result<Vec<HistoryRow>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT submission, status, at, at_ms, reason FROM submission_history WHERE ?1 IS NULL OR submission = ?1 ORDER BY rowid")
-            .at(self)?;
-        let rows = stmt
-            .query_map([submission], |r| {
+        self.rows(
+"SELECT submission, status, at, at_ms, reason FROM submission_history WHERE ?1 IS NULL OR submission = ?1 ORDER BY rowid",
+[submission],
+|r| {
                 Ok(HistoryRow {
                     submission: r.get(0)?,
                     status: r.get(1)?,
@@ -431,8 +417,6 @@ impl Ledger {
                     reason: r.get(4)?,
                 })
             })
-            .at(self)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().at(self)
     }
 
     /// Everything the planner needs, in one consistent read.
@@ -443,12 +427,10 @@ impl Ledger {
             .map(|r| r.submission)
             .collect();
         let recoveries = {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT original, round, kind, reference, submission FROM recovery_rounds ORDER BY original, round")
-                .at(self)?;
-            let rows = stmt
-                .query_map([], |r| {
+            self.rows(
+"SELECT original, round, kind, reference, submission FROM recovery_rounds ORDER BY original, round",
+[],
+|r| {
                     let kind: String = r.get(2)?;
                     Ok(RecoveryRound {
                         original: r.get(0)?,
@@ -458,17 +440,13 @@ impl Ledger {
                         reference: r.get(3)?,
                         submission: r.get(4)?,
                     })
-                })
-                .at(self)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().at(self)?
+                })?
         };
         let requests = {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT id, namespace, stage, test, dataset, who, created, recover_of, recover_type FROM requests ORDER BY id")
-                .at(self)?;
-            let rows = stmt
-                .query_map([], |r| {
+            self.rows(
+"SELECT id, namespace, stage, test, dataset, who, created, recover_of, recover_type FROM requests ORDER BY id",
+[],
+|r| {
                     Ok(Request {
                         id: r.get::<_, i64>(0)? as u64,
                         stage: ObjectKey::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?),
@@ -488,21 +466,15 @@ impl Ledger {
                             _ => None,
                         },
                     })
-                })
-                .at(self)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().at(self)?
+                })?
         };
         let keys = |sql: &str| -> Result<Vec<(ObjectKey, i64)>> {
-            let mut stmt = self.conn.prepare(sql).at(self)?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((
-                        ObjectKey::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?),
-                        r.get(2)?,
-                    ))
-                })
-                .at(self)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().at(self)
+            self.rows(sql, [], |r| {
+                Ok((
+                    ObjectKey::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+                    r.get(2)?,
+                ))
+            })
         };
         Ok(Observed {
             submissions,
@@ -557,12 +529,10 @@ impl Ledger {
     }
 
     pub fn saved_stage_status(&self) -> Result<Vec<SavedStage>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT namespace, stage, campaign, state, reason, detail FROM stage_status ORDER BY namespace, campaign, stage")
-            .at(self)?;
-        let rows = stmt
-            .query_map([], |r| {
+        self.rows(
+"SELECT namespace, stage, campaign, state, reason, detail FROM stage_status ORDER BY namespace, campaign, stage",
+[],
+|r| {
                 let detail: String = r.get(5)?;
                 let detail: serde_json::Value = serde_json::from_str(&detail).unwrap_or_default();
                 Ok(SavedStage {
@@ -573,7 +543,5 @@ impl Ledger {
                     drift: detail["drift"].as_str().map(String::from),
                 })
             })
-            .at(self)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().at(self)
     }
 }
