@@ -160,3 +160,73 @@ fn plan_with_state_shows_the_next_reconcile() {
         "{stdout}"
     );
 }
+
+/// Copies an example and the shared job script into a fresh directory.
+fn copy_example(example: &str, to: &std::path::Path) -> std::path::PathBuf {
+    let root = crate::support::root();
+    let defs = to.join(example);
+    std::fs::create_dir_all(&defs).unwrap();
+    std::fs::create_dir_all(to.join("bin")).unwrap();
+    std::fs::copy(root.join("examples/bin/eve.sh"), to.join("bin/eve.sh")).unwrap();
+    for entry in std::fs::read_dir(root.join("examples").join(example)).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), defs.join(entry.file_name())).unwrap();
+    }
+    defs
+}
+
+fn wait_for_stage(state: &str, stage: &str, want: &str) {
+    let start = std::time::Instant::now();
+    loop {
+        let out = cascade(&["status", "--state", state, "--format", "json"]);
+        if out.status.success() {
+            let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            if stage_states(&status)
+                .iter()
+                .any(|(s, st)| s == stage && st == want)
+            {
+                return;
+            }
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "{stage} never became {want}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_watching_controller_applies_edits_and_keeps_the_last_good_definitions() {
+    let dir = TempDir::new("watch");
+    let defs = copy_example("particle_scan", &dir.0);
+    let state = dir.0.join("state");
+    let s = state.to_str().unwrap();
+    let mut controller = std::process::Command::new(crate::support::cascade_bin())
+        .args(["run", defs.to_str().unwrap(), "--state", s, "--watch", "-q"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_stage(s, "eve/scan-reco", "Completed");
+    // A broken edit is refused; the controller goes on with what it had.
+    std::fs::write(defs.join("broken.yaml"), "apiVersion: cascade.dev/v1alpha1\nkind: CampaignStage\nmetadata: {name: bad, namespace: eve}\nspec: {campaign: nowhere}\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    std::fs::remove_file(defs.join("broken.yaml")).unwrap();
+    // A new stage is picked up and runs over the scan's reconstructed files.
+    std::fs::write(
+        defs.join("analysis.yaml"),
+        "apiVersion: cascade.dev/v1alpha1\nkind: CampaignStage\nmetadata: {name: scan-ana, namespace: eve}\nspec:\n  campaign: particle-scan\n  loginSetup: scan-local\n  jobType: scan-ana-job\n  softwareVersion: v1_2\n  completion: {type: complete, percent: 100}\n  dependsOn: [{stage: scan-reco, filePattern: '%.reco.root', trigger: stageComplete}]\n",
+    )
+    .unwrap();
+    wait_for_stage(s, "eve/scan-ana", "Completed");
+    controller.kill().unwrap();
+    let out = controller.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("definitions changed but do not validate; keeping the last good ones"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unknown-reference"), "{stderr}");
+    assert_eq!(catalog_query(s, "file_name like '%.ana.root'").len(), 2);
+}
