@@ -174,7 +174,7 @@ pub fn daemon(state: &Path) -> Result<()> {
             |r| r.get(0),
         )?;
         for id in &idle {
-            children.push(start_runner(&mut ledger, *id)?);
+            children.extend(start_runner(&mut ledger, *id)?);
         }
         let busy = running > 0 || !idle.is_empty() || !children.is_empty();
         if busy {
@@ -207,6 +207,14 @@ fn adopt(ledger: &mut Ledger) -> Result<usize> {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?
     };
+    // A job claimed by a daemon that died before it could start the runner.
+    ledger.write(|tx| {
+        tx.execute(
+            "UPDATE jobs SET state = 'idle', started = NULL WHERE state = 'running' AND pid IS NULL AND started < ?",
+            params![now() - 60],
+        )
+        .map(|_| ())
+    })?;
     let mut running = 0;
     for (id, pid) in rows {
         if pid.is_some_and(alive) {
@@ -229,8 +237,19 @@ fn adopt(ledger: &mut Ledger) -> Result<usize> {
     Ok(running)
 }
 
-fn start_runner(ledger: &mut Ledger, id: i64) -> Result<std::process::Child> {
+/// Claims an idle job (idle -> running) and starts its runner; `None` if someone changed the
+/// job first (an operator held or removed it).
+fn start_runner(ledger: &mut Ledger, id: i64) -> Result<Option<std::process::Child>> {
     use std::os::unix::process::CommandExt;
+    let claimed = ledger.write(|tx| {
+        tx.execute(
+            "UPDATE jobs SET state = 'running', started = ? WHERE id = ? AND state = 'idle'",
+            params![now(), id],
+        )
+    })?;
+    if claimed == 0 {
+        return Ok(None);
+    }
     let exe = std::env::current_exe()?;
     let child = Command::new(exe)
         .arg("run-job")
@@ -244,13 +263,10 @@ fn start_runner(ledger: &mut Ledger, id: i64) -> Result<std::process::Child> {
         .spawn()?;
     let pid = child.id() as i64;
     ledger.write(|tx| {
-        tx.execute(
-            "UPDATE jobs SET state = 'running', pid = ?, started = ? WHERE id = ? AND state = 'idle'",
-            params![pid, now(), id],
-        )
-        .map(|_| ())
+        tx.execute("UPDATE jobs SET pid = ? WHERE id = ?", params![pid, id])
+            .map(|_| ())
     })?;
-    Ok(child)
+    Ok(Some(child))
 }
 
 /// `%` and `_` as in SQL LIKE (and SAM): any run of characters, any one character.
@@ -310,6 +326,14 @@ pub fn run_job(state: &Path, id: i64) -> Result<i32> {
         .at(&ledger)?
         .ok_or_else(|| LedgerError::Invalid(format!("no job {id}")))?;
     let (submission, index, argv, cwd, env, patterns) = row;
+    // Removed or held between being claimed and starting: nothing to run.
+    let current: String = ledger
+        .conn
+        .query_row("SELECT state FROM jobs WHERE id = ?", [id], |r| r.get(0))
+        .at(&ledger)?;
+    if current != "running" {
+        return Ok(0);
+    }
     let argv: Vec<String> = serde_json::from_str(&argv).unwrap_or_default();
     let env: Vec<(String, String)> = serde_json::from_str(&env).unwrap_or_default();
     let patterns: Vec<String> = serde_json::from_str(&patterns).unwrap_or_default();
@@ -378,6 +402,12 @@ pub fn run_job(state: &Path, id: i64) -> Result<i32> {
     }
     let file_status = if code == 0 { "consumed" } else { "failed" };
     ledger.write(|tx| {
+        // A job removed while it ran declares nothing: its end is the operator's.
+        let state: String =
+            tx.query_row("SELECT state FROM jobs WHERE id = ?", [id], |r| r.get(0))?;
+        if state == "removed" {
+            return Ok(());
+        }
         declare(tx, &outputs)?;
         tx.execute(
             "UPDATE project_files SET status = ?, updated = ? WHERE project = ? AND file IN (SELECT file FROM job_inputs WHERE job = ?)",
@@ -430,7 +460,7 @@ pub enum Control {
 /// Holds, releases or removes jobs (by job id, submission id or `all`); returns how many
 /// changed. Running jobs are stopped and continued with their whole process group.
 pub fn control(ledger: &mut Ledger, target: &str, action: Control) -> Result<usize> {
-    let matching: Vec<JobRow> = jobs(ledger, None)?
+    let matching: Vec<i64> = jobs(ledger, None)?
         .into_iter()
         .filter(|j| {
             target == "all"
@@ -438,42 +468,55 @@ pub fn control(ledger: &mut Ledger, target: &str, action: Control) -> Result<usi
                 || j.id.to_string() == target
                 || format!("{}@local", j.id) == target
         })
+        .map(|j| j.id)
         .collect();
     let mut changed = 0;
-    for j in matching {
+    for id in matching {
+        changed += usize::from(control_job(ledger, id, action)?);
+    }
+    Ok(changed)
+}
+
+/// One job: read its state, decide, compare-and-set; again if the daemon or the runner
+/// changed it meanwhile (a job being started while it is removed, say).
+fn control_job(ledger: &mut Ledger, id: i64, action: Control) -> Result<bool> {
+    for _ in 0..10 {
+        let Some(j) = jobs(ledger, None)?.into_iter().find(|j| j.id == id) else {
+            return Ok(false);
+        };
         let signal = |sig| {
             if let Some(pid) = j.pid.filter(|p| alive(*p)) {
                 unsafe { libc::kill(-(pid as libc::pid_t), sig) };
             }
         };
         let next = match (action, j.state.as_str()) {
-            (Control::Hold, "idle") => Some("held"),
-            (Control::Hold, "running") => {
-                signal(libc::SIGSTOP);
-                Some("held")
-            }
-            (Control::Release, "held") if j.pid.is_some() => {
-                signal(libc::SIGCONT);
-                Some("running")
-            }
-            (Control::Release, "held") => Some("idle"),
-            (Control::Remove, "idle" | "held" | "running") => Some("removed"),
-            _ => None,
+            (Control::Hold, "idle" | "running") => "held",
+            (Control::Release, "held") if j.pid.is_some() => "running",
+            (Control::Release, "held") => "idle",
+            (Control::Remove, "idle" | "held" | "running") => "removed",
+            _ => return Ok(false),
         };
-        let Some(next) = next else { continue };
         let n = ledger.write(|tx| {
             tx.execute(
                 "UPDATE jobs SET state = ?, finished = CASE WHEN ? = 'removed' THEN ? ELSE finished END WHERE id = ? AND state = ?",
                 params![next, next, now(), j.id, j.state],
             )
         })?;
-        if n > 0 && action == Control::Remove {
-            signal(libc::SIGCONT);
-            signal(libc::SIGKILL);
+        if n == 0 {
+            continue;
         }
-        changed += n;
+        match (action, j.state.as_str()) {
+            (Control::Hold, "running") => signal(libc::SIGSTOP),
+            (Control::Release, _) => signal(libc::SIGCONT),
+            (Control::Remove, _) => {
+                signal(libc::SIGCONT);
+                signal(libc::SIGKILL);
+            }
+            _ => {}
+        }
+        return Ok(true);
     }
-    Ok(changed)
+    Ok(false)
 }
 
 #[cfg(test)]

@@ -78,7 +78,7 @@ pub struct QueueArgs {
 }
 
 pub fn queue(args: &QueueArgs) -> std::io::Result<Exit> {
-    let ledger = match open(&args.state) {
+    let ledger = match args.state.open_existing() {
         Ok(l) => l,
         Err(e) => return Ok(e),
     };

@@ -68,6 +68,13 @@ pub struct OperatorAction {
     pub why: String,
 }
 
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -109,12 +116,22 @@ impl Ledger {
             .conn
             .busy_timeout(Duration::from_secs(60))
             .at(&ledger)?;
-        ledger
-            .conn
-            .execute_batch(
+        // Switching a new database to WAL takes an exclusive lock without waiting on the busy
+        // handler: processes opening the same new state at once (a controller, `cascade q`,
+        // a launch's `cascade submit`) retry instead of failing.
+        let mut attempts = 0;
+        loop {
+            match ledger.conn.execute_batch(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA case_sensitive_like = ON;",
-            )
-            .at(&ledger)?;
+            ) {
+                Ok(()) => break,
+                Err(e) if is_busy(&e) && attempts < 500 => {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(e).at(&ledger),
+            }
+        }
         ledger.migrate()?;
         Ok(ledger)
     }
