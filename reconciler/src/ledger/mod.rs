@@ -247,6 +247,11 @@ impl Ledger {
         )
     }
 
+    /// Changes whenever another connection commits (SQLite's `data_version`).
+    pub fn data_version(&self) -> Result<i64> {
+        self.scalar_i64("PRAGMA data_version")
+    }
+
     /// The rows a query returns, each made by `row`.
     pub fn rows<T, P: rusqlite::Params>(
         &self,

@@ -221,7 +221,7 @@ pub async fn run(opts: Options) -> Result<Summary> {
             .unwrap_or(opts.tick)
             .min(opts.tick);
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = ledger_change(&ledger, wait) => {}
             Some(()) = changes.recv() => {
                 // Let a burst of writes finish, then reload; a bad edit keeps the last good graph.
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -244,6 +244,20 @@ pub async fn run(opts: Options) -> Result<Summary> {
             _ = tokio::signal::ctrl_c() => {
                 return Err(LedgerError::Invalid("interrupted: the state is saved; run again to continue".into()));
             }
+        }
+    }
+}
+
+/// Returns when another process (a job's runner, `cascade submit`, an operator command)
+/// commits to the ledger, or after `wait`: jobs ending wake the controller within a poll.
+async fn ledger_change(ledger: &Ledger, wait: Duration) {
+    const POLL: Duration = Duration::from_millis(20);
+    let start = ledger.data_version().ok();
+    let deadline = tokio::time::Instant::now() + wait;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(POLL.min(deadline - tokio::time::Instant::now())).await;
+        if ledger.data_version().ok() != start {
+            return;
         }
     }
 }
