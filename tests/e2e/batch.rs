@@ -170,3 +170,69 @@ fn jobs_see_their_submission_index_and_inputs_and_outputs_are_declared() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_job_declaring_its_own_outputs_gets_its_identity_and_parents() {
+    let state = TempDir::new("batch-declare");
+    let s = state.path();
+    let data = state.0.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("in.raw"), "x").unwrap();
+    let out = cascade(&[
+        "catalog",
+        "declare",
+        "--state",
+        s,
+        data.join("in.raw").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // No output patterns: the job declares its file itself, with `cascade catalog declare`.
+    let script = "echo hi > \"$CASCADE_OUTPUT_DIR/made.dat\" && cascade catalog declare -m quality=good \"$CASCADE_OUTPUT_DIR/made.dat\"";
+    let bin_dir = crate::support::cascade_bin()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new(crate::support::cascade_bin())
+        .args([
+            "submit",
+            "--submission",
+            "own.1",
+            "--input",
+            "file_name in.raw",
+            "--state",
+            s,
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .env("CASCADE_NAMESPACE", "exp")
+        .env("CASCADE_STAGE", "own")
+        .env("CASCADE_SOFTWARE_VERSION", "v9")
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_for("the job", || q(s).contains("1 succeeded"));
+    let out = cascade(&["catalog", "show", "--state", s, "made.dat"]);
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["parents"], serde_json::json!(["in.raw"]));
+    let meta: Vec<(String, String)> = serde_json::from_value(info["metadata"].clone()).unwrap();
+    for want in [
+        ("submission", "own.1"),
+        ("stage", "exp/own"),
+        ("version", "v9"),
+        ("quality", "good"),
+    ] {
+        assert!(
+            meta.iter().any(|(k, v)| k == want.0 && v == want.1),
+            "{want:?} in {meta:?}"
+        );
+    }
+    assert!(info["checksum"].as_str().unwrap().starts_with("adler32:"));
+}

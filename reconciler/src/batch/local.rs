@@ -284,8 +284,27 @@ pub fn like(pattern: &str, name: &str) -> bool {
     go(&p, &n)
 }
 
+/// The metadata a job's outputs carry, from the job's environment: which submission, job,
+/// stage and software version made them. Dependency and location queries select on these.
+pub fn output_metadata(env: &dyn Fn(&str) -> Option<String>) -> Vec<(String, String)> {
+    let mut metadata = Vec::new();
+    if let Some(s) = env("CASCADE_SUBMISSION_ID") {
+        metadata.push(("submission".to_string(), s));
+    }
+    if let Some(j) = env("CASCADE_JOB_ID") {
+        metadata.push(("job".to_string(), j));
+    }
+    if let (Some(ns), Some(stage)) = (env("CASCADE_NAMESPACE"), env("CASCADE_STAGE")) {
+        metadata.push(("stage".into(), format!("{ns}/{stage}")));
+    }
+    if let Some(v) = env("CASCADE_SOFTWARE_VERSION") {
+        metadata.push(("version".into(), v));
+    }
+    metadata
+}
+
 /// Adler-32 of a file: cheap, and enough to tell copies apart in a catalog listing.
-fn checksum(path: &Path) -> std::io::Result<String> {
+pub fn checksum(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
     let mut f = File::open(path)?;
     let (mut a, mut b) = (1u32, 0u32);
@@ -369,7 +388,16 @@ pub fn run_job(state: &Path, id: i64) -> Result<i32> {
             .map(|s| s.code().unwrap_or(128))
             .unwrap_or(127),
     };
-    let meta = |key: &str| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let mut job_env: Vec<(String, String)> = env.clone();
+    job_env.push(("CASCADE_SUBMISSION_ID".into(), submission.clone()));
+    job_env.push(("CASCADE_JOB_ID".into(), id.to_string()));
+    let metadata = output_metadata(&|key| {
+        job_env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    });
     let mut outputs = Vec::new();
     if code == 0 {
         let mut names: Vec<_> = std::fs::read_dir(&dir)?
@@ -380,21 +408,11 @@ pub fn run_job(state: &Path, id: i64) -> Result<i32> {
         names.sort();
         for name in names {
             let path = dir.join(&name);
-            let mut metadata = vec![
-                ("submission".to_string(), submission.clone()),
-                ("job".to_string(), id.to_string()),
-            ];
-            if let (Some(ns), Some(stage)) = (meta("CASCADE_NAMESPACE"), meta("CASCADE_STAGE")) {
-                metadata.push(("stage".into(), format!("{ns}/{stage}")));
-            }
-            if let Some(v) = meta("CASCADE_SOFTWARE_VERSION") {
-                metadata.push(("version".into(), v));
-            }
             outputs.push(NewFile {
                 size: std::fs::metadata(&path)?.len() as i64,
                 checksum: checksum(&path)?,
                 location: dir.display().to_string(),
-                metadata,
+                metadata: metadata.clone(),
                 parents: inputs.iter().map(|(n, _)| n.clone()).collect(),
                 name,
             });

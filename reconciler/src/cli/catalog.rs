@@ -28,7 +28,7 @@ pub struct DeclareArgs {
     /// Metadata `key=value` (repeatable)
     #[arg(long = "meta", short)]
     pub meta: Vec<String>,
-    /// Parent file names (repeatable)
+    /// Parent file names (repeatable); inside a job, default: the job's input files
     #[arg(long = "parent", short)]
     pub parents: Vec<String>,
     #[command(flatten)]
@@ -87,12 +87,26 @@ pub fn run(cmd: &CatalogCommand) -> std::io::Result<Exit> {
     let mut out = std::io::stdout().lock();
     match cmd {
         CatalogCommand::Declare(a) => {
-            let mut metadata = Vec::new();
+            // Inside a job, files carry the job's identity and have its inputs as parents,
+            // as the files the batch system declares itself do.
+            let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+            let mut metadata = crate::batch::local::output_metadata(&env);
+            let parents: Vec<String> = if a.parents.is_empty() {
+                env("CASCADE_INPUT_FILES")
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|p| std::path::Path::new(p).file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .collect()
+            } else {
+                a.parents.clone()
+            };
             for m in &a.meta {
                 let Some((k, v)) = m.split_once('=') else {
                     eprintln!("error: metadata `{m}` is not `key=value`");
                     return Ok(Exit::Rejected);
                 };
+                metadata.retain(|(key, _)| key != k);
                 metadata.push((k.to_string(), v.to_string()));
             }
             let mut files = Vec::new();
@@ -107,13 +121,13 @@ pub fn run(cmd: &CatalogCommand) -> std::io::Result<Exit> {
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_default(),
                     size: meta.len() as i64,
-                    checksum: String::new(),
+                    checksum: crate::batch::local::checksum(path)?,
                     location: abs
                         .parent()
                         .map(|p| p.display().to_string())
                         .unwrap_or_default(),
                     metadata: metadata.clone(),
-                    parents: a.parents.clone(),
+                    parents: parents.clone(),
                 });
             }
             match ledger.declare(&files) {
