@@ -230,3 +230,69 @@ fn a_watching_controller_applies_edits_and_keeps_the_last_good_definitions() {
     assert!(stderr.contains("unknown-reference"), "{stderr}");
     assert_eq!(catalog_query(s, "file_name like '%.ana.root'").len(), 2);
 }
+
+#[test]
+fn hostile_values_reach_jobs_as_literal_text_and_run_nothing() {
+    let dir = TempDir::new("hostile");
+    let defs = copy_example("particle_scan", &dir.0);
+    let campaign = defs.join("campaign.yaml");
+    let text_before = std::fs::read_to_string(&campaign).unwrap();
+    let hostile = text_before
+        .replace("release: v1_2", "release: \"v1_2; touch PWNED_K\"")
+        .replace(
+            "dataset: [[electron, muon], [1GeV, 3GeV]]",
+            "dataset: [[\"e$(touch PWNED_D)\", \"mu`touch PWNED_B`\"], [\"1GeV'\\\"\"]]",
+        );
+    assert_ne!(
+        hostile, text_before,
+        "the example changed shape: update this test"
+    );
+    std::fs::write(&campaign, hostile).unwrap();
+    let state = dir.0.join("state");
+    let out = cascade(&[
+        "run",
+        defs.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stderr),
+        text(&out.stdout)
+    );
+    let mut found = Vec::new();
+    let mut stack = vec![dir.0.clone(), crate::support::root()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_name().to_string_lossy().starts_with("PWNED") {
+                found.push(p.clone());
+            }
+            if p.is_dir() && p.starts_with(&dir.0) {
+                stack.push(p);
+            }
+        }
+    }
+    assert!(found.is_empty(), "shell ran hostile text: {found:?}");
+    // The jobs saw the values as they were written.
+    let gens = catalog_query(state.to_str().unwrap(), "file_name like '%.gen.root'");
+    let contents: String = gens
+        .iter()
+        .map(|g| {
+            let out = cascade(&["catalog", "show", "--state", state.to_str().unwrap(), g]);
+            let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let path = std::path::Path::new(info["location"].as_str().unwrap()).join(g);
+            std::fs::read_to_string(path).unwrap()
+        })
+        .collect();
+    assert!(
+        contents.contains("particle=e$(touch PWNED_D)_1GeV'\""),
+        "{contents}"
+    );
+    assert!(
+        contents.contains("release=v1_2; touch PWNED_K"),
+        "{contents}"
+    );
+}
