@@ -185,6 +185,7 @@ fn kill_removes_a_running_stage_and_its_dependents_are_blocked() {
         .args(["run", "examples/eve_mc", "--state", s, "-q"])
         .current_dir(root())
         .env("EVE_JOB_SECONDS", "30")
+        .env("CASCADE_LOCAL_SLOTS", "2")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
