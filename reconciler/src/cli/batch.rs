@@ -15,7 +15,7 @@ pub struct SubmitArgs {
     #[arg(long, default_value_t = 1)]
     pub jobs: u32,
     /// Submission the jobs belong to (default: $CASCADE_SUBMISSION_ID, set by launches)
-    #[arg(long, env = "CASCADE_SUBMISSION_ID")]
+    #[arg(long, env = "CASCADE_SUBMISSION_ID", hide_env_values = true)]
     pub submission: String,
     /// Catalog query of the input files, when the submission has no project yet (a submit
     /// outside a launch); launches make the project themselves

@@ -13,7 +13,12 @@ use crate::runtime::controller::{self, Options};
 #[derive(clap::Args, Debug, Clone)]
 pub struct StateArg {
     /// State directory (ledger, catalog, job logs)
-    #[arg(long, env = "CASCADE_STATE_DIR", default_value = ".cascade")]
+    #[arg(
+        long,
+        env = "CASCADE_STATE_DIR",
+        hide_env_values = true,
+        default_value = ".cascade"
+    )]
     pub state: PathBuf,
 }
 
