@@ -19,7 +19,9 @@
 //! A paused stage or campaign launches nothing: what it would launch is reported as queued
 //! and launched, in order, once it resumes.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
 
 use serde::Serialize;
 
@@ -31,7 +33,7 @@ use super::observed::{
 use super::{queries, submission};
 use crate::launch::compose::{Launch, LaunchRequest, compose};
 use crate::model::{DesiredGraph, ObjectKey, Stage};
-use crate::split::{Cursor, Next, next};
+use crate::split::{Cursor, FileFact, Next, next};
 
 pub struct PlanInput<'a> {
     pub graph: &'a DesiredGraph,
@@ -243,6 +245,7 @@ struct Planner<'a> {
     by_id: HashMap<&'a str, &'a Submission>,
     rounds: HashMap<&'a str, Vec<&'a RecoveryRound>>,
     outcomes: HashMap<ObjectKey, Outcome>,
+    facts: RefCell<HashMap<ObjectKey, Rc<Vec<FileFact>>>>,
     actions: Vec<Action>,
     wake_at: Option<i64>,
 }
@@ -282,6 +285,7 @@ impl<'a> Planner<'a> {
             by_id,
             rounds,
             outcomes: HashMap::new(),
+            facts: RefCell::default(),
             actions: Vec::new(),
             wake_at: None,
         }
@@ -479,6 +483,24 @@ impl<'a> Planner<'a> {
             .unwrap_or_default()
     }
 
+    /// The catalog's facts about the stage's dataset, asked once per plan (the catalog view is
+    /// one snapshot; the split is walked several times: next slice, exhaustion, progress).
+    fn facts(&self, stage: &Stage) -> Rc<Vec<FileFact>> {
+        if let Some(f) = self.facts.borrow().get(&stage.key) {
+            return Rc::clone(f);
+        }
+        let facts = Rc::new(
+            stage
+                .dataset_text()
+                .map(|d| self.input.catalog.files(d))
+                .unwrap_or_default(),
+        );
+        self.facts
+            .borrow_mut()
+            .insert(stage.key.clone(), Rc::clone(&facts));
+        facts
+    }
+
     /// The launch of the next slice from `cursor`, or `None` when the split is exhausted.
     fn slice(
         &self,
@@ -496,10 +518,7 @@ impl<'a> Planner<'a> {
         let generator = stage.stage_type == StageType::Generator;
         match (policy, &stage.dataset) {
             (Some(policy), Some(data)) => {
-                let facts = stage
-                    .dataset_text()
-                    .map(|d| self.input.catalog.files(d))
-                    .unwrap_or_default();
+                let facts = self.facts(stage);
                 let Next::Slice { slice, cursor } =
                     next(policy, data, cursor, &facts, self.input.now)
                 else {

@@ -709,3 +709,52 @@ proptest! {
         prop_assert!(converged, "no convergence in 300 steps");
     }
 }
+
+/// A catalog that counts how often the planner asks for a dataset's files.
+struct CountingCatalog {
+    files: Vec<crate::split::FileFact>,
+    asked: std::cell::Cell<u32>,
+}
+
+impl CatalogView for CountingCatalog {
+    fn count(&self, _: &str) -> u64 {
+        0
+    }
+
+    fn files(&self, _: &str) -> Vec<crate::split::FileFact> {
+        self.asked.set(self.asked.get() + 1);
+        self.files.clone()
+    }
+}
+
+#[test]
+fn a_plan_asks_the_catalog_for_a_datasets_files_once() {
+    let g = graph(
+        "  keywords: {}",
+        &stage(
+            "proc",
+            "  dataset: raw\n  split: nfiles(2)\n  dependsOn: [{stage: proc}]",
+        ),
+    );
+    let catalog = CountingCatalog {
+        files: (0..50)
+            .map(|i| crate::split::FileFact {
+                name: format!("f{i}"),
+                run: None,
+                end_time: None,
+            })
+            .collect(),
+        asked: std::cell::Cell::new(0),
+    };
+    let p = plan(&PlanInput {
+        graph: &g,
+        observed: &Observed::default(),
+        catalog: &catalog,
+        now: 0,
+        experimenter: "alice",
+    });
+    assert_eq!(p.launches().count(), 1);
+    // The split was walked for the launch and for the progress estimate (25 slices).
+    assert_eq!(status_of(&p, "proc").progress, 0.0);
+    assert_eq!(catalog.asked.get(), 1);
+}
