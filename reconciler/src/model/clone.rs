@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use cascade_crd::{Campaign, CampaignStage};
 
+use super::document::Document;
 use super::load::Spec;
 use super::{DesiredGraph, ObjectKey, Resource};
-use crate::ini::import::Document;
 
 fn stage_name(stage: &str, from: &str, to: &str) -> String {
     if stage.contains(from) {

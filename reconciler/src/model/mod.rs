@@ -4,6 +4,7 @@
 pub mod clone;
 pub mod de;
 pub mod diagnostic;
+pub mod document;
 pub mod graph;
 pub mod load;
 pub mod validate;
