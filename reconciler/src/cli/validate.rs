@@ -54,5 +54,7 @@ pub fn summary(resources: &[Resource]) -> String {
                 .map(|n| format!("{n} {k}{}", if *n == 1 { "" } else { "s" }))
         })
         .collect();
-    format!("{} resources ({})", resources.len(), parts.join(", "))
+    let n = resources.len();
+    let noun = if n == 1 { "resource" } else { "resources" };
+    format!("{n} {noun} ({})", parts.join(", "))
 }

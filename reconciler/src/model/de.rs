@@ -56,7 +56,11 @@ impl de::Error for DeError {
         DeError {
             pos: None,
             message: format!("unknown field `{field}`"),
-            hint: Some(suggest(field, expected, "fields")),
+            hint: Some(if field == "<<" {
+                "YAML merge keys are not supported; write the fields out, or use the campaign's `defaults` for stage fields".to_string()
+            } else {
+                suggest(field, expected, "fields")
+            }),
         }
     }
 

@@ -120,18 +120,36 @@ impl Resource {
     }
 }
 
-/// Loads every file; returns the resources that loaded and a diagnostic for each document
-/// that did not. A document with an error contributes nothing.
-pub fn load(files: &[SourceFile]) -> (Vec<Resource>, Vec<Diagnostic>) {
-    let mut resources = Vec::new();
-    let mut diags = Vec::new();
-    for file in files {
-        load_file(file, &mut resources, &mut diags);
-    }
-    (resources, diags)
+/// (kind, namespace, name) of a document that says what it is but did not load. Validation
+/// knows it exists, so references to it do not add a second, misleading "does not exist".
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Identity {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
 }
 
-fn load_file(file: &SourceFile, resources: &mut Vec<Resource>, diags: &mut Vec<Diagnostic>) {
+/// What loading a set of files gives: the resources that loaded, the identities of documents
+/// that did not, and a diagnostic for each of those. A document with an error contributes no
+/// resource.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub resources: Vec<Resource>,
+    pub broken: Vec<Identity>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Loads every file.
+pub fn load(files: &[SourceFile]) -> Loaded {
+    let mut loaded = Loaded::default();
+    for file in files {
+        load_file(file, &mut loaded);
+    }
+    loaded
+}
+
+fn load_file(file: &SourceFile, loaded: &mut Loaded) {
+    let diags = &mut loaded.diagnostics;
     let path: Arc<str> = Arc::from(file.path.as_str());
     let at = |pos: Pos, code, msg: String| Diagnostic::error(&path, pos, code, msg);
     if file.bytes.len() > MAX_FILE_BYTES {
@@ -192,13 +210,55 @@ fn load_file(file: &SourceFile, resources: &mut Vec<Resource>, diags: &mut Vec<D
     for doc in docs {
         let Some(root) = doc.root else { continue };
         match load_document(&path, root) {
-            Ok(resource) => resources.push(resource),
-            Err(d) => diags.push(d),
+            Ok(resource) => loaded.resources.push(resource),
+            Err((d, identity)) => {
+                loaded.diagnostics.push(d);
+                loaded.broken.extend(identity);
+            }
         }
     }
 }
 
-fn load_document(path: &Arc<str>, root: Node) -> Result<Resource, Diagnostic> {
+/// A document's resource; or its one error, with its identity when its header was readable.
+fn load_document(path: &Arc<str>, root: Node) -> Result<Resource, (Diagnostic, Option<Identity>)> {
+    let (kind, meta) = load_header(path, &root).map_err(|d| (d, None))?;
+    let identity = || Identity {
+        kind,
+        namespace: meta
+            .namespace
+            .as_deref()
+            .unwrap_or(DEFAULT_NAMESPACE)
+            .to_string(),
+        name: meta.name.clone(),
+    };
+    let err = |pos: Pos, code, msg: String| Diagnostic::error(path, pos, code, msg);
+    let spec_node = root.get("spec").ok_or_else(|| {
+        let d = err(root.pos, "missing-field", "missing field `spec`".into())
+            .with_hint(format!("every {kind} needs a `spec`"));
+        (d, Some(identity()))
+    })?;
+    let spec = match kind {
+        "LoginSetup" => from_node(spec_node).map(Spec::LoginSetup),
+        "JobType" => from_node(spec_node).map(Spec::JobType),
+        "Campaign" => from_node(spec_node).map(|s| Spec::Campaign(Box::new(s))),
+        _ => from_node(spec_node).map(|s| Spec::CampaignStage(Box::new(s))),
+    }
+    .map_err(|e| (located(path, e, spec_node.pos), Some(identity())))?;
+    Ok(Resource {
+        file: path.clone(),
+        node: root,
+        meta,
+        spec,
+    })
+}
+
+fn located(path: &Arc<str>, e: DeError, fallback: Pos) -> Diagnostic {
+    Diagnostic::error(path, e.pos.unwrap_or(fallback), "invalid-field", e.message)
+        .with_hint_opt(e.hint)
+}
+
+/// `apiVersion`, `kind` and `metadata`: what the document is.
+fn load_header(path: &Arc<str>, root: &Node) -> Result<(&'static str, Meta), Diagnostic> {
     let err = |pos: Pos, code, msg: String| Diagnostic::error(path, pos, code, msg);
     let NodeKind::Map(entries) = &root.kind else {
         return Err(err(
@@ -244,19 +304,16 @@ fn load_document(path: &Arc<str>, root: Node) -> Result<Resource, Diagnostic> {
         .with_hint(format!("Cascade resources use `apiVersion: {API_VERSION}`")));
     }
     let (kind, kind_pos) = scalar("kind")?;
-    if !KINDS.contains(&kind) {
+    let Some(kind) = KINDS.iter().copied().find(|k| *k == kind) else {
         return Err(
             err(kind_pos, "unknown-kind", format!("unknown kind `{kind}`"))
                 .with_hint(suggest(kind, &KINDS, "kinds")),
         );
-    }
-    let located = |e: DeError, fallback: Pos| {
-        err(e.pos.unwrap_or(fallback), "invalid-field", e.message).with_hint_opt(e.hint)
     };
     let meta_node = root
         .get("metadata")
         .ok_or_else(|| err(root.pos, "missing-field", "missing field `metadata`".into()))?;
-    let meta: Meta = from_node(meta_node).map_err(|e| located(e, meta_node.pos))?;
+    let meta: Meta = from_node(meta_node).map_err(|e| located(path, e, meta_node.pos))?;
     check_name(&meta.name, "name", 253).map_err(|(m, h)| {
         err(
             meta_node.get("name").map_or(meta_node.pos, |n| n.pos),
@@ -275,23 +332,7 @@ fn load_document(path: &Arc<str>, root: Node) -> Result<Resource, Diagnostic> {
             .with_hint(h)
         })?;
     }
-    let spec_node = root.get("spec").ok_or_else(|| {
-        err(root.pos, "missing-field", "missing field `spec`".into())
-            .with_hint(format!("every {kind} needs a `spec`"))
-    })?;
-    let spec = match kind {
-        "LoginSetup" => from_node(spec_node).map(Spec::LoginSetup),
-        "JobType" => from_node(spec_node).map(Spec::JobType),
-        "Campaign" => from_node(spec_node).map(|s| Spec::Campaign(Box::new(s))),
-        _ => from_node(spec_node).map(|s| Spec::CampaignStage(Box::new(s))),
-    }
-    .map_err(|e| located(e, spec_node.pos))?;
-    Ok(Resource {
-        file: path.clone(),
-        node: root,
-        meta,
-        spec,
-    })
+    Ok((kind, meta))
 }
 
 /// Kubernetes object-name rules (RFC 1123): lowercase letters, digits, `-` (and `.` in names),

@@ -12,14 +12,14 @@ pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Severity};
 pub use graph::{DesiredGraph, Edge, ObjectKey, Stage};
-pub use load::{Resource, SourceFile, load};
+pub use load::{Identity, Loaded, Resource, SourceFile, load};
 pub use validate::{Validated, validate};
 
 /// Loads and validates a set of files in one step.
 pub fn load_and_validate(files: &[SourceFile]) -> (Vec<Resource>, Validated) {
-    let (resources, diags) = load(files);
-    let validated = validate(&resources, diags);
-    (resources, validated)
+    let loaded = load(files);
+    let validated = validate(&loaded.resources, &loaded.broken, loaded.diagnostics);
+    (loaded.resources, validated)
 }
 
 #[cfg(test)]

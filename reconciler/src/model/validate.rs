@@ -6,7 +6,7 @@
 //! `dependency-cycle`, `invalid-join`, `invalid-keyword`; warnings: `no-outputs`,
 //! `endless-self-dependency`, `split-ignored`, `keyword-shadowed`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
 
 use cascade_crd::stage::SplitData;
@@ -16,7 +16,7 @@ use cascade_crd::{
 
 use super::diagnostic::{Diagnostic, sort_and_dedup};
 use super::graph::{DesiredGraph, Edge, ObjectKey, Stage};
-use super::load::{Resource, Spec};
+use super::load::{Identity, Resource, Spec};
 use super::yaml::{NodeKind, Pos};
 use crate::launch::template::{self, BUILTINS};
 
@@ -27,11 +27,20 @@ pub struct Validated {
 }
 
 /// Validates loaded resources. `load_diagnostics` (documents that did not load) are carried
-/// along so that the caller gets every problem at once; any error means no graph.
-pub fn validate(resources: &[Resource], load_diagnostics: Vec<Diagnostic>) -> Validated {
+/// along so that the caller gets every problem at once; any error means no graph. References
+/// to a `broken` document (one that did not load) are not reported again.
+pub fn validate<'r>(
+    resources: &'r [Resource],
+    broken: &'r [Identity],
+    load_diagnostics: Vec<Diagnostic>,
+) -> Validated {
     let mut v = Validator {
         diags: load_diagnostics,
         by_key: HashMap::new(),
+        broken: broken
+            .iter()
+            .map(|b| (b.kind, b.namespace.as_str(), b.name.as_str()))
+            .collect(),
     };
     v.index(resources);
     let graph = v.build(resources);
@@ -47,6 +56,8 @@ struct Validator<'r> {
     diags: Vec<Diagnostic>,
     /// (kind, namespace, name) -> first resource with that identity.
     by_key: HashMap<(&'static str, &'r str, &'r str), &'r Resource>,
+    /// Documents that did not load (their error is already reported).
+    broken: HashSet<(&'static str, &'r str, &'r str)>,
 }
 
 /// Where a stage field's value came from: the stage itself or its campaign's defaults.
@@ -124,6 +135,11 @@ impl<'r> Validator<'r> {
         self.by_key.get(&(kind, namespace, name)).copied()
     }
 
+    /// Whether a document of that identity exists but did not load.
+    fn is_broken(&self, kind: &'static str, namespace: &str, name: &str) -> bool {
+        self.broken.contains(&(kind, namespace, name))
+    }
+
     fn names_of(&self, kind: &'static str, namespace: &str) -> Vec<&'r str> {
         let mut names: Vec<&str> = self
             .by_key
@@ -162,6 +178,9 @@ impl<'r> Validator<'r> {
                     graph.login_setups.insert(key, spec.clone());
                 }
                 Spec::JobType(spec) => {
+                    // Only the syntax here (a stray `%`): which variables exist depends on the
+                    // campaign, and is checked for each stage that uses the job type.
+                    self.check_job_type_templates(r, spec, &|_| true, "");
                     graph.job_types.insert(key, spec.clone());
                 }
                 Spec::Campaign(spec) => {
@@ -237,7 +256,17 @@ impl<'r> Validator<'r> {
             }
         }
         if let Some(defaults) = &spec.defaults {
-            // Check the defaults' own splits even when no stage uses them.
+            // The defaults are checked even when no stage uses them; a stage that does gets the
+            // same diagnostic at the same place, and duplicates are dropped.
+            if let Some(completion) = &defaults.completion {
+                let path = ["spec", "defaults", "completion", "percent"];
+                self.diags
+                    .extend(check_percent(r, &path, completion.percent));
+            }
+            if let Some(expr) = &defaults.schedule {
+                self.diags
+                    .extend(check_schedule(r, &["spec", "defaults", "schedule"], expr));
+            }
             for (field, split) in [
                 ("split", &defaults.split),
                 ("testSplit", &defaults.test_split),
@@ -309,6 +338,9 @@ impl<'r> Validator<'r> {
         let before = self.diags.len();
         let campaign_res = self.lookup("Campaign", ns, &spec.campaign);
         let Some(campaign_res) = campaign_res else {
+            if self.is_broken("Campaign", ns, &spec.campaign) {
+                return None;
+            }
             let hint = self.unknown_ref("Campaign", ns, &spec.campaign);
             self.diags.push(
                 r.error(
@@ -362,13 +394,17 @@ impl<'r> Validator<'r> {
         let job_type = required("jobType", &spec.job_type);
         let software_version = required("softwareVersion", &spec.software_version);
 
+        // A reference to a document that did not load leaves the stage unbuilt, silently.
+        let mut refers_to_broken = false;
         let mut refer = |kind: &'static str,
                          field: &'static str,
                          name: &Option<String>|
          -> Option<&'r Resource> {
             let name = name.as_ref()?;
             let found = self.lookup(kind, ns, name);
-            if found.is_none() {
+            if found.is_none() && self.is_broken(kind, ns, name) {
+                refers_to_broken = true;
+            } else if found.is_none() {
                 let hint = self.unknown_ref(kind, ns, name);
                 self.diags.push(
                     origin
@@ -391,32 +427,14 @@ impl<'r> Validator<'r> {
         let test_split = self.stage_split(&origin, "testSplit", spec.test_split.as_ref());
         let dataset = self.check_split_data(&origin, &spec, split.as_ref(), test_split.as_ref());
 
-        // Completion.
         let completion = spec.completion.clone().unwrap_or_default();
-        if !(completion.percent > 0.0 && completion.percent <= 100.0) {
-            self.diags.push(
-                origin
-                    .error(
-                        "completion",
-                        &["percent"],
-                        "invalid-percent",
-                        format!(
-                            "completion percent {} is outside (0, 100]",
-                            completion.percent
-                        ),
-                    )
-                    .with_hint("a percentage greater than 0 and at most 100, e.g. 95"),
-            );
-        }
-
-        // Schedule.
-        if let Some(expr) = &spec.schedule
-            && let Err(e) = croner::Cron::from_str(expr)
-        {
-            self.diags.push(
-                origin.error("schedule", &[], "invalid-schedule", format!("invalid cron expression `{expr}`: {e}"))
-                    .with_hint("five fields (minute hour day-of-month month day-of-week) or six with seconds first, e.g. `0 3 * * *`"),
-            );
+        let (res, path) = origin.at("completion", &["percent"]);
+        self.diags
+            .extend(check_percent(res, &as_strs(&path), completion.percent));
+        if let Some(expr) = &spec.schedule {
+            let (res, path) = origin.at("schedule", &[]);
+            self.diags
+                .extend(check_schedule(res, &as_strs(&path), expr));
         }
 
         // Templates: launch text sees built-ins and keywords; dataset and version see keywords.
@@ -475,6 +493,9 @@ impl<'r> Validator<'r> {
             let upstream = ObjectKey::new(ns, &dep.stage);
             if dep.stage != r.name() {
                 match self.lookup("CampaignStage", ns, &dep.stage) {
+                    None if self.is_broken("CampaignStage", ns, &dep.stage) => {
+                        refers_to_broken = true;
+                    }
                     None => {
                         let hint = self.unknown_ref("CampaignStage", ns, &dep.stage);
                         self.diags.push(
@@ -554,7 +575,7 @@ impl<'r> Validator<'r> {
             }
         }
 
-        if self.diags[before..].iter().any(Diagnostic::is_error) {
+        if refers_to_broken || self.diags[before..].iter().any(Diagnostic::is_error) {
             return None;
         }
         Some(Stage {
@@ -823,6 +844,27 @@ impl<'r> Validator<'r> {
         }
         Some(out)
     }
+}
+
+/// Completion percent in (0, 100], as POMS's check constraint.
+fn check_percent(r: &Resource, path: &[&str], percent: f64) -> Option<Diagnostic> {
+    let ok = percent > 0.0 && percent <= 100.0;
+    (!ok).then(|| {
+        r.error(
+            path,
+            "invalid-percent",
+            format!("completion percent {percent} is outside (0, 100]"),
+        )
+        .with_hint("a percentage greater than 0 and at most 100, e.g. 95")
+    })
+}
+
+fn check_schedule(r: &Resource, path: &[&str], expr: &str) -> Option<Diagnostic> {
+    let e = croner::Cron::from_str(expr).err()?;
+    Some(
+        r.error(path, "invalid-schedule", format!("invalid cron expression `{expr}`: {e}"))
+            .with_hint("five fields (minute hour day-of-month month day-of-week) or six with seconds first, e.g. `0 3 * * *`"),
+    )
 }
 
 /// Parses a split field, with the error located in the string (legacy form) or at the field
