@@ -209,47 +209,52 @@ fn load_file(file: &SourceFile, loaded: &mut Loaded) {
     }
     for doc in docs {
         let Some(root) = doc.root else { continue };
-        match load_document(&path, root) {
+        match load_document(&path, root, &mut loaded.broken) {
             Ok(resource) => loaded.resources.push(resource),
-            Err((d, identity)) => {
-                loaded.diagnostics.push(d);
-                loaded.broken.extend(identity);
-            }
+            Err(d) => loaded.diagnostics.push(d),
         }
     }
 }
 
-/// A document's resource; or its one error, with its identity when its header was readable.
-fn load_document(path: &Arc<str>, root: Node) -> Result<Resource, (Diagnostic, Option<Identity>)> {
-    let (kind, meta) = load_header(path, &root).map_err(|d| (d, None))?;
-    let identity = || Identity {
-        kind,
-        namespace: meta
-            .namespace
-            .as_deref()
-            .unwrap_or(DEFAULT_NAMESPACE)
-            .to_string(),
-        name: meta.name.clone(),
-    };
-    let err = |pos: Pos, code, msg: String| Diagnostic::error(path, pos, code, msg);
-    let spec_node = root.get("spec").ok_or_else(|| {
-        let d = err(root.pos, "missing-field", "missing field `spec`".into())
-            .with_hint(format!("every {kind} needs a `spec`"));
-        (d, Some(identity()))
+/// A document's resource, or its one error. A document whose header was readable but whose
+/// spec was not is added to `broken`.
+fn load_document(
+    path: &Arc<str>,
+    root: Node,
+    broken: &mut Vec<Identity>,
+) -> Result<Resource, Diagnostic> {
+    let (kind, meta) = load_header(path, &root)?;
+    let spec = load_spec(path, &root, kind).inspect_err(|_| {
+        broken.push(Identity {
+            kind,
+            namespace: meta
+                .namespace
+                .as_deref()
+                .unwrap_or(DEFAULT_NAMESPACE)
+                .to_string(),
+            name: meta.name.clone(),
+        })
     })?;
-    let spec = match kind {
-        "LoginSetup" => from_node(spec_node).map(Spec::LoginSetup),
-        "JobType" => from_node(spec_node).map(Spec::JobType),
-        "Campaign" => from_node(spec_node).map(|s| Spec::Campaign(Box::new(s))),
-        _ => from_node(spec_node).map(|s| Spec::CampaignStage(Box::new(s))),
-    }
-    .map_err(|e| (located(path, e, spec_node.pos), Some(identity())))?;
     Ok(Resource {
         file: path.clone(),
         node: root,
         meta,
         spec,
     })
+}
+
+fn load_spec(path: &Arc<str>, root: &Node, kind: &str) -> Result<Spec, Diagnostic> {
+    let spec_node = root.get("spec").ok_or_else(|| {
+        Diagnostic::error(path, root.pos, "missing-field", "missing field `spec`")
+            .with_hint(format!("every {kind} needs a `spec`"))
+    })?;
+    match kind {
+        "LoginSetup" => from_node(spec_node).map(Spec::LoginSetup),
+        "JobType" => from_node(spec_node).map(Spec::JobType),
+        "Campaign" => from_node(spec_node).map(|s| Spec::Campaign(Box::new(s))),
+        _ => from_node(spec_node).map(|s| Spec::CampaignStage(Box::new(s))),
+    }
+    .map_err(|e| located(path, e, spec_node.pos))
 }
 
 fn located(path: &Arc<str>, e: DeError, fallback: Pos) -> Diagnostic {
