@@ -1,12 +1,13 @@
 //! `cascade plan PATH [--state DIR] [--format text|json]`
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 
 use super::Exit;
 use super::validate::print_diagnostics;
-use crate::model::load_and_validate;
-use crate::plan::{Action, FixedCatalog, Observed, Plan, PlanInput, plan};
+use crate::model::{ObjectKey, load_and_validate};
+use crate::plan::{Action, FixedCatalog, LaunchAction, Observed, Plan, PlanInput, plan};
 use crate::source::dir::read_paths;
 
 #[derive(clap::Args, Debug)]
@@ -122,11 +123,12 @@ fn print_text(out: &mut impl Write, plan: &Plan, first: bool) -> std::io::Result
             Action::FirstSeen { .. } | Action::Launch(_) => {}
         }
     }
+    let mut by_stage: HashMap<&ObjectKey, Vec<&LaunchAction>> = HashMap::new();
+    for l in plan.launches() {
+        by_stage.entry(&l.stage).or_default().push(l);
+    }
     for status in &plan.stages {
-        let mine: Vec<_> = plan
-            .launches()
-            .filter(|l| l.stage == status.stage)
-            .collect();
+        let mine = by_stage.remove(&status.stage).unwrap_or_default();
         if mine.is_empty() {
             writeln!(out, "{}: {}", status.stage, status.reason)?;
         }

@@ -226,11 +226,12 @@ pub fn explain(args: &ExplainArgs) -> std::io::Result<Exit> {
         .find(|s| s.stage.name == args.stage || s.stage.to_string() == args.stage)
     else {
         let known: Vec<String> = stages.iter().map(|s| s.stage.to_string()).collect();
+        let known: Vec<&str> = known.iter().map(String::as_str).collect();
         eprintln!(
-            "error: no stage `{}` in {}\n  help: known stages: {}",
+            "error: no stage `{}` in {}\n  help: {}",
             args.stage,
             args.state.state.display(),
-            known.join(", ")
+            crate::model::de::suggest(&args.stage, &known, "stages")
         );
         return Ok(Exit::Rejected);
     };

@@ -18,7 +18,8 @@ pub struct Args {
 pub fn run(args: &Args) -> std::io::Result<Exit> {
     let files = read_paths(&args.paths)?;
     let (resources, validated) = load_and_validate(&files);
-    let mut err = std::io::stderr().lock();
+    // Buffered: a generated set can have thousands of diagnostics.
+    let mut err = std::io::BufWriter::new(std::io::stderr().lock());
     print_diagnostics(&mut err, &validated.diagnostics)?;
     let errors = validated
         .diagnostics
@@ -27,8 +28,10 @@ pub fn run(args: &Args) -> std::io::Result<Exit> {
         .count();
     if errors > 0 {
         writeln!(err, "error: {errors} error(s) in {} file(s)", files.len())?;
+        err.flush()?;
         return Ok(Exit::Rejected);
     }
+    err.flush()?;
     println!("ok: {}", summary(&resources));
     Ok(Exit::Ok)
 }

@@ -92,38 +92,69 @@ impl de::Error for DeError {
     }
 }
 
-/// "did you mean" for a misspelt name, else the list of valid names.
+/// A "did you mean" for `got` among `expected`, or the list of what is accepted (the first
+/// few, when there are many). Linear in the number of candidates and cheap per candidate:
+/// validating a set with thousands of unknown references stays fast.
 pub fn suggest(got: &str, expected: &[&str], what: &str) -> String {
+    let got_lower: Vec<char> = got.to_lowercase().chars().collect();
+    let limit = 2.max(got_lower.len() / 3);
+    let mut row = Vec::new();
     let best = expected
         .iter()
-        .map(|e| (edit_distance(&got.to_lowercase(), &e.to_lowercase()), e))
+        .filter_map(|e| {
+            let e_lower: Vec<char> = e.to_lowercase().chars().collect();
+            within_distance(&got_lower, &e_lower, limit, &mut row).map(|d| (d, *e))
+        })
         .min();
     match best {
-        Some((d, e)) if d <= 2.max(got.len() / 3) => format!("did you mean `{e}`?"),
-        _ if expected.is_empty() => format!("no {what} are accepted here"),
-        _ => format!(
-            "valid {what}: {}",
-            expected
-                .iter()
-                .map(|e| format!("`{e}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        Some((_, e)) => format!("did you mean `{e}`?"),
+        None => listing(expected, what),
     }
 }
 
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
+/// "valid {what}: `a`, `b`, ..." (the first few, when there are many).
+pub fn listing(expected: &[&str], what: &str) -> String {
+    const LISTED: usize = 12;
+    if expected.is_empty() {
+        return format!("no {what} are accepted here");
     }
-    prev[b.len()]
+    let mut listed: Vec<String> = expected
+        .iter()
+        .take(LISTED)
+        .map(|e| format!("`{e}`"))
+        .collect();
+    if expected.len() > LISTED {
+        listed.push(format!("and {} more", expected.len() - LISTED));
+    }
+    format!("valid {what}: {}", listed.join(", "))
+}
+
+/// The edit distance between `a` and `b` if it is at most `limit`. Rejects on the length
+/// difference first, and stops as soon as a whole row exceeds the limit.
+fn within_distance(a: &[char], b: &[char], limit: usize, row: &mut Vec<usize>) -> Option<usize> {
+    if a.len().abs_diff(b.len()) > limit {
+        return None;
+    }
+    row.clear();
+    row.extend(0..=b.len());
+    for (i, ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        let mut row_min = row[0];
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != cb))
+                .min(above + 1)
+                .min(row[j] + 1);
+            diagonal = above;
+            row_min = row_min.min(row[j + 1]);
+        }
+        if row_min > limit {
+            return None;
+        }
+    }
+    let d = row[b.len()];
+    (d <= limit).then_some(d)
 }
 
 /// Deserializes `T` from a node.
@@ -543,6 +574,44 @@ mod tests {
         let s = de("name: x\ncount: 3\nflag: true\nitems: [a, 1]\n").unwrap();
         assert_eq!(s.items, vec!["a", "1"]);
         assert_eq!((s.count, s.flag), (3, true));
+    }
+
+    #[test]
+    fn suggestions_are_bounded_edits_and_long_lists_are_cut() {
+        assert_eq!(
+            suggest("mc-rec", &["mc-gen", "mc-reco"], "names"),
+            "did you mean `mc-reco`?"
+        );
+        assert_eq!(
+            suggest("Campaing", &["Campaign"], "kinds"),
+            "did you mean `Campaign`?"
+        );
+        assert_eq!(
+            suggest("zzz", &["a", "b"], "names"),
+            "valid names: `a`, `b`"
+        );
+        assert_eq!(
+            suggest("zzzzzz", &["alpha", "beta"], "names"),
+            "valid names: `alpha`, `beta`"
+        );
+        let many: Vec<String> = (0..100).map(|i| format!("campaign-{i:03}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let hint = suggest("unrelated-thing", &many, "Campaign names");
+        assert!(hint.ends_with("`campaign-011`, and 88 more"), "{hint}");
+        let mut row = Vec::new();
+        let chars = |s: &str| s.chars().collect::<Vec<_>>();
+        assert_eq!(
+            within_distance(&chars("kitten"), &chars("sitting"), 3, &mut row),
+            Some(3)
+        );
+        assert_eq!(
+            within_distance(&chars("kitten"), &chars("sitting"), 2, &mut row),
+            None
+        );
+        assert_eq!(
+            within_distance(&chars(""), &chars("ab"), 2, &mut row),
+            Some(2)
+        );
     }
 
     #[test]

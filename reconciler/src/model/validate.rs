@@ -6,7 +6,7 @@
 //! `dependency-cycle`, `invalid-join`, `invalid-keyword`; warnings: `no-outputs`,
 //! `endless-self-dependency`, `split-ignored`, `keyword-shadowed`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
 
 use cascade_crd::stage::SplitData;
@@ -19,6 +19,9 @@ use super::graph::{DesiredGraph, Edge, ObjectKey, Stage};
 use super::load::{Identity, Resource, Spec};
 use super::yaml::{NodeKind, Pos};
 use crate::launch::template::{self, BUILTINS};
+
+/// Name comparisons spent on "did you mean" hints per validation (a few hundred milliseconds).
+const SUGGESTION_BUDGET: usize = 5_000_000;
 
 /// The outcome of validating a set: the graph if there was no error, and every diagnostic.
 pub struct Validated {
@@ -37,6 +40,8 @@ pub fn validate<'r>(
     let mut v = Validator {
         diags: load_diagnostics,
         by_key: HashMap::new(),
+        names: HashMap::new(),
+        suggestion_budget: std::cell::Cell::new(SUGGESTION_BUDGET),
         broken: broken
             .iter()
             .map(|b| (b.kind, b.namespace.as_str(), b.name.as_str()))
@@ -56,6 +61,10 @@ struct Validator<'r> {
     diags: Vec<Diagnostic>,
     /// (kind, namespace, name) -> first resource with that identity.
     by_key: HashMap<(&'static str, &'r str, &'r str), &'r Resource>,
+    /// (kind, namespace) -> the sorted names defined, for "did you mean" hints.
+    names: HashMap<(&'static str, &'r str), Vec<&'r str>>,
+    /// Name comparisons left for "did you mean" hints.
+    suggestion_budget: std::cell::Cell<usize>,
     /// Documents that did not load (their error is already reported).
     broken: HashSet<(&'static str, &'r str, &'r str)>,
 }
@@ -129,6 +138,12 @@ impl<'r> Validator<'r> {
                 self.by_key.insert(key, r);
             }
         }
+        for (kind, namespace, name) in self.by_key.keys() {
+            self.names.entry((kind, namespace)).or_default().push(name);
+        }
+        for names in self.names.values_mut() {
+            names.sort_unstable();
+        }
     }
 
     fn lookup(&self, kind: &'static str, namespace: &str, name: &str) -> Option<&'r Resource> {
@@ -140,23 +155,19 @@ impl<'r> Validator<'r> {
         self.broken.contains(&(kind, namespace, name))
     }
 
-    fn names_of(&self, kind: &'static str, namespace: &str) -> Vec<&'r str> {
-        let mut names: Vec<&str> = self
-            .by_key
-            .keys()
-            .filter(|(k, ns, _)| *k == kind && *ns == namespace)
-            .map(|(_, _, n)| *n)
-            .collect();
-        names.sort();
-        names
-    }
-
     fn unknown_ref(&self, kind: &'static str, namespace: &str, name: &str) -> String {
-        let names = self.names_of(kind, namespace);
-        if names.is_empty() {
-            format!("no {kind} is defined in namespace `{namespace}`")
+        let Some(names) = self.names.get(&(kind, namespace)) else {
+            return format!("no {kind} is defined in namespace `{namespace}`");
+        };
+        // Each "did you mean" compares against every name; a generated set with thousands of
+        // unknown references among thousands of names would be quadratic, so past a budget
+        // the hint only lists names.
+        let budget = self.suggestion_budget.get();
+        if budget >= names.len() {
+            self.suggestion_budget.set(budget - names.len());
+            super::de::suggest(name, names, &format!("{kind} names"))
         } else {
-            super::de::suggest(name, &names, &format!("{kind} names"))
+            super::de::listing(names, &format!("{kind} names"))
         }
     }
 
@@ -488,6 +499,7 @@ impl<'r> Validator<'r> {
 
         // Dependencies: references and the join rule (cycles are checked over the whole set).
         let mut edges = Vec::new();
+        let mut seen_edges = HashSet::new();
         for (i, dep) in spec.depends_on.iter().enumerate() {
             let idx = i.to_string();
             let upstream = ObjectKey::new(ns, &dep.stage);
@@ -529,10 +541,7 @@ impl<'r> Validator<'r> {
                     }
                 }
             }
-            if edges
-                .iter()
-                .any(|e: &Edge| e.upstream == upstream && e.file_pattern == dep.file_pattern)
-            {
+            if !seen_edges.insert((dep.stage.as_str(), dep.file_pattern.as_str())) {
                 self.diags.push(r.error(
                     &["spec", "dependsOn", &idx],
                     "duplicate-dependency",
@@ -721,11 +730,7 @@ impl<'r> Validator<'r> {
 
     fn check_dependencies(&mut self, stages: &[(&'r Resource, Stage)]) {
         // Cycle detection over the edges whose both ends validated, self-loops excluded.
-        let index: HashMap<&ObjectKey, usize> = stages
-            .iter()
-            .enumerate()
-            .map(|(i, (_, s))| (&s.key, i))
-            .collect();
+        let ups = upstream_indices(stages);
         let mut state = vec![0u8; stages.len()]; // 0 new, 1 on stack, 2 done
         let mut reported: BTreeSet<Vec<usize>> = BTreeSet::new();
         for start in 0..stages.len() {
@@ -736,14 +741,10 @@ impl<'r> Validator<'r> {
             let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
             state[start] = 1;
             while let Some((node, edge)) = stack.last().copied() {
-                let (_, stage) = &stages[node];
-                let ups: Vec<usize> = stage
-                    .upstream_edges()
-                    .filter_map(|e| index.get(&e.upstream).copied())
-                    .collect();
-                if edge < ups.len() {
-                    stack.last_mut().expect("stack is not empty").1 += 1;
-                    let next = ups[edge];
+                if let Some(&next) = ups[node].get(edge) {
+                    if let Some(top) = stack.last_mut() {
+                        top.1 += 1;
+                    }
                     match state[next] {
                         0 => {
                             state[next] = 1;
@@ -814,36 +815,59 @@ impl<'r> Validator<'r> {
         }
     }
 
-    /// Orders stages so that each comes after its upstream stages (Kahn's algorithm, stable by
-    /// namespace and name). `None` when a cycle prevents it (already reported).
-    fn topological(&self, stages: Vec<(&'r Resource, Stage)>) -> Option<Vec<Stage>> {
-        let mut pending: BTreeMap<ObjectKey, Stage> = stages
-            .into_iter()
-            .map(|(_, s)| (s.key.clone(), s))
-            .collect();
-        let mut out = Vec::with_capacity(pending.len());
-        let mut placed: BTreeSet<ObjectKey> = BTreeSet::new();
-        while !pending.is_empty() {
-            let ready: Vec<ObjectKey> = pending
-                .values()
-                .filter(|s| {
-                    s.upstream_edges()
-                        .all(|e| placed.contains(&e.upstream) || !pending.contains_key(&e.upstream))
-                })
-                .map(|s| s.key.clone())
-                .collect();
-            if ready.is_empty() {
-                return None;
-            }
-            for key in ready {
-                if let Some(stage) = pending.remove(&key) {
-                    placed.insert(key);
-                    out.push(stage);
-                }
+    /// Orders stages so that each comes after its upstream stages: Kahn's algorithm in waves,
+    /// each wave sorted by namespace and name, so the order is stable. `None` when a cycle
+    /// prevents it (already reported).
+    fn topological(&self, mut stages: Vec<(&'r Resource, Stage)>) -> Option<Vec<Stage>> {
+        stages.sort_by(|a, b| a.1.key.cmp(&b.1.key));
+        let ups = upstream_indices(&stages);
+        let mut downs: Vec<Vec<usize>> = vec![Vec::new(); stages.len()];
+        let mut waiting: Vec<usize> = ups.iter().map(Vec::len).collect();
+        for (down, list) in ups.iter().enumerate() {
+            for &up in list {
+                downs[up].push(down);
             }
         }
-        Some(out)
+        let mut wave: Vec<usize> = (0..stages.len()).filter(|i| waiting[*i] == 0).collect();
+        let mut order = Vec::with_capacity(stages.len());
+        while !wave.is_empty() {
+            let mut next = Vec::new();
+            for &i in &wave {
+                for &down in &downs[i] {
+                    waiting[down] -= 1;
+                    if waiting[down] == 0 {
+                        next.push(down);
+                    }
+                }
+            }
+            order.extend(wave);
+            next.sort_unstable(); // indices follow the key order
+            wave = next;
+        }
+        if order.len() < stages.len() {
+            return None;
+        }
+        let mut slots: Vec<Option<Stage>> = stages.into_iter().map(|(_, s)| Some(s)).collect();
+        Some(order.into_iter().filter_map(|i| slots[i].take()).collect())
     }
+}
+
+/// For each stage, the indices of its upstream stages (one per edge whose upstream validated;
+/// self-dependencies excluded).
+fn upstream_indices(stages: &[(&Resource, Stage)]) -> Vec<Vec<usize>> {
+    let index: HashMap<&ObjectKey, usize> = stages
+        .iter()
+        .enumerate()
+        .map(|(i, (_, s))| (&s.key, i))
+        .collect();
+    stages
+        .iter()
+        .map(|(_, s)| {
+            s.upstream_edges()
+                .filter_map(|e| index.get(&e.upstream).copied())
+                .collect()
+        })
+        .collect()
 }
 
 /// Completion percent in (0, 100], as POMS's check constraint.

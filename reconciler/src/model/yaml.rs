@@ -254,6 +254,9 @@ impl<'a> Builder<'a> {
                     check_tag(&tag, pos)?;
                 }
                 let mut entries: Vec<Entry> = Vec::new();
+                // Key -> index in `entries`: a linear search would make a mapping of many keys
+                // (a hostile file) quadratic.
+                let mut seen: HashMap<String, usize> = HashMap::new();
                 loop {
                     let (ev, span) = self.next()?;
                     if matches!(ev, Event::MappingEnd) {
@@ -269,7 +272,7 @@ impl<'a> Builder<'a> {
                             ));
                         }
                     };
-                    if let Some(first) = entries.iter().find(|e| e.key == key) {
+                    if let Some(first) = seen.get(&key).map(|i| &entries[*i]) {
                         return Err(
                             YamlError::new(key_node.pos, format!("duplicate key `{key}`")).hint(
                                 format!(
@@ -281,6 +284,7 @@ impl<'a> Builder<'a> {
                     }
                     let (ev, span) = self.next()?;
                     let value = self.node(ev, span, depth + 1)?;
+                    seen.insert(key.clone(), entries.len());
                     entries.push(Entry {
                         key,
                         key_pos: key_node.pos,
