@@ -192,7 +192,7 @@ fn load_file(file: &SourceFile, loaded: &mut Loaded) {
     let docs = match parse_stream(text) {
         Ok(docs) => docs,
         Err(e) => {
-            diags.push(at(e.pos, "yaml-syntax", e.message).with_hint_opt(e.hint));
+            diags.push(at(e.pos, e.code, e.message).with_hint_opt(e.hint));
             return;
         }
     };

@@ -115,6 +115,8 @@ pub struct Document {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct YamlError {
     pub pos: Pos,
+    /// Rule code: `yaml-syntax` unless the text parsed but is refused.
+    pub code: &'static str,
     pub message: String,
     pub hint: Option<String>,
 }
@@ -123,9 +125,14 @@ impl YamlError {
     fn new(pos: Pos, message: impl Into<String>) -> Self {
         YamlError {
             pos,
+            code: "yaml-syntax",
             message: message.into(),
             hint: None,
         }
+    }
+    fn code(mut self, code: &'static str) -> Self {
+        self.code = code;
+        self
     }
     fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
@@ -227,6 +234,19 @@ impl<'a> Builder<'a> {
                     if tag.suffix == "str" {
                         plain = false;
                     }
+                }
+                if let Some(c) = value
+                    .chars()
+                    .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+                {
+                    // A NUL cannot even be passed to a process; other control characters are
+                    // invisible in every listing. Either way the value is not what it looks like.
+                    return Err(YamlError::new(
+                        pos,
+                        format!("control character U+{:04X} in a value", c as u32),
+                    )
+                    .code("control-character")
+                    .hint("values are text: remove the escape (`\\0`, `\\x..`, `\\u....`) that produces it"));
                 }
                 let kind = NodeKind::Scalar {
                     value: value.into_owned(),
