@@ -17,10 +17,11 @@ pub use campaign::{Campaign, CampaignSpec, CampaignState};
 pub use common::{Completion, CompletionType, Param};
 pub use job_type::{BatchSystem, JobType, JobTypeSpec, RecoveryStep, RecoveryType};
 pub use login_setup::{LoginSetup, LoginSetupSpec};
-pub use split::{SplitFields, SplitPolicy, SplitSpec};
+pub use split::{SplitFields, SplitPolicy, SplitSpec, SplitType};
 pub use stage::{
     CampaignStage, CampaignStageSpec, Dependency, DependencyTrigger, StageDefaults, StageType,
 };
+pub use status::{CampaignStageStatus, CampaignStatus, Condition, SimpleStatus};
 
 /// API group of every Cascade resource.
 pub const GROUP: &str = "cascade.dev";

@@ -13,7 +13,9 @@ use crate::split::SplitFields;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    /// `Ready`, `Progressing`, `Paused`, `Degraded` or `Succeeded`.
+    /// Stages: `Ready` (succeeded: its outputs are there for what waits on the stage),
+    /// `Progressing` (launching or running), `Degraded` (submissions failed). Campaigns:
+    /// `Succeeded` (every stage succeeded), `Degraded` (a stage failed).
     #[serde(rename = "type")]
     pub kind: String,
     /// `True`, `False` or `Unknown`.
@@ -66,7 +68,7 @@ pub struct CampaignStageStatus {
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Waiting`, `Running`, `Completed`, `Exhausted`, `Failed` or `Paused`.
+    /// `Waiting`, `Running`, `Completed`, `Exhausted` or `Failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// Why the stage is where it is, in one sentence.
@@ -81,7 +83,8 @@ pub struct CampaignStageStatus {
     /// The split policy in normalised typed form (every parameter explicit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split: Option<SplitFields>,
-    /// Split cursor (index, run, time or snapshot id depending on the type).
+    /// Where the split's cursor stands (`slice 3`, `run 5`, `time 1700000000`,
+    /// `12 files delivered`), for a stage that splits its own dataset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split_position: Option<String>,
     /// True once the split policy has no further slice.

@@ -127,6 +127,30 @@ fn scan_example_launches_each_combination_once() {
         catalog_query(state.path(), "file_name like '%.reco.root'").len(),
         16
     );
+    // The stage's status in resource form: the split normalised, where it stands, conditions.
+    let generator = status["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "eve/scan-gen")
+        .expect("scan-gen in status");
+    let st = &generator["status"];
+    assert_eq!(st["split"], serde_json::json!({"type": "multiparam"}));
+    assert_eq!(st["splitPosition"], "slice 4");
+    assert_eq!(st["exhausted"], true);
+    assert_eq!(st["phase"], "Completed");
+    assert_eq!(st["submissions"], serde_json::json!({"Located": 4}));
+    let ready = st["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
+    assert_eq!(ready["status"], "True");
+    assert!(ready["lastTransitionTime"].as_str().unwrap().ends_with('Z'));
+    let campaign = &status["campaigns"]["eve/particle-scan"];
+    assert_eq!(campaign["progressPercent"], 100.0);
+    assert_eq!(campaign["stages"], serde_json::json!({"Completed": 2}));
 }
 
 #[test]

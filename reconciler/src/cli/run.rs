@@ -1,12 +1,16 @@
 //! `cascade run`, `cascade status`, `cascade explain`.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use cascade_crd::{CampaignStatus, SplitSpec};
+
 use super::Exit;
-use crate::ledger::Ledger;
-use crate::plan::format_time;
+use crate::ledger::{Ledger, SavedStage, SubmissionRow};
+use crate::model::ObjectKey;
+use crate::plan::{StageStatus, format_time, resource_status, rfc3339};
 use crate::runtime::controller::{self, Options};
 
 /// The state directory flag shared by the runtime commands.
@@ -124,12 +128,19 @@ pub fn status(args: &StatusArgs) -> std::io::Result<Exit> {
         let actions = ledger.operator_actions().map_err(std::io::Error::other)?;
         let value = serde_json::json!({
             "operatorActions": actions,
+            "campaigns": campaign_statuses(&stages),
             "stages": stages.iter().map(|s| serde_json::json!({
                 "stage": s.stage.to_string(),
                 "campaign": s.campaign,
                 "state": s.state,
                 "reason": s.reason,
                 "drift": s.drift,
+                "status": s.status.as_ref().map(|st| resource_status::stage_status(
+                    st,
+                    &rfc3339(s.since),
+                    None,
+                    submission_counts(&subs, &s.stage),
+                )),
             })).collect::<Vec<_>>(),
             "submissions": subs,
             "history": history,
@@ -145,6 +156,9 @@ pub fn status(args: &StatusArgs) -> std::io::Result<Exit> {
             campaign = Some(&s.campaign);
         }
         writeln!(out, "  {:<24} {:<10} {}", s.stage.name, s.state, s.reason)?;
+        if let Some(line) = s.status.as_ref().and_then(split_line) {
+            writeln!(out, "  {:<24} {:<10} {line}", "", "")?;
+        }
     }
     let drifted: Vec<_> = stages.iter().filter(|s| s.drift.is_some()).collect();
     if !drifted.is_empty() {
@@ -270,4 +284,47 @@ pub fn explain(args: &ExplainArgs) -> std::io::Result<Exit> {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// `split nfiles(n=10) at slice 3` (`, exhausted`): the split in its normalised form.
+fn split_line(s: &StageStatus) -> Option<String> {
+    let split = s.split.as_ref()?;
+    let policy = SplitSpec::Mapping(split.clone()).policy().ok().flatten()?;
+    Some(format!(
+        "split {policy} at {}{}",
+        s.split_position.as_deref().unwrap_or("start"),
+        if s.exhausted { ", exhausted" } else { "" }
+    ))
+}
+
+/// Submissions of `stage` by status, as a status subresource counts them.
+fn submission_counts(subs: &[SubmissionRow], stage: &ObjectKey) -> BTreeMap<String, u32> {
+    let mut counts = BTreeMap::new();
+    for r in subs.iter().filter(|r| &r.submission.stage == stage) {
+        *counts
+            .entry(r.submission.status.as_str().to_string())
+            .or_default() += 1;
+    }
+    counts
+}
+
+/// Each campaign's status from its stages' saved statuses, keyed `namespace/name`.
+fn campaign_statuses(stages: &[SavedStage]) -> BTreeMap<String, CampaignStatus> {
+    let mut by_campaign: BTreeMap<String, (Vec<&StageStatus>, i64)> = BTreeMap::new();
+    for s in stages {
+        let entry = by_campaign
+            .entry(format!("{}/{}", s.stage.namespace, s.campaign))
+            .or_default();
+        entry.0.extend(s.status.as_ref());
+        entry.1 = entry.1.max(s.since);
+    }
+    by_campaign
+        .into_iter()
+        .map(|(key, (list, since))| {
+            (
+                key,
+                resource_status::campaign_status(&list, &rfc3339(since)),
+            )
+        })
+        .collect()
 }

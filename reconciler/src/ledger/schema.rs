@@ -1,7 +1,16 @@
 //! Versioned migrations of the state database. The SQL stays portable (SQLite and
 //! PostgreSQL): plain types, `ON CONFLICT DO NOTHING`, no SQLite-only column affinities.
 
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[(1, "ledger, catalog and local batch system", V1)];
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (1, "ledger, catalog and local batch system", V1),
+    (2, "when each stage's state last changed", V2),
+];
+
+/// `since`: when the stage's state last changed (conditions' lastTransitionTime); 0 for rows
+/// saved before it was kept.
+const V2: &str = r#"
+ALTER TABLE stage_status ADD COLUMN since BIGINT NOT NULL DEFAULT 0;
+"#;
 
 const V1: &str = r#"
 CREATE TABLE submissions (

@@ -36,6 +36,10 @@ pub struct SavedStage {
     pub state: String,
     pub reason: String,
     pub drift: Option<String>,
+    /// When `state` last changed, unix seconds.
+    pub since: i64,
+    /// The planner's whole view of the stage at the last reconcile (absent if unreadable).
+    pub status: Option<crate::plan::StageStatus>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -516,12 +520,14 @@ impl Ledger {
 
     /// Remembers the planner's view of each stage for `cascade status` while `run` is going.
     pub fn save_stage_status(&mut self, stages: &[crate::plan::StageStatus]) -> Result<()> {
+        let at = now();
         self.write(|tx| {
             for s in stages {
                 tx.execute(
-                    "INSERT INTO stage_status (namespace, stage, campaign, state, reason, detail, updated) VALUES (?, ?, ?, ?, ?, ?, ?)
-                     ON CONFLICT (namespace, stage) DO UPDATE SET campaign = excluded.campaign, state = excluded.state, reason = excluded.reason, detail = excluded.detail, updated = excluded.updated",
-                    params![s.stage.namespace, s.stage.name, s.campaign.name, s.state.as_str(), s.reason, json(s), now()],
+                    "INSERT INTO stage_status (namespace, stage, campaign, state, reason, detail, updated, since) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (namespace, stage) DO UPDATE SET campaign = excluded.campaign, state = excluded.state, reason = excluded.reason, detail = excluded.detail, updated = excluded.updated,
+                       since = CASE WHEN stage_status.state = excluded.state AND stage_status.since > 0 THEN stage_status.since ELSE excluded.since END",
+                    params![s.stage.namespace, s.stage.name, s.campaign.name, s.state.as_str(), s.reason, json(s), at, at],
                 )?;
             }
             Ok(())
@@ -530,17 +536,19 @@ impl Ledger {
 
     pub fn saved_stage_status(&self) -> Result<Vec<SavedStage>> {
         self.rows(
-"SELECT namespace, stage, campaign, state, reason, detail FROM stage_status ORDER BY namespace, campaign, stage",
+"SELECT namespace, stage, campaign, state, reason, detail, since FROM stage_status ORDER BY namespace, campaign, stage",
 [],
 |r| {
                 let detail: String = r.get(5)?;
-                let detail: serde_json::Value = serde_json::from_str(&detail).unwrap_or_default();
+                let status: Option<crate::plan::StageStatus> = serde_json::from_str(&detail).ok();
                 Ok(SavedStage {
                     stage: ObjectKey::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?),
                     campaign: r.get(2)?,
                     state: r.get(3)?,
                     reason: r.get(4)?,
-                    drift: detail["drift"].as_str().map(String::from),
+                    drift: status.as_ref().and_then(|s| s.drift.clone()),
+                    since: r.get(6)?,
+                    status,
                 })
             })
     }

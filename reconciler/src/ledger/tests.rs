@@ -4,7 +4,7 @@ use super::*;
 use crate::catalog::NewFile;
 use crate::launch::compose::Launch;
 use crate::model::ObjectKey;
-use crate::plan::{LaunchAction, Origin, Status};
+use crate::plan::{LaunchAction, Origin, StageState, StageStatus, Status};
 
 struct Dir(PathBuf);
 
@@ -62,19 +62,90 @@ fn launch(id: &str, origin: Origin, input: Option<&str>) -> LaunchAction {
 fn migrations_apply_once_and_reopen_cleanly() {
     let dir = Dir::new("migrate");
     let l = Ledger::open(&dir.0).unwrap();
-    assert_eq!(l.schema_version().unwrap(), 1);
+    assert_eq!(l.schema_version().unwrap(), schema::MIGRATIONS.len() as u32);
     drop(l);
     let l = Ledger::open(&dir.0).unwrap();
     assert_eq!(
         l.scalar_i64("SELECT COUNT(*) FROM schema_migrations")
             .unwrap(),
-        1
+        schema::MIGRATIONS.len() as i64
     );
     let mode: String = l
         .conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
+}
+
+/// A state directory written before `since` existed is upgraded in place, keeping its rows.
+#[test]
+fn a_version_1_state_is_migrated() {
+    let dir = Dir::new("v1");
+    let mut l = Ledger::open(&dir.0).unwrap();
+    l.save_stage_status(&[stage_status("gen", StageState::Running)])
+        .unwrap();
+    l.conn
+        .execute_batch(
+            "ALTER TABLE stage_status DROP COLUMN since; DELETE FROM schema_migrations WHERE version = 2;",
+        )
+        .unwrap();
+    drop(l);
+    let l = Ledger::open(&dir.0).unwrap();
+    let saved = l.saved_stage_status().unwrap();
+    assert_eq!(saved.len(), 1);
+    assert_eq!(
+        saved[0].since, 0,
+        "unknown for rows saved before the column"
+    );
+    assert_eq!(
+        saved[0].status.as_ref().map(|s| s.state),
+        Some(StageState::Running)
+    );
+}
+
+/// `since` moves when the state changes, not at every save.
+#[test]
+fn stage_state_keeps_the_time_it_last_changed() {
+    let dir = Dir::new("since");
+    let mut l = Ledger::open(&dir.0).unwrap();
+    l.save_stage_status(&[stage_status("gen", StageState::Running)])
+        .unwrap();
+    l.conn
+        .execute("UPDATE stage_status SET since = 1000", [])
+        .unwrap();
+    l.save_stage_status(&[stage_status("gen", StageState::Running)])
+        .unwrap();
+    assert_eq!(l.saved_stage_status().unwrap()[0].since, 1000);
+    l.save_stage_status(&[stage_status("gen", StageState::Completed)])
+        .unwrap();
+    let saved = &l.saved_stage_status().unwrap()[0];
+    assert!(saved.since > 1000, "{}", saved.since);
+    assert_eq!(saved.state, "Completed");
+}
+
+fn stage_status(name: &str, state: StageState) -> StageStatus {
+    StageStatus {
+        stage: ObjectKey::new("exp", name),
+        campaign: ObjectKey::new("exp", "camp"),
+        state,
+        reason: "a reason".into(),
+        settled: false,
+        blocked: false,
+        located_percent: 0.0,
+        progress: 0.0,
+        submissions: 0,
+        chains_located: 0,
+        chains_failed: 0,
+        chains_in_flight: 0,
+        jobs: Default::default(),
+        launches: 0,
+        queued: Vec::new(),
+        next_fire: None,
+        drift: None,
+        split: None,
+        split_position: None,
+        exhausted: false,
+    }
 }
 
 #[test]
@@ -87,7 +158,10 @@ fn a_newer_schema_is_refused_with_advice() {
     drop(l);
     let err = Ledger::open(&dir.0).err().unwrap().to_string();
     assert!(
-        err.contains("newer than this cascade knows (1): upgrade cascade"),
+        err.contains(&format!(
+            "newer than this cascade knows ({}): upgrade cascade",
+            schema::MIGRATIONS.len()
+        )),
         "{err}"
     );
 }

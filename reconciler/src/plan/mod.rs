@@ -4,6 +4,7 @@
 pub mod observed;
 mod planner;
 pub mod queries;
+pub mod resource_status;
 pub mod submission;
 
 #[cfg(test)]
@@ -17,6 +18,13 @@ pub use planner::{
     Action, CampaignProgress, LaunchAction, Plan, PlanInput, StageState, StageStatus, plan,
     schedule_fires,
 };
+
+/// A unix time in RFC 3339 (`2026-11-24T10:00:00Z`), as Kubernetes statuses write times.
+pub fn rfc3339(t: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| t.to_string())
+}
 
 /// A unix time as people read it, in UTC.
 pub fn format_time(t: i64) -> String {

@@ -23,9 +23,11 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use cascade_crd::{CampaignState, DependencyTrigger, Param, RecoveryType, SplitPolicy, StageType};
+use cascade_crd::{
+    CampaignState, DependencyTrigger, Param, RecoveryType, SplitFields, SplitPolicy, StageType,
+};
 
 use super::observed::{
     CatalogView, JobCounts, Observed, Origin, RecoveryRound, Status, Submission,
@@ -92,7 +94,7 @@ pub struct LaunchAction {
     pub launch: Launch,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum StageState {
     Waiting,
@@ -119,7 +121,7 @@ impl StageState {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StageStatus {
     pub stage: ObjectKey,
@@ -145,6 +147,15 @@ pub struct StageStatus {
     pub next_fire: Option<i64>,
     /// How the observed state contradicts the definitions (an operator's pause).
     pub drift: Option<String>,
+    /// The split policy in normalised typed form (every parameter explicit).
+    #[serde(default)]
+    pub split: Option<SplitFields>,
+    /// Where the split's cursor stands (`slice 3`, `run 5`, ...).
+    #[serde(default)]
+    pub split_position: Option<String>,
+    /// The split of a stage that splits its own dataset has no further slice.
+    #[serde(default)]
+    pub exhausted: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -1024,6 +1035,22 @@ impl<'a> Planner<'a> {
             && (!awaiting.is_empty() || !queued.is_empty() || (more_possible && !waiting_on_live));
 
         let expected = self.expected_chains(stage, chains_total, exhausted);
+        let split_cursor = self.cursor(stage, false);
+        // Only a stage without upstream stages walks its own split.
+        let split_exhausted = stage.split.is_some()
+            && stage.upstream_edges().next().is_none()
+            && (exhausted
+                || self
+                    .slice(
+                        stage,
+                        Origin::Split {
+                            test: false,
+                            index: 0,
+                        },
+                        false,
+                        &split_cursor,
+                    )
+                    .is_none());
         let progress = if settled && state.succeeded() {
             1.0
         } else {
@@ -1059,6 +1086,9 @@ impl<'a> Planner<'a> {
             queued,
             next_fire,
             drift,
+            split: stage.split.as_ref().map(SplitPolicy::to_fields),
+            split_position: stage.split.as_ref().map(|_| split_cursor.to_string()),
+            exhausted: split_exhausted,
         }
     }
 
