@@ -158,8 +158,7 @@ fn load_file(file: &SourceFile, loaded: &mut Loaded) {
                 Pos { line: 1, col: 1 },
                 "file-too-large",
                 format!(
-                    "file is {:.1} MiB, larger than the {} MiB limit",
-                    file.bytes.len() as f64 / 1_048_576.0,
+                    "file is larger than the {} MiB limit",
                     MAX_FILE_BYTES / 1_048_576
                 ),
             )

@@ -1,10 +1,11 @@
 //! The directory source: YAML files named on the command line, or found under directories.
 
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::model::SourceFile;
+use crate::model::load::MAX_FILE_BYTES;
 
 /// Collects `*.yaml` / `*.yml` files under each path (files named directly are taken whatever
 /// their extension), sorted so that messages come in a stable order. Hidden entries (`.git`)
@@ -43,8 +44,14 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
     Ok(())
 }
 
+/// Reads at most one byte past the loader's size limit: the loader refuses the file from
+/// that, and a huge file (or `/dev/zero`) is never held in memory.
 fn read_one(path: &Path) -> io::Result<SourceFile> {
-    let bytes = fs::read(path).map_err(|e| annotate(e, path))?;
+    let file = fs::File::open(path).map_err(|e| annotate(e, path))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| annotate(e, path))?;
     Ok(SourceFile {
         path: display_path(path),
         bytes,
