@@ -30,6 +30,19 @@ pub const VERSION: &str = "v1alpha1";
 /// `apiVersion` as written in documents.
 pub const API_VERSION: &str = "cascade.dev/v1alpha1";
 
+/// The CustomResourceDefinitions of the four kinds, in [`KINDS`] order.
+pub fn crds()
+-> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+{
+    use kube::CustomResourceExt;
+    vec![
+        LoginSetup::crd(),
+        JobType::crd(),
+        Campaign::crd(),
+        CampaignStage::crd(),
+    ]
+}
+
 /// The four kinds, in the order their references resolve (a stage needs the other three).
 pub const KINDS: [&str; 4] = ["LoginSetup", "JobType", "Campaign", "CampaignStage"];
 

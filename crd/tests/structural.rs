@@ -2,8 +2,6 @@
 //! CustomResourceDefinition. No API server runs here, so this checks the published rules
 //! ("Specifying a structural schema", Kubernetes docs) on the generated schemas directly.
 
-use cascade_crd::{Campaign, CampaignStage, JobType, LoginSetup};
-use kube::CustomResourceExt;
 use serde_json::Value;
 
 const TYPES: [&str; 6] = ["object", "array", "string", "integer", "number", "boolean"];
@@ -17,18 +15,13 @@ const NOT_IN_JUNCTORS: [&str; 5] = [
 ];
 
 fn crds() -> Vec<(String, Value)> {
-    [
-        LoginSetup::crd(),
-        JobType::crd(),
-        Campaign::crd(),
-        CampaignStage::crd(),
-    ]
-    .into_iter()
-    .map(|crd| {
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        (name, serde_json::to_value(crd).unwrap())
-    })
-    .collect()
+    cascade_crd::crds()
+        .into_iter()
+        .map(|crd| {
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            (name, serde_json::to_value(crd).unwrap())
+        })
+        .collect()
 }
 
 fn flag(node: &Value, key: &str) -> bool {
