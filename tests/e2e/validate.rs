@@ -131,6 +131,61 @@ fn huge_file_is_refused() {
     );
 }
 
+/// What `kubectl get campaigns,campaignstages -o yaml` prints (a `v1` List whose items carry
+/// server-set metadata and status) validates as the resources it holds, at their own lines.
+#[test]
+fn a_kubectl_list_export_validates() {
+    let dir = tempdir("kubectl-list");
+    let path = dir.join("export.yaml");
+    fs::write(
+        &path,
+        r#"apiVersion: v1
+kind: List
+metadata:
+  resourceVersion: ""
+items:
+- apiVersion: cascade.dev/v1alpha1
+  kind: LoginSetup
+  metadata:
+    name: ls
+    namespace: exp
+    uid: 0b7f5a
+    resourceVersion: "123"
+    generation: 2
+    creationTimestamp: "2026-11-24T10:00:00Z"
+    finalizers: [cascade.dev/ledger]
+    managedFields:
+    - {manager: kubectl, operation: Apply, fieldsV1: {"f:spec": {}}}
+    annotations:
+      kubectl.kubernetes.io/last-applied-configuration: '{"apiVersion":"cascade.dev/v1alpha1"}'
+  spec: {host: localhost, account: prod}
+  status: {conditions: []}
+- apiVersion: cascade.dev/v1alpha1
+  kind: JobType
+  metadata: {name: jt, namespace: exp}
+  spec: {launchScript: fife_launch, outputFilePatterns: ["%.root"], memory: 2GB}
+"#,
+    )
+    .unwrap();
+    let out = cascade(&["validate", path.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("export.yaml:25:69: error[invalid-field]: unknown field `memory`"),
+        "{stderr}"
+    );
+    let fixed = fs::read_to_string(&path)
+        .unwrap()
+        .replace(", memory: 2GB", "");
+    fs::write(&path, fixed).unwrap();
+    let out = cascade(&["validate", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "ok: 2 resources (1 LoginSetup, 1 JobType)\n"
+    );
+}
+
 #[test]
 fn missing_path_is_an_io_failure() {
     let out = cascade(&["validate", "no/such/dir"]);

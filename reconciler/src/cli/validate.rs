@@ -59,5 +59,8 @@ pub fn summary(resources: &[Resource]) -> String {
         .collect();
     let n = resources.len();
     let noun = if n == 1 { "resource" } else { "resources" };
+    if parts.is_empty() {
+        return format!("{n} {noun}");
+    }
     format!("{n} {noun} ({})", parts.join(", "))
 }

@@ -9,6 +9,7 @@ use cascade_crd::{
     API_VERSION, CampaignSpec, CampaignStageSpec, JobTypeSpec, KINDS, LoginSetupSpec,
 };
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use std::collections::BTreeMap;
 
 use super::de::{DeError, from_node, suggest};
@@ -45,6 +46,19 @@ pub struct Meta {
     pub resource_version: Option<String>,
     #[serde(default)]
     pub creation_timestamp: Option<String>,
+    #[serde(default)]
+    pub finalizers: Vec<String>,
+    // Also printed by `kubectl get -o yaml`, and of no meaning here: accepted, not kept.
+    #[serde(default)]
+    managed_fields: Option<IgnoredAny>,
+    #[serde(default)]
+    owner_references: Option<IgnoredAny>,
+    #[serde(default)]
+    self_link: Option<IgnoredAny>,
+    #[serde(default)]
+    deletion_timestamp: Option<IgnoredAny>,
+    #[serde(default)]
+    deletion_grace_period_seconds: Option<IgnoredAny>,
 }
 
 /// Namespace of resources that name none.
@@ -208,10 +222,75 @@ fn load_file(file: &SourceFile, loaded: &mut Loaded) {
     }
     for doc in docs {
         let Some(root) = doc.root else { continue };
-        match load_document(&path, root, &mut loaded.broken) {
-            Ok(resource) => loaded.resources.push(resource),
-            Err(d) => loaded.diagnostics.push(d),
+        let roots = match list_items(&path, root) {
+            Ok(roots) => roots,
+            Err(d) => {
+                loaded.diagnostics.push(d);
+                continue;
+            }
+        };
+        for root in roots {
+            match load_document(&path, root, &mut loaded.broken) {
+                Ok(resource) => loaded.resources.push(resource),
+                Err(d) => loaded.diagnostics.push(d),
+            }
         }
+    }
+}
+
+/// The documents a document holds: its `items` if it is a `kind: List` (what
+/// `kubectl get campaigns -o yaml` prints), else itself.
+fn list_items(path: &Arc<str>, root: Node) -> Result<Vec<Node>, Diagnostic> {
+    let is_list = root.get("kind").and_then(Node::as_str) == Some("List")
+        && root.get("apiVersion").and_then(Node::as_str) == Some("v1");
+    if !is_list {
+        return Ok(vec![root]);
+    }
+    let pos = root.pos;
+    let NodeKind::Map(entries) = root.kind else {
+        return Ok(Vec::new());
+    };
+    const LIST: [&str; 4] = ["apiVersion", "kind", "metadata", "items"];
+    let mut items = None;
+    for e in entries {
+        match e.key.as_str() {
+            "items" => items = Some(e.value),
+            k if LIST.contains(&k) => {}
+            k => {
+                return Err(Diagnostic::error(
+                    path,
+                    e.key_pos,
+                    "unknown-field",
+                    format!("unknown field `{k}`"),
+                )
+                .with_hint(suggest(k, &LIST, "fields of a List")));
+            }
+        }
+    }
+    match items {
+        Some(Node {
+            kind: NodeKind::Seq(items),
+            ..
+        }) => Ok(items),
+        Some(Node {
+            kind: NodeKind::Scalar { .. },
+            ..
+        }) if items.as_ref().is_some_and(Node::is_null) => Ok(Vec::new()),
+        Some(other) => Err(Diagnostic::error(
+            path,
+            other.pos,
+            "invalid-field",
+            format!(
+                "`items` of a List must be a sequence of resources, found {}",
+                other.describe()
+            ),
+        )),
+        None => Err(Diagnostic::error(
+            path,
+            pos,
+            "missing-field",
+            "a List needs `items`",
+        )),
     }
 }
 
