@@ -186,6 +186,47 @@ items:
     );
 }
 
+/// Machine formats: JSON for tools, GitHub workflow annotations for pull requests.
+#[test]
+fn diagnostics_as_json_and_github_annotations() {
+    let bad = "tests/invalid/unknown-upstream.yaml";
+    let out = cascade(&[
+        "validate",
+        "--format",
+        "json",
+        "tests/fixtures/base.yaml",
+        bad,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        list,
+        serde_json::json!([{
+            "severity": "error", "file": bad, "line": 7, "column": 15,
+            "code": "unknown-reference",
+            "message": "upstream stage `s0` does not exist in namespace `exp`",
+            "hint": "did you mean `s1`?"
+        }])
+    );
+    let out = cascade(&[
+        "validate",
+        "--format",
+        "github",
+        "tests/fixtures/base.yaml",
+        bad,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "::error file={bad},line=7,col=15,title=cascade unknown-reference::upstream stage `s0` does not exist in namespace `exp`%0Ahelp: did you mean `s1`?\n"
+        )
+    );
+    let out = cascade(&["validate", "--format", "json", "examples"]);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout), "[]\n");
+}
+
 #[test]
 fn missing_path_is_an_io_failure() {
     let out = cascade(&["validate", "no/such/dir"]);
