@@ -236,6 +236,16 @@ fn missing_path_is_an_io_failure() {
         "{}",
         text(&out.stderr)
     );
+    // A directory without YAML is most likely a wrong path, not a valid empty set.
+    let empty = tempdir("empty");
+    fs::write(empty.join("notes.txt"), "not yaml").unwrap();
+    let out = cascade(&["validate", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no *.yaml or *.yml file under"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// The checked-in schemas validate against the examples with an independent validator; here

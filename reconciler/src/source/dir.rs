@@ -15,7 +15,15 @@ pub fn read_paths(paths: &[PathBuf]) -> io::Result<Vec<SourceFile>> {
     for path in paths {
         let meta = fs::metadata(path).map_err(|e| annotate(e, path))?;
         if meta.is_dir() {
+            let before = found.len();
             walk(path, &mut found)?;
+            if found.len() == before {
+                // Most likely a wrong path: say so rather than validate nothing and pass.
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no *.yaml or *.yml file under `{}`", path.display()),
+                ));
+            }
         } else {
             found.push(path.clone());
         }
