@@ -3,8 +3,9 @@
 //! Rule codes (stable, shown in brackets in every message):
 //! `duplicate-name`, `unknown-reference`, `cross-campaign-dependency`, `missing-field`,
 //! `invalid-split`, `split-data`, `invalid-percent`, `invalid-schedule`, `template`,
-//! `dependency-cycle`, `invalid-join`, `invalid-keyword`; warnings: `no-outputs`,
-//! `endless-self-dependency`, `split-ignored`, `keyword-shadowed`.
+//! `dependency-cycle`, `invalid-join`, `invalid-keyword`, `invalid-value`; warnings:
+//! `no-outputs`, `endless-self-dependency`, `split-ignored`, `keyword-shadowed`,
+//! `self-dependency-trigger`.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
@@ -192,6 +193,20 @@ impl<'r> Validator<'r> {
                     // Only the syntax here (a stray `%`): which variables exist depends on the
                     // campaign, and is checked for each stage that uses the job type.
                     self.check_job_type_templates(r, spec, &|_| true, "");
+                    for (i, p) in spec.output_file_patterns.iter().enumerate() {
+                        if p.trim().is_empty() {
+                            self.diags.push(
+                                r.error(
+                                    &["spec", "outputFilePatterns", &i.to_string()],
+                                    "invalid-value",
+                                    "an empty output file pattern matches no file",
+                                )
+                                .with_hint(
+                                    "an SQL LIKE pattern such as `%.root`, or `%` for every file",
+                                ),
+                            );
+                        }
+                    }
                     graph.job_types.insert(key, spec.clone());
                 }
                 Spec::Campaign(spec) => {
@@ -558,6 +573,7 @@ impl<'r> Validator<'r> {
                 trigger: dep.trigger,
             });
         }
+        self.check_values(&origin, &spec);
         let join = spec.join.unwrap_or(false);
         let upstreams = edges.iter().filter(|e| e.upstream != key).count();
         if join && upstreams < 2 {
@@ -614,6 +630,45 @@ impl<'r> Validator<'r> {
             generation: r.meta.generation,
             source: r.file.to_string(),
         })
+    }
+
+    /// Values that parse but mean nothing: a depth of 0, empty patterns and roles, a trigger
+    /// on a self-dependency.
+    fn check_values(&mut self, origin: &Origin, spec: &CampaignStageSpec) {
+        let name = origin.stage.name();
+        if spec.output_ancestor_depth == Some(0) {
+            self.diags.push(
+                origin
+                    .error("outputAncestorDepth", &[], "invalid-value", format!("stage `{name}`: outputAncestorDepth must be at least 1"))
+                    .with_hint("1: the outputs counted are the inputs' children (the default); 2: their grandchildren"),
+            );
+        }
+        if spec.vo_role.as_ref().is_some_and(|r| r.trim().is_empty()) {
+            self.diags.push(
+                origin
+                    .error("voRole", &[], "invalid-value", format!("stage `{name}` has an empty voRole"))
+                    .with_hint("`Production` (the default), `Analysis`, or your experiment's role; or leave it out"),
+            );
+        }
+        for (i, dep) in spec.depends_on.iter().enumerate() {
+            let idx = i.to_string();
+            if dep.file_pattern.trim().is_empty() {
+                self.diags.push(
+                    origin
+                        .stage
+                        .error(&["spec", "dependsOn", &idx, "filePattern"], "invalid-value", format!("the dependency on `{}` has an empty filePattern, which matches no file", dep.stage))
+                        .with_hint("`%` takes every output of the upstream stage (the default), `%.root` the ROOT files"),
+                );
+            }
+            if dep.stage == name && dep.trigger != cascade_crd::DependencyTrigger::Submission {
+                self.diags.push(
+                    origin
+                        .stage
+                        .warning(&["spec", "dependsOn", &idx, "trigger"], "self-dependency-trigger", format!("stage `{name}` depends on itself with `trigger: stageComplete`, which is ignored"))
+                        .with_hint("a self-dependency always relaunches with the next split after each located submission; remove `trigger`"),
+                );
+            }
+        }
     }
 
     fn check_job_type_templates(
