@@ -1,11 +1,11 @@
 //! Validation over the whole set of resources: the rules that need more than one document.
 //!
 //! Rule codes (stable, shown in brackets in every message):
-//! `duplicate-name`, `unknown-reference`, `cross-campaign-dependency`, `missing-field`,
-//! `invalid-split`, `split-data`, `invalid-percent`, `invalid-schedule`, `template`,
-//! `dependency-cycle`, `invalid-join`, `invalid-keyword`, `invalid-value`; warnings:
-//! `no-outputs`, `endless-self-dependency`, `split-ignored`, `keyword-shadowed`,
-//! `self-dependency-trigger`.
+//! `duplicate-name`, `unknown-reference`, `cross-campaign-dependency`, `duplicate-dependency`,
+//! `missing-field`, `invalid-split`, `split-data`, `invalid-percent`, `invalid-schedule`,
+//! `template`, `dependency-cycle`, `invalid-join`, `endless-self-dependency`,
+//! `invalid-keyword`, `invalid-value`; warnings: `no-outputs`, `split-ignored`,
+//! `keyword-shadowed`, `self-dependency-trigger`.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
