@@ -94,6 +94,7 @@ pub struct Completion {
     pub kind: CompletionType,
     /// Threshold in percent, in (0, 100]. Default 95.
     #[serde(default = "default_percent")]
+    #[schemars(range(min = 0, max = 100))]
     pub percent: f64,
 }
 

@@ -117,7 +117,8 @@ stage_settings! {
     /// `datatransfer` (forwards its input). Default `regular`.
     #[serde(rename = "type")]
     stage_type("type"): StageType,
-    /// Generations between inputs and the outputs counted for location. Default 1.
+    /// Generations between inputs and the outputs counted for location (at least 1). Default 1.
+    #[schemars(range(min = 1))]
     output_ancestor_depth("outputAncestorDepth"): u32,
     /// Drop the schedule once the split is exhausted. Default true.
     clear_schedule_on_exhaustion("clearScheduleOnExhaustion"): bool,
