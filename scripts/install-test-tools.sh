@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Rust, idempotently: a Python virtualenv with the
-# independent validators (check-jsonschema) under .tools/venv.
+# independent validators (check-jsonschema, kubernetes-validate) under .tools/venv, and helm
+# under .tools/bin.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$root/.tools/venv"
@@ -12,6 +13,10 @@ if [ ! -x "$venv/bin/check-jsonschema" ]; then
   fi
   "$venv/bin/pip" install --quiet --disable-pip-version-check check-jsonschema ruamel.yaml
 fi
+if [ ! -x "$venv/bin/kubernetes-validate" ]; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate
+fi
+bash "$root/scripts/install-helm.sh" "$root/.tools/bin"
 if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi

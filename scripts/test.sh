@@ -26,3 +26,13 @@ trap 'rm -rf "$tmp"' EXIT
 mapfile -t example_files < <(find examples -name '*.yaml' | sort)
 .tools/venv/bin/python scripts/split-yaml-docs.py "$tmp/docs" "${example_files[@]}"
 .tools/venv/bin/check-jsonschema --schemafile schemas/resource.json "$tmp"/docs/*.json
+
+echo "== the Helm chart: helm lint --strict, helm template, kubernetes-validate --strict"
+.tools/bin/helm lint --strict charts/cascade
+.tools/bin/helm template cascade charts/cascade --include-crds > "$tmp/chart.yaml"
+.tools/venv/bin/kubernetes-validate --strict "$tmp/chart.yaml"
+# values.schema.json refuses values that are not the chart's.
+if .tools/bin/helm template cascade charts/cascade --set rbac.namePrefix=Not_A_Name >/dev/null 2>&1; then
+  echo "error: the chart accepted an invalid rbac.namePrefix" >&2
+  exit 1
+fi
