@@ -3,7 +3,7 @@
 //! one file and the campaigns that use them in others. Nothing is dropped silently: every key
 //! that cannot be carried and every inconsistency is a warning or an error at its line.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use cascade_crd::split::parse_legacy;
 use cascade_crd::stage::SplitData;
@@ -700,9 +700,11 @@ fn campaign(
         .iter()
         .filter(|s| s.kind_and_name().0 == "campaign_stage")
         .collect();
+    let sectioned: HashSet<&str> = stage_sections.iter().map(|s| s.kind_and_name().1).collect();
+    let listed_names: HashSet<&str> = listed.iter().flatten().map(|(l, _)| l.as_str()).collect();
     if let Some(list) = &listed {
         for (stage, pos) in list {
-            if !stage_sections.iter().any(|s| s.kind_and_name().1 == stage) {
+            if !sectioned.contains(stage.as_str()) {
                 ctx.error(*pos, "unknown-stage", format!("campaign_stage_list names `{stage}` but there is no `[campaign_stage {stage}]`"), "add the section or remove the name from the list");
             }
         }
@@ -710,9 +712,7 @@ fn campaign(
     let mut names: BTreeMap<String, String> = BTreeMap::new();
     for s in &stage_sections {
         let raw = s.kind_and_name().1;
-        if let Some(list) = &listed
-            && !list.iter().any(|(l, _)| l == raw)
-        {
+        if listed.is_some() && !listed_names.contains(raw) {
             ctx.warn(
                 s.pos,
                 "unlisted-stage",

@@ -4,6 +4,8 @@
 //! start full-line comments, duplicate sections and keys are errors. Every section and key
 //! keeps its line, for messages.
 
+use std::collections::HashMap;
+
 use crate::model::yaml::Pos;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +45,10 @@ pub struct IniError {
 
 pub fn parse(text: &str) -> Result<Vec<Section>, IniError> {
     let mut sections: Vec<Section> = Vec::new();
+    // Section name -> its first line, and the keys of the current section: hashed, so that a
+    // file of many sections or keys is not quadratic.
+    let mut section_lines: HashMap<String, u32> = HashMap::new();
+    let mut keys: HashMap<String, u32> = HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i as u32 + 1;
         let trimmed = raw.trim();
@@ -71,16 +77,17 @@ pub fn parse(text: &str) -> Result<Vec<Section>, IniError> {
                 });
             };
             let name = name.trim().to_string();
-            if let Some(first) = sections.iter().find(|s| s.name == name) {
+            if let Some(first) = section_lines.get(&name) {
                 return Err(IniError {
                     pos: at(indent),
                     message: format!("duplicate section `[{name}]`"),
                     hint: format!(
-                        "the first is at line {}; POMS refuses such files too: merge them",
-                        first.pos.line
+                        "the first is at line {first}; POMS refuses such files too: merge them"
                     ),
                 });
             }
+            section_lines.insert(name.clone(), line);
+            keys.clear();
             sections.push(Section {
                 name,
                 pos: at(indent),
@@ -104,13 +111,14 @@ pub fn parse(text: &str) -> Result<Vec<Section>, IniError> {
         };
         let key = trimmed[..split].trim().to_lowercase();
         let value = trimmed[split + 1..].trim().to_string();
-        if let Some(first) = section.get(&key) {
+        if let Some(first) = keys.get(&key) {
             return Err(IniError {
                 pos: at(indent),
                 message: format!("duplicate key `{key}` in `[{}]`", section.name),
-                hint: format!("the first is at line {}", first.pos.line),
+                hint: format!("the first is at line {first}"),
             });
         }
+        keys.insert(key.clone(), line);
         section.entries.push(Entry {
             key,
             value,
