@@ -1,6 +1,6 @@
 //! `cascade run`, `cascade status`, `cascade explain`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -126,6 +126,7 @@ pub fn status(args: &StatusArgs) -> std::io::Result<Exit> {
     if let super::plan::Format::Json = args.format {
         let history = ledger.history(None).map_err(std::io::Error::other)?;
         let actions = ledger.operator_actions().map_err(std::io::Error::other)?;
+        let mut counts = submission_counts(&subs);
         let value = serde_json::json!({
             "operatorActions": actions,
             "campaigns": campaign_statuses(&stages),
@@ -139,7 +140,7 @@ pub fn status(args: &StatusArgs) -> std::io::Result<Exit> {
                     st,
                     &rfc3339(s.since),
                     None,
-                    submission_counts(&subs, &s.stage),
+                    counts.remove(&s.stage).unwrap_or_default(),
                 )),
             })).collect::<Vec<_>>(),
             "submissions": subs,
@@ -297,11 +298,13 @@ fn split_line(s: &StageStatus) -> Option<String> {
     ))
 }
 
-/// Submissions of `stage` by status, as a status subresource counts them.
-fn submission_counts(subs: &[SubmissionRow], stage: &ObjectKey) -> BTreeMap<String, u32> {
-    let mut counts = BTreeMap::new();
-    for r in subs.iter().filter(|r| &r.submission.stage == stage) {
+/// Each stage's submissions by status, as a status subresource counts them.
+fn submission_counts(subs: &[SubmissionRow]) -> HashMap<&ObjectKey, BTreeMap<String, u32>> {
+    let mut counts: HashMap<&ObjectKey, BTreeMap<String, u32>> = HashMap::new();
+    for r in subs {
         *counts
+            .entry(&r.submission.stage)
+            .or_default()
             .entry(r.submission.status.as_str().to_string())
             .or_default() += 1;
     }
