@@ -151,6 +151,15 @@ fn scan_example_launches_each_combination_once() {
     let campaign = &status["campaigns"]["eve/particle-scan"];
     assert_eq!(campaign["progressPercent"], 100.0);
     assert_eq!(campaign["stages"], serde_json::json!({"Completed": 2}));
+
+    // A misspelt stage gets a suggestion in the form it was given.
+    let out = cascade(&["explain", "scan-gne", "--state", state.path()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("help: did you mean `scan-gen`?"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

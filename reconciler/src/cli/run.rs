@@ -240,7 +240,18 @@ pub fn explain(args: &ExplainArgs) -> std::io::Result<Exit> {
         .iter()
         .find(|s| s.stage.name == args.stage || s.stage.to_string() == args.stage)
     else {
-        let known: Vec<String> = stages.iter().map(|s| s.stage.to_string()).collect();
+        // Suggest in the form given: `name`, or `namespace/name`.
+        let qualified = args.stage.contains('/');
+        let known: Vec<String> = stages
+            .iter()
+            .map(|s| {
+                if qualified {
+                    s.stage.to_string()
+                } else {
+                    s.stage.name.clone()
+                }
+            })
+            .collect();
         let known: Vec<&str> = known.iter().map(String::as_str).collect();
         eprintln!(
             "error: no stage `{}` in {}\n  help: {}",
