@@ -272,6 +272,13 @@ fn force_located_and_recover_are_recorded_and_acted_on() {
     let out = cascade(&["pause", "nothing-here", "--state", s, "--why", "x"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no campaign, stage or submission `nothing-here`"));
+    let out = cascade(&["pause", "mc-rec", "--state", s, "--why", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("help: did you mean `mc-reco`?"),
+        "{}",
+        text(&out.stderr)
+    );
     let actions = status_json(s)["operatorActions"].as_array().unwrap().len();
     assert_eq!(actions, 2);
 }

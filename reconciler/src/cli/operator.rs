@@ -130,14 +130,35 @@ fn resolve(ledger: &Ledger, text: &str) -> Result<Target, String> {
             s.campaign.clone(),
         )));
     }
-    let known: Vec<String> = stages.iter().map(|s| s.stage.to_string()).collect();
-    Err(format!(
-        "no campaign, stage or submission `{text}` in this state directory (stages: {})",
-        if known.is_empty() {
-            "none yet: run the controller first".to_string()
+    if stages.is_empty() {
+        return Err(format!(
+            "no campaign, stage or submission `{text}` in this state directory (no stages yet: run the controller first)"
+        ));
+    }
+    // Suggest among campaigns and stages, in the form given (`name` or `namespace/name`).
+    let qualified = text.contains('/');
+    let form = |ns: &str, name: &str| {
+        if qualified {
+            format!("{ns}/{name}")
         } else {
-            known.join(", ")
+            name.to_string()
         }
+    };
+    let mut known: Vec<String> = stages
+        .iter()
+        .flat_map(|s| {
+            [
+                form(&s.stage.namespace, &s.stage.name),
+                form(&s.stage.namespace, &s.campaign),
+            ]
+        })
+        .collect();
+    known.sort();
+    known.dedup();
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+    Err(format!(
+        "no campaign, stage or submission `{text}` in this state directory\n  help: {} (`cascade status` lists the submissions)",
+        crate::model::de::suggest(text, &known, "campaigns and stages")
     ))
 }
 
