@@ -272,10 +272,8 @@ fn list_items(path: &Arc<str>, root: Node) -> Result<Vec<Node>, Diagnostic> {
             kind: NodeKind::Seq(items),
             ..
         }) => Ok(items),
-        Some(Node {
-            kind: NodeKind::Scalar { .. },
-            ..
-        }) if items.as_ref().is_some_and(Node::is_null) => Ok(Vec::new()),
+        // `items: null`, as kubectl prints an empty list.
+        Some(empty) if empty.is_null() => Ok(Vec::new()),
         Some(other) => Err(Diagnostic::error(
             path,
             other.pos,

@@ -633,20 +633,21 @@ impl<'r> Validator<'r> {
     }
 
     /// Values that parse but mean nothing: a depth of 0, empty patterns and roles, a trigger
-    /// on a self-dependency.
+    /// on a self-dependency. Messages about fields that may come from the campaign's defaults
+    /// do not name the stage, so that stages sharing a default get one diagnostic.
     fn check_values(&mut self, origin: &Origin, spec: &CampaignStageSpec) {
         let name = origin.stage.name();
         if spec.output_ancestor_depth == Some(0) {
             self.diags.push(
                 origin
-                    .error("outputAncestorDepth", &[], "invalid-value", format!("stage `{name}`: outputAncestorDepth must be at least 1"))
+                    .error("outputAncestorDepth", &[], "invalid-value", "outputAncestorDepth must be at least 1")
                     .with_hint("1: the outputs counted are the inputs' children (the default); 2: their grandchildren"),
             );
         }
         if spec.vo_role.as_ref().is_some_and(|r| r.trim().is_empty()) {
             self.diags.push(
                 origin
-                    .error("voRole", &[], "invalid-value", format!("stage `{name}` has an empty voRole"))
+                    .error("voRole", &[], "invalid-value", "voRole is empty")
                     .with_hint("`Production` (the default), `Analysis`, or your experiment's role; or leave it out"),
             );
         }
