@@ -1,7 +1,9 @@
 //! `cascade run` runs the examples to the end on this machine, with the local batch system,
 //! real processes and the SQLite ledger; `status`, `explain`, `q` and the catalog show it.
 
-use crate::support::{TempDir, assert_eve_mc_outputs, cascade, catalog_query, status_json, text};
+use crate::support::{
+    TempDir, assert_eve_mc_outputs, cascade, catalog_query, expect_failure, status_json, text,
+};
 
 fn run_example(example: &str, state: &TempDir) -> String {
     let out = cascade(&["run", example, "--state", state.path(), "-q"]);
@@ -153,12 +155,10 @@ fn scan_example_launches_each_combination_once() {
     assert_eq!(campaign["stages"], serde_json::json!({"Completed": 2}));
 
     // A misspelt stage gets a suggestion in the form it was given.
-    let out = cascade(&["explain", "scan-gne", "--state", state.path()]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("help: did you mean `scan-gen`?"),
-        "{}",
-        text(&out.stderr)
+    expect_failure(
+        &["explain", "scan-gne", "--state", state.path()],
+        1,
+        "help: did you mean `scan-gen`?",
     );
 }
 

@@ -36,6 +36,18 @@ pub fn cascade(args: &[&str]) -> Output {
         .expect("run cascade")
 }
 
+/// Runs `cascade` expecting it to fail with `code` and say `needle` on stderr; returns stderr.
+pub fn expect_failure(args: &[&str], code: i32, needle: &str) -> String {
+    let out = cascade(args);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: no `{needle}` in:\n{stderr}"
+    );
+    stderr
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

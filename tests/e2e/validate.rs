@@ -3,7 +3,7 @@
 use std::fs;
 use std::time::Instant;
 
-use crate::support::{cascade, root, text};
+use crate::support::{cascade, expect_failure, root, text};
 
 #[test]
 fn examples_validate() {
@@ -122,12 +122,10 @@ fn huge_file_is_refused() {
     eprintln!("50 MB file refused in {:?}", started.elapsed());
 
     // An endless file is read only up to the limit.
-    let out = cascade(&["validate", "/dev/zero"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).starts_with("/dev/zero:1:1: error[file-too-large]"),
-        "{}",
-        text(&out.stderr)
+    expect_failure(
+        &["validate", "/dev/zero"],
+        1,
+        "/dev/zero:1:1: error[file-too-large]",
     );
 }
 
@@ -167,12 +165,10 @@ items:
 "#,
     )
     .unwrap();
-    let out = cascade(&["validate", path.to_str().unwrap()]);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("export.yaml:25:69: error[invalid-field]: unknown field `memory`"),
-        "{stderr}"
+    expect_failure(
+        &["validate", path.to_str().unwrap()],
+        1,
+        "export.yaml:25:69: error[invalid-field]: unknown field `memory`",
     );
     let fixed = fs::read_to_string(&path)
         .unwrap()
@@ -239,12 +235,10 @@ fn missing_path_is_an_io_failure() {
     // A directory without YAML is most likely a wrong path, not a valid empty set.
     let empty = tempdir("empty");
     fs::write(empty.join("notes.txt"), "not yaml").unwrap();
-    let out = cascade(&["validate", empty.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("no *.yaml or *.yml file under"),
-        "{}",
-        text(&out.stderr)
+    expect_failure(
+        &["validate", empty.to_str().unwrap()],
+        2,
+        "no *.yaml or *.yml file under",
     );
 }
 
