@@ -10,7 +10,7 @@ use cascade_crd::{CampaignStatus, SplitSpec};
 use super::Exit;
 use crate::ledger::{Ledger, SavedStage, SubmissionRow};
 use crate::model::ObjectKey;
-use crate::plan::{StageStatus, format_time, resource_status, rfc3339};
+use crate::plan::{CampaignProgress, StageStatus, format_time, resource_status, rfc3339};
 use crate::runtime::controller::{self, Options};
 
 /// The state directory flag shared by the runtime commands.
@@ -262,13 +262,9 @@ pub fn explain(args: &ExplainArgs) -> std::io::Result<Exit> {
         return Ok(Exit::Rejected);
     };
     let mut out = std::io::stdout().lock();
-    let (ns, name) = (&found.stage.namespace, &found.stage.name);
     writeln!(out, "{} is {}: {}", found.stage, found.state, found.reason)?;
     let subs = ledger.submission_rows().map_err(std::io::Error::other)?;
-    for r in subs
-        .iter()
-        .filter(|r| r.submission.stage.namespace == *ns && r.submission.stage.name == *name)
-    {
+    for r in subs.iter().filter(|r| r.submission.stage == found.stage) {
         let s = &r.submission;
         writeln!(
             out,
@@ -324,21 +320,20 @@ fn submission_counts(subs: &[SubmissionRow]) -> HashMap<&ObjectKey, BTreeMap<Str
 
 /// Each campaign's status from its stages' saved statuses, keyed `namespace/name`.
 fn campaign_statuses(stages: &[SavedStage]) -> BTreeMap<String, CampaignStatus> {
-    let mut by_campaign: BTreeMap<String, (Vec<&StageStatus>, i64)> = BTreeMap::new();
+    let mut by_campaign: BTreeMap<ObjectKey, (Vec<&StageStatus>, i64)> = BTreeMap::new();
     for s in stages {
-        let entry = by_campaign
-            .entry(format!("{}/{}", s.stage.namespace, s.campaign))
-            .or_default();
+        let key = ObjectKey::new(s.stage.namespace.clone(), s.campaign.clone());
+        let entry = by_campaign.entry(key).or_default();
         entry.0.extend(s.status.as_ref());
         entry.1 = entry.1.max(s.since);
     }
     by_campaign
         .into_iter()
         .map(|(key, (list, since))| {
-            (
-                key,
-                resource_status::campaign_status(&list, &rfc3339(since)),
-            )
+            let name = key.to_string();
+            let progress = CampaignProgress::of(key, &list);
+            let status = resource_status::campaign_status(&progress, &list, &rfc3339(since));
+            (name, status)
         })
         .collect()
 }

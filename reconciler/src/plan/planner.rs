@@ -169,6 +169,31 @@ pub struct CampaignProgress {
     pub stages_failed: u32,
 }
 
+impl CampaignProgress {
+    /// A campaign's progress from its stages', each weighted equally (a campaign without
+    /// stages has nothing left to do).
+    pub fn of(campaign: ObjectKey, stages: &[&StageStatus]) -> CampaignProgress {
+        let n = stages.len() as u32;
+        CampaignProgress {
+            campaign,
+            progress: if n == 0 {
+                1.0
+            } else {
+                stages.iter().map(|s| s.progress).sum::<f64>() / f64::from(n)
+            },
+            stages: n,
+            stages_succeeded: stages
+                .iter()
+                .filter(|s| s.settled && s.state.succeeded())
+                .count() as u32,
+            stages_failed: stages
+                .iter()
+                .filter(|s| s.state == StageState::Failed)
+                .count() as u32,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Plan {
@@ -1217,31 +1242,12 @@ fn campaign_progress(graph: &DesiredGraph, stages: &[StageStatus]) -> Vec<Campai
     for (stage, status) in graph.stages.iter().zip(stages) {
         by_campaign.entry(&stage.campaign).or_default().push(status);
     }
-    let mut seen = HashSet::new();
     graph
         .campaigns
         .keys()
-        .filter(|k| seen.insert(*k))
         .map(|key| {
             let list = by_campaign.get(key).map_or(&[][..], Vec::as_slice);
-            let n = list.len() as u32;
-            CampaignProgress {
-                campaign: key.clone(),
-                progress: if n == 0 {
-                    1.0
-                } else {
-                    list.iter().map(|s| s.progress).sum::<f64>() / f64::from(n)
-                },
-                stages: n,
-                stages_succeeded: list
-                    .iter()
-                    .filter(|s| s.settled && s.state.succeeded())
-                    .count() as u32,
-                stages_failed: list
-                    .iter()
-                    .filter(|s| s.state == StageState::Failed)
-                    .count() as u32,
-            }
+            CampaignProgress::of(key.clone(), list)
         })
         .collect()
 }

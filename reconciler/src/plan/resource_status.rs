@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use cascade_crd::{CampaignStageStatus, CampaignStatus, Condition};
 
-use super::{StageState, StageStatus};
+use super::{CampaignProgress, StageState, StageStatus};
 
 /// A stage's status. `since` is when its state last changed (RFC 3339), the transition time of
 /// its conditions; `submissions` counts its submissions by status.
@@ -54,26 +54,22 @@ pub fn stage_status(
     }
 }
 
-/// A campaign's status from its stages' (each weighted equally in the progress figure).
-pub fn campaign_status(stages: &[&StageStatus], since: &str) -> CampaignStatus {
+/// A campaign's status from its progress and its stages' statuses.
+pub fn campaign_status(
+    progress: &CampaignProgress,
+    stages: &[&StageStatus],
+    since: &str,
+) -> CampaignStatus {
     let mut by_phase: BTreeMap<String, u32> = BTreeMap::new();
     for s in stages {
         *by_phase.entry(s.state.as_str().to_string()).or_default() += 1;
     }
-    let n = stages.len();
-    let progress = if n == 0 {
-        1.0
-    } else {
-        stages.iter().map(|s| s.progress).sum::<f64>() / n as f64
-    };
-    let failed = stages
-        .iter()
-        .filter(|s| s.state == StageState::Failed)
-        .count();
-    let done = stages
-        .iter()
-        .filter(|s| s.settled && s.state.succeeded())
-        .count();
+    let CampaignProgress {
+        stages: n,
+        stages_succeeded: done,
+        stages_failed: failed,
+        ..
+    } = *progress;
     let condition = |kind: &str, on: bool, reason: &str, message: String| Condition {
         kind: kind.to_string(),
         status: if on { "True" } else { "False" }.to_string(),
@@ -106,7 +102,7 @@ pub fn campaign_status(stages: &[&StageStatus], since: &str) -> CampaignStatus {
             ),
         ],
         observed_generation: None,
-        progress_percent: Some(progress * 100.0),
+        progress_percent: Some(progress.progress * 100.0),
         stages: by_phase,
         revision: None,
     }
@@ -199,7 +195,9 @@ mod tests {
             (get("Ready"), get("Degraded")),
             ("False".into(), "True".into())
         );
-        let campaign = campaign_status(&[&failed, &running], "t");
+        let list = [&failed, &running];
+        let progress = CampaignProgress::of(ObjectKey::new("exp", "camp"), &list);
+        let campaign = campaign_status(&progress, &list, "t");
         assert_eq!(campaign.progress_percent, Some(75.0));
         assert_eq!(campaign.stages.get("Failed"), Some(&1));
         assert_eq!(campaign.stages.get("Running"), Some(&1));
