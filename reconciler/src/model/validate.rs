@@ -42,7 +42,7 @@ pub fn validate<'r>(
         diags: load_diagnostics,
         by_key: HashMap::new(),
         names: HashMap::new(),
-        suggestion_budget: std::cell::Cell::new(SUGGESTION_BUDGET),
+        suggestion_budget: SUGGESTION_BUDGET,
         broken: broken
             .iter()
             .map(|b| (b.kind, b.namespace.as_str(), b.name.as_str()))
@@ -65,7 +65,7 @@ struct Validator<'r> {
     /// (kind, namespace) -> the sorted names defined, for "did you mean" hints.
     names: HashMap<(&'static str, &'r str), Vec<&'r str>>,
     /// Name comparisons left for "did you mean" hints.
-    suggestion_budget: std::cell::Cell<usize>,
+    suggestion_budget: usize,
     /// Documents that did not load (their error is already reported).
     broken: HashSet<(&'static str, &'r str, &'r str)>,
 }
@@ -156,16 +156,15 @@ impl<'r> Validator<'r> {
         self.broken.contains(&(kind, namespace, name))
     }
 
-    fn unknown_ref(&self, kind: &'static str, namespace: &str, name: &str) -> String {
+    fn unknown_ref(&mut self, kind: &'static str, namespace: &str, name: &str) -> String {
         let Some(names) = self.names.get(&(kind, namespace)) else {
             return format!("no {kind} is defined in namespace `{namespace}`");
         };
         // Each "did you mean" compares against every name; a generated set with thousands of
         // unknown references among thousands of names would be quadratic, so past a budget
         // the hint only lists names.
-        let budget = self.suggestion_budget.get();
-        if budget >= names.len() {
-            self.suggestion_budget.set(budget - names.len());
+        if self.suggestion_budget >= names.len() {
+            self.suggestion_budget -= names.len();
             super::de::suggest(name, names, &format!("{kind} names"))
         } else {
             super::de::listing(names, &format!("{kind} names"))
