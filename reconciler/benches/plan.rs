@@ -81,6 +81,7 @@ fn main() {
             catalog: &catalog,
             now: 1_000,
             experimenter: "bench",
+            launch_timeout: cascade::plan::submission::DEFAULT_LAUNCH_TIMEOUT_SECONDS,
         });
         best = best.min(started.elapsed().as_secs_f64());
         actions = p.actions.len();

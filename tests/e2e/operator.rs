@@ -351,6 +351,20 @@ spec:
     .unwrap();
     let state = dir.0.join("state");
     let s = state.to_str().unwrap();
+    let raw = dir.0.join("r1.raw");
+    std::fs::write(&raw, "raw").unwrap();
+    let declared = cascade(&[
+        "catalog",
+        "declare",
+        raw.to_str().unwrap(),
+        "-m",
+        "data_tier=raw",
+        "--state",
+        s,
+    ]);
+    assert!(declared.status.success(), "{}", text(&declared.stderr));
+    let defined = cascade(&["catalog", "define", "raw", "data_tier raw", "--state", s]);
+    assert!(defined.status.success(), "{}", text(&defined.stderr));
     let out = run(defs.to_str().unwrap(), s);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let status = status_json(s);
@@ -373,4 +387,9 @@ spec:
     assert!(run(defs.to_str().unwrap(), s).status.success());
     let status = status_json(s);
     assert_eq!(stage(&status, "process")["state"], "Completed");
+    // The process stage ran over the approved dataset as it is (reference §4.4).
+    assert_eq!(
+        subs_of(&status, "process")[0]["submission"]["input"],
+        "defname: raw"
+    );
 }

@@ -77,13 +77,14 @@ pub fn select_ids(
 }
 
 /// Creates the project of a submission: a snapshot of its input files, all `delivered`.
+/// Returns the snapshot, if the submission has input files.
 pub fn create_project(
     conn: &Connection,
     name: &str,
     input: Option<&str>,
     files: &[String],
     t: i64,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<Option<i64>> {
     let ids: Vec<i64> = if !files.is_empty() {
         let mut stmt = conn.prepare_cached("SELECT id FROM files WHERE name = ?")?;
         files
@@ -94,7 +95,7 @@ pub fn create_project(
         // An input the catalog cannot parse has no files: the submission sees an empty project.
         select_ids(conn, q).unwrap_or(Ok(Vec::new()))?
     } else {
-        return Ok(());
+        return Ok(None);
     };
     conn.execute(
         "INSERT INTO snapshots (definition, created) VALUES (?, ?)",
@@ -115,7 +116,42 @@ pub fn create_project(
         snap.execute(params![snapshot, id])?;
         proj.execute(params![name, id, t])?;
     }
-    Ok(())
+    Ok(Some(snapshot))
+}
+
+/// Writes a definition under a name of Cascade's own for `submission`. A name that people
+/// defined differently is never overwritten: the conflict is returned.
+pub fn define_for_submission(
+    conn: &Connection,
+    name: &str,
+    query: &str,
+    submission: &str,
+    creator: &str,
+    t: i64,
+) -> rusqlite::Result<std::result::Result<(), String>> {
+    let existing: Option<(String, Option<String>)> = conn
+        .query_row(
+            "SELECT query, submission FROM definitions WHERE name = ?",
+            [name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((old, None)) = &existing
+        && old != query
+    {
+        return Ok(Err(format!(
+            "the dataset name `{name}` is already defined as `{old}` by a person; Cascade does not overwrite it (rename that definition, or the stage's dataset)"
+        )));
+    }
+    if existing.as_ref().is_some_and(|(_, owner)| owner.is_none()) {
+        return Ok(Ok(()));
+    }
+    conn.execute(
+        "INSERT INTO definitions (name, query, creator, created, submission) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET query = excluded.query, submission = excluded.submission",
+        params![name, query, creator, t, submission],
+    )?;
+    Ok(Ok(()))
 }
 
 /// Declares files (with metadata and parents) in the caller's transaction. A file already
@@ -176,7 +212,7 @@ impl Ledger {
         parse(query)?;
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO definitions (name, query, creator, created) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET query = excluded.query",
+                "INSERT INTO definitions (name, query, creator, created) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET query = excluded.query, creator = excluded.creator, submission = NULL",
                 params![name, query, who, now()],
             )
             .map(|_| ())
@@ -278,35 +314,42 @@ impl Ledger {
     }
 }
 
-/// [`CatalogView`] over the state database. Queries that fail count as no files: the planner
-/// then waits, and the failing query shows in `cascade explain`.
+/// [`CatalogView`] over the state database. A query that fails is an error for the planner
+/// (the stage shows `Degraded`), never "no files".
 pub struct LedgerCatalog<'a> {
     conn: &'a Connection,
 }
 
-impl CatalogView for LedgerCatalog<'_> {
-    fn count(&self, query: &str) -> u64 {
+impl LedgerCatalog<'_> {
+    fn ids(&self, query: &str) -> std::result::Result<Vec<i64>, String> {
         match select_ids(self.conn, query) {
-            Ok(Ok(ids)) => ids.len() as u64,
-            _ => 0,
+            Ok(Ok(ids)) => Ok(ids),
+            Ok(Err(e)) => Err(format!("catalog query `{query}`: {e}")),
+            Err(e) => Err(format!("catalog query `{query}`: {}", e.message)),
         }
     }
+}
 
-    fn files(&self, dataset: &str) -> Vec<FileFact> {
-        let Ok(Ok(ids)) = select_ids(self.conn, dataset) else {
-            return Vec::new();
-        };
-        let Ok(mut stmt) = self.conn.prepare_cached(
-            "SELECT f.name,
+impl CatalogView for LedgerCatalog<'_> {
+    fn count(&self, query: &str) -> std::result::Result<u64, String> {
+        Ok(self.ids(query)?.len() as u64)
+    }
+
+    fn files(&self, dataset: &str) -> std::result::Result<Vec<FileFact>, String> {
+        let ids = self.ids(dataset)?;
+        let fail = |e: rusqlite::Error| format!("catalog files of `{dataset}`: {e}");
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT f.name,
                     (SELECT num FROM file_metadata WHERE file = f.id AND key = 'run_number'),
                     (SELECT num FROM file_metadata WHERE file = f.id AND key = 'subrun'),
                     (SELECT num FROM file_metadata WHERE file = f.id AND key = 'end_time')
              FROM files f WHERE f.id = ?",
-        ) else {
-            return Vec::new();
-        };
+            )
+            .map_err(fail)?;
         ids.iter()
-            .filter_map(|id| {
+            .map(|id| {
                 stmt.query_row([id], |r| {
                     let run: Option<f64> = r.get(1)?;
                     let subrun: Option<f64> = r.get(2)?;
@@ -317,7 +360,7 @@ impl CatalogView for LedgerCatalog<'_> {
                         end_time: end.map(|e| e as i64),
                     })
                 })
-                .ok()
+                .map_err(fail)
             })
             .collect()
     }

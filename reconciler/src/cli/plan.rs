@@ -25,6 +25,8 @@ pub struct Args {
     /// User the launches are made for (`%(experimenter)s`); default: $USER
     #[arg(long)]
     pub experimenter: Option<String>,
+    #[command(flatten)]
+    pub launch_timeout: LaunchTimeoutArg,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -38,6 +40,26 @@ pub fn experimenter(given: &Option<String>) -> String {
         .clone()
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "cascade".into())
+}
+
+/// How long a launch may go without any job seen before it is `LaunchFailed`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LaunchTimeoutArg {
+    /// A launch that shows no job within this time is LaunchFailed (`90s`, `30m`, `4h`, `1d`)
+    #[arg(
+        long = "launch-timeout",
+        env = "CASCADE_LAUNCH_TIMEOUT",
+        default_value = "4h",
+        value_parser = parse_timeout
+    )]
+    pub seconds: i64,
+}
+
+fn parse_timeout(text: &str) -> Result<i64, String> {
+    cascade_crd::split::parse_duration(text)
+        .and_then(|s| i64::try_from(s).ok())
+        .filter(|s| *s > 0)
+        .ok_or_else(|| format!("`{text}` is not a duration: write a positive number with s, m, h, d or w, e.g. `4h`"))
 }
 
 pub fn run(args: &Args) -> std::io::Result<Exit> {
@@ -67,6 +89,7 @@ pub fn run(args: &Args) -> std::io::Result<Exit> {
                 catalog: &catalog,
                 now,
                 experimenter: &experimenter,
+                launch_timeout: args.launch_timeout.seconds,
             })
         }
         None => plan(&PlanInput {
@@ -75,6 +98,7 @@ pub fn run(args: &Args) -> std::io::Result<Exit> {
             catalog: &FixedCatalog::default(),
             now,
             experimenter: &experimenter,
+            launch_timeout: args.launch_timeout.seconds,
         }),
     };
     let mut out = std::io::stdout().lock();

@@ -59,6 +59,8 @@ pub struct RunArgs {
     /// No live progress, only the summary
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub launch_timeout: super::plan::LaunchTimeoutArg,
 }
 
 pub fn run(args: &RunArgs) -> std::io::Result<Exit> {
@@ -69,6 +71,7 @@ pub fn run(args: &RunArgs) -> std::io::Result<Exit> {
         tick: Duration::from_millis(250),
         progress: !args.quiet,
         watch: args.watch,
+        launch_timeout: args.launch_timeout.seconds,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -4,7 +4,15 @@
 pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "ledger, catalog and local batch system", V1),
     (2, "when each stage's state last changed", V2),
+    (3, "which submission defined a definition", V3),
 ];
+
+/// `submission`: the launch that wrote a definition under a name of Cascade's own (a slice,
+/// a dependency or recovery dataset); NULL for definitions people made. A launch never
+/// overwrites a definition people made.
+const V3: &str = r#"
+ALTER TABLE definitions ADD COLUMN submission TEXT;
+"#;
 
 /// `since`: when the stage's state last changed (conditions' lastTransitionTime); 0 for rows
 /// saved before it was kept.

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{Ledger, LedgerError, Result, SqlContext, now};
 use crate::model::ObjectKey;
 use crate::plan::{
-    JobCounts, LaunchAction, Observed, Origin, RecoveryRound, Request, Status, Submission,
+    Define, JobCounts, LaunchAction, Observed, Origin, RecoveryRound, Request, Status, Submission,
 };
 use cascade_crd::RecoveryType;
 
@@ -120,14 +120,31 @@ impl Ledger {
                     params![r.original, r.round, r.kind.as_str(), r.reference, l.id, t],
                 )?;
             }
-            if let (Some(name), Some(query)) = (&l.dataset, &l.input) {
-                tx.execute(
-                    "INSERT INTO definitions (name, query, creator, created) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET query = excluded.query",
-                    params![name, query, launcher, t],
-                )?;
-            }
             // The project: the input files as of now, delivered to this submission's jobs.
-            crate::catalog::store::create_project(tx, &l.id, l.input.as_deref(), &l.input_files, t)?;
+            let snapshot = crate::catalog::store::create_project(
+                tx,
+                &l.id,
+                l.input.as_deref(),
+                &l.input_files,
+                t,
+            )?;
+            let definition = match (l.define, &l.input, snapshot) {
+                (Define::Query, Some(query), _) => Some(query.clone()),
+                (Define::Snapshot, _, Some(id)) => Some(format!("snapshot_id {id}")),
+                _ => None,
+            };
+            if let (Some(name), Some(query)) = (&l.dataset, definition) {
+                let defined = crate::catalog::store::define_for_submission(
+                    tx, name, &query, &l.id, launcher, t,
+                )?;
+                if let Err(conflict) = defined {
+                    tx.execute(
+                        "UPDATE submissions SET status = ?, launch_state = 'failed' WHERE id = ?",
+                        params![Status::LaunchFailed.as_str(), l.id],
+                    )?;
+                    history(tx, &l.id, Status::LaunchFailed, &conflict)?;
+                }
+            }
             Ok(true)
         })
     }
@@ -174,7 +191,8 @@ impl Ledger {
         })
     }
 
-    /// Submissions reserved whose launch has no recorded outcome.
+    /// Submissions reserved whose launch has no recorded outcome (a reservation refused at
+    /// once, such as one whose dataset name is taken, is not open).
     pub fn open_reservations(&self) -> Result<Vec<String>> {
         self.rows(
             "SELECT id FROM submissions WHERE launch_state = 'reserved' ORDER BY created, seq",
@@ -510,7 +528,7 @@ impl Ledger {
     pub fn launch_dir(&self, id: &str) -> Result<Option<(String, String, String)>> {
         self.conn
             .query_row(
-                "SELECT argv, env, launch_dir FROM submissions WHERE id = ?",
+                "SELECT argv, env, launch_dir FROM submissions WHERE id = ? AND launch_state = 'reserved'",
                 [id],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )

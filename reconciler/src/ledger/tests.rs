@@ -46,6 +46,7 @@ fn launch(id: &str, origin: Origin, input: Option<&str>) -> LaunchAction {
         dataset: input.map(|_| format!("{id}_input")),
         input: input.map(String::from),
         input_files: Vec::new(),
+        define: crate::plan::Define::Query,
         cursor_after: None,
         approval: false,
         recovery: None,
@@ -86,7 +87,7 @@ fn a_version_1_state_is_migrated() {
         .unwrap();
     l.conn
         .execute_batch(
-            "ALTER TABLE stage_status DROP COLUMN since; DELETE FROM schema_migrations WHERE version = 2;",
+            "ALTER TABLE stage_status DROP COLUMN since; ALTER TABLE definitions DROP COLUMN submission; DELETE FROM schema_migrations WHERE version >= 2;",
         )
         .unwrap();
     drop(l);

@@ -11,11 +11,11 @@ pub mod submission;
 mod tests;
 
 pub use observed::{
-    CatalogView, FixedCatalog, JobCounts, Observed, Origin, RecoveryRound, Request, Status,
-    Submission,
+    CatalogError, CatalogView, FixedCatalog, JobCounts, Observed, Origin, RecoveryRound, Request,
+    Status, Submission,
 };
 pub use planner::{
-    Action, CampaignProgress, LaunchAction, Plan, PlanInput, StageState, StageStatus, plan,
+    Action, CampaignProgress, Define, LaunchAction, Plan, PlanInput, StageState, StageStatus, plan,
     schedule_fires,
 };
 
@@ -31,4 +31,20 @@ pub fn format_time(t: i64) -> String {
     chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0)
         .map(|d| d.format("%Y-%m-%d %H:%M:%SZ").to_string())
         .unwrap_or_else(|| t.to_string())
+}
+
+/// A number of seconds as people write it: `4h`, `90s`, `1h30m`.
+pub fn format_duration(seconds: i64) -> String {
+    if seconds <= 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    let mut rest = seconds;
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if rest >= size {
+            out.push_str(&format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+    }
+    out
 }

@@ -230,16 +230,26 @@ pub struct Observed {
     pub split_resets: BTreeMap<ObjectKey, u64>,
 }
 
+/// A catalog question that got no answer (a query that does not parse, a definition that is
+/// missing, a database error). Never read as "no files": the stage that asked is `Degraded`.
+pub type CatalogError = String;
+
 /// What the planner may ask the catalog. An implementation answers from one consistent
 /// snapshot; the planner never writes.
 pub trait CatalogView {
     /// Number of files matching a query of the catalog language.
-    fn count(&self, query: &str) -> u64;
+    fn count(&self, query: &str) -> Result<u64, CatalogError>;
     /// Facts about the files of a dataset (a definition name or a query), in catalog order.
-    fn files(&self, dataset: &str) -> Vec<crate::split::FileFact>;
+    fn files(&self, dataset: &str) -> Result<Vec<crate::split::FileFact>, CatalogError>;
+    /// Whether a query selects no files; `None` when this view cannot tell (a plan made
+    /// without a state directory has no catalog to ask).
+    fn is_empty(&self, query: &str) -> Result<Option<bool>, CatalogError> {
+        self.count(query).map(|n| Some(n == 0))
+    }
 }
 
-/// A catalog of fixed answers, for tests and for planning without a catalog.
+/// A catalog of fixed answers, for tests and for planning without a catalog. It counts
+/// queries it was not told about as 0 files, but does not claim they are empty.
 #[derive(Clone, Debug, Default)]
 pub struct FixedCatalog {
     pub counts: BTreeMap<String, u64>,
@@ -247,11 +257,15 @@ pub struct FixedCatalog {
 }
 
 impl CatalogView for FixedCatalog {
-    fn count(&self, query: &str) -> u64 {
-        self.counts.get(query).copied().unwrap_or(0)
+    fn count(&self, query: &str) -> Result<u64, CatalogError> {
+        Ok(self.counts.get(query).copied().unwrap_or(0))
     }
 
-    fn files(&self, dataset: &str) -> Vec<crate::split::FileFact> {
-        self.files.get(dataset).cloned().unwrap_or_default()
+    fn files(&self, dataset: &str) -> Result<Vec<crate::split::FileFact>, CatalogError> {
+        Ok(self.files.get(dataset).cloned().unwrap_or_default())
+    }
+
+    fn is_empty(&self, query: &str) -> Result<Option<bool>, CatalogError> {
+        Ok(self.counts.get(query).map(|n| *n == 0))
     }
 }

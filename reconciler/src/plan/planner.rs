@@ -45,6 +45,8 @@ pub struct PlanInput<'a> {
     pub now: i64,
     /// Who launches are done for when no operator asked (`%(experimenter)s`).
     pub experimenter: &'a str,
+    /// Seconds a launch may go without any job seen before it is `LaunchFailed`.
+    pub launch_timeout: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -87,11 +89,29 @@ pub struct LaunchAction {
     pub input: Option<String>,
     /// The input files when the split already knows them (snapshot splits).
     pub input_files: Vec<String>,
+    /// What the executor records under `dataset` in the catalog.
+    pub define: Define,
     pub cursor_after: Option<Cursor>,
     /// An approval stage records the submission as awaiting approval and runs nothing.
     pub approval: bool,
     pub recovery: Option<RecoveryRound>,
     pub launch: Launch,
+}
+
+/// How a launch's dataset name gets its definition in the catalog.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Define {
+    /// The name is the user's (the stage's dataset, a list item, `launch --dataset`) or there
+    /// is no dataset: nothing is written, the user's definitions are never changed.
+    #[default]
+    Nothing,
+    /// A name of Cascade's own (dependency, join, recovery datasets): defined as the input
+    /// query, which may grow as POMS's dependency definitions do (reference §4.4).
+    Query,
+    /// A slice of a split: defined as a snapshot of exactly the files delivered, so it
+    /// evaluates to the same files forever.
+    Snapshot,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +122,8 @@ pub enum StageState {
     Completed,
     Exhausted,
     Failed,
+    /// A question to the catalog got no answer: nothing is decided until it does.
+    Degraded,
 }
 
 impl StageState {
@@ -112,6 +134,7 @@ impl StageState {
             StageState::Completed => "Completed",
             StageState::Exhausted => "Exhausted",
             StageState::Failed => "Failed",
+            StageState::Degraded => "Degraded",
         }
     }
 
@@ -221,6 +244,7 @@ struct Candidate {
     dataset: Option<String>,
     input: Option<String>,
     input_files: Vec<String>,
+    define: Define,
     cursor_after: Option<Cursor>,
     overrides: Vec<Param>,
     parent: Option<String>,
@@ -236,6 +260,7 @@ impl Candidate {
             dataset: None,
             input: None,
             input_files: Vec::new(),
+            define: Define::Nothing,
             cursor_after: None,
             overrides: Vec::new(),
             parent: None,
@@ -282,6 +307,8 @@ struct Planner<'a> {
     rounds: HashMap<&'a str, Vec<&'a RecoveryRound>>,
     outcomes: HashMap<ObjectKey, Outcome>,
     facts: RefCell<HashMap<ObjectKey, Rc<Vec<FileFact>>>>,
+    /// The first catalog question of each stage that got no answer.
+    degraded: RefCell<HashMap<ObjectKey, String>>,
     actions: Vec<Action>,
     wake_at: Option<i64>,
 }
@@ -322,6 +349,7 @@ impl<'a> Planner<'a> {
             rounds,
             outcomes: HashMap::new(),
             facts: RefCell::default(),
+            degraded: RefCell::default(),
             actions: Vec::new(),
             wake_at: None,
         }
@@ -352,13 +380,23 @@ impl<'a> Planner<'a> {
             let outputs = &self.outputs[&stage.key];
             let mut current = sub.clone();
             // A submission may move twice in one plan (Running -> Completed -> Located).
-            while let Some((to, reason)) = submission::next_status(
-                stage,
-                outputs,
-                &current,
-                self.input.catalog,
-                self.input.now,
-            ) {
+            loop {
+                let next = submission::next_status(
+                    stage,
+                    outputs,
+                    &current,
+                    self.input.catalog,
+                    self.input.now,
+                    self.input.launch_timeout,
+                );
+                let (to, reason) = match next {
+                    Ok(Some(next)) => next,
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.degrade(&stage.key, e);
+                        break;
+                    }
+                };
                 self.actions.push(Action::SetStatus {
                     submission: sub.id.clone(),
                     from: current.status,
@@ -370,8 +408,51 @@ impl<'a> Planner<'a> {
                     break;
                 }
             }
+            if current.status == Status::New && sub.launched && sub.jobs.total == 0 {
+                self.wake(sub.created + self.input.launch_timeout);
+            }
             self.status.insert(sub.id.as_str(), current.status);
         }
+    }
+
+    /// Counts a query's files for `stage`; `None` (and the stage `Degraded`) when the catalog
+    /// cannot answer.
+    fn count(&self, stage: &ObjectKey, query: &str) -> Option<u64> {
+        match self.input.catalog.count(query) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                self.degrade(stage, e);
+                None
+            }
+        }
+    }
+
+    fn degrade(&self, stage: &ObjectKey, error: String) {
+        self.degraded
+            .borrow_mut()
+            .entry(stage.clone())
+            .or_insert(error);
+    }
+
+    fn wake(&mut self, at: i64) {
+        self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
+    }
+
+    /// Launches that ended without any job seen yet, said in the stage's reason.
+    fn jobless_launches(&self, subs: &[&Submission]) -> Option<String> {
+        let waiting: Vec<String> = subs
+            .iter()
+            .filter(|s| s.launched && s.jobs.total == 0 && self.status_of(&s.id) == Status::New)
+            .map(|s| {
+                format!(
+                    "{} (LaunchFailed at {} unless a job appears)",
+                    s.id,
+                    super::format_time(s.created + self.input.launch_timeout)
+                )
+            })
+            .collect();
+        (!waiting.is_empty())
+            .then(|| format!("launch ended but no job seen yet: {}", waiting.join(", ")))
     }
 
     fn status_of(&self, id: &str) -> Status {
@@ -419,17 +500,16 @@ impl<'a> Planner<'a> {
             return Chain::InFlight;
         }
         let recipe = &self.input.graph.job_type_of(stage).recoveries;
-        let submission::Outputs { patterns, version } = &self.outputs[&stage.key];
+        let basis = self.recovery_basis(stage, original, head);
         for (round, step) in recipe.iter().enumerate().skip(decided.len()) {
-            let query = queries::recovery(
-                step.kind,
-                head,
-                original.input.as_deref(),
-                patterns,
-                version,
-            );
+            let query = queries::recovery(step.kind, &basis);
             let round = round as u32;
-            if self.input.catalog.count(&query) == 0 {
+            // A round is skipped only when the catalog says it has nothing: a question without
+            // an answer decides nothing and is asked again.
+            let Some(files) = self.count(&stage.key, &query) else {
+                return Chain::InFlight;
+            };
+            if files == 0 {
                 self.actions.push(Action::SkipRecovery {
                     original: original.id.clone(),
                     round,
@@ -447,6 +527,7 @@ impl<'a> Planner<'a> {
             );
             c.dataset = Some(format!("cascade_recover_{}_{}", original.id, round + 1));
             c.input = Some(query);
+            c.define = Define::Query;
             c.overrides = step.parameter_overrides.clone();
             c.parent = Some(original.id.clone());
             c.recovery = Some(RecoveryRound {
@@ -477,9 +558,8 @@ impl<'a> Planner<'a> {
             .get(original)
             .and_then(|rs| rs.iter().rev().find_map(|r| r.submission.as_deref()))
             .unwrap_or(original);
-        let submission::Outputs { patterns, version } = &self.outputs[&stage.key];
-        let query = queries::recovery(kind, head, sub.input.as_deref(), patterns, version);
-        if self.input.catalog.count(&query) == 0 {
+        let query = queries::recovery(kind, &self.recovery_basis(stage, sub, head));
+        if self.count(&stage.key, &query)? == 0 {
             return None;
         }
         let Origin::Request { id } = origin else {
@@ -488,6 +568,7 @@ impl<'a> Planner<'a> {
         let mut c = Candidate::new(origin, test || sub.test);
         c.dataset = Some(format!("cascade_recover_{original}_request{id}"));
         c.input = Some(query);
+        c.define = Define::Query;
         c.parent = Some(original.to_string());
         c.overrides = self
             .input
@@ -499,6 +580,29 @@ impl<'a> Planner<'a> {
             .map(|step| step.parameter_overrides.clone())
             .unwrap_or_default();
         Some(c)
+    }
+
+    /// What a recovery round of `original` is computed from, with `head` the submission of the
+    /// chain that got located last.
+    fn recovery_basis(
+        &self,
+        stage: &Stage,
+        original: &Submission,
+        head: &str,
+    ) -> queries::RecoveryBasis {
+        queries::RecoveryBasis {
+            reference: head.to_string(),
+            reference_created: self.by_id.get(head).map_or(original.created, |s| s.created),
+            input: original.input.clone(),
+            output_patterns: self
+                .input
+                .graph
+                .job_type_of(stage)
+                .output_file_patterns
+                .clone(),
+            version: self.outputs[&stage.key].version.clone(),
+            depth: stage.output_ancestor_depth,
+        }
     }
 
     /// The current cursor of the stage's real or test split: the one after its latest slice.
@@ -519,25 +623,38 @@ impl<'a> Planner<'a> {
             .unwrap_or_default()
     }
 
-    /// The catalog's facts about the stage's dataset, asked once per plan (the catalog view is
-    /// one snapshot; the split is walked several times: next slice, exhaustion, progress).
-    fn facts(&self, stage: &Stage) -> Rc<Vec<FileFact>> {
+    /// The catalog's facts about the files a stage splits, asked once per plan (the catalog
+    /// view is one snapshot; the split is walked several times: next slice, exhaustion,
+    /// progress). `None` when the catalog cannot answer (the stage is then `Degraded`).
+    fn facts(&self, stage: &Stage, policy: &SplitPolicy) -> Option<Rc<Vec<FileFact>>> {
         if let Some(f) = self.facts.borrow().get(&stage.key) {
-            return Rc::clone(f);
+            return Some(Rc::clone(f));
         }
-        let facts = Rc::new(
-            stage
-                .dataset_text()
-                .map(|d| self.input.catalog.files(d))
-                .unwrap_or_default(),
-        );
+        let dataset = stage.dataset_text()?;
+        // `stagedfiles` names a project: its slices are the files that project consumed.
+        let query = match policy {
+            SplitPolicy::Stagedfiles { .. } => format!(
+                "project_name {} and consumed_status 'consumed'",
+                queries::lit(dataset)
+            ),
+            _ => dataset.to_string(),
+        };
+        let facts = match self.input.catalog.files(&query) {
+            Ok(f) => Rc::new(f),
+            Err(e) => {
+                self.degrade(&stage.key, e);
+                return None;
+            }
+        };
         self.facts
             .borrow_mut()
             .insert(stage.key.clone(), Rc::clone(&facts));
-        facts
+        Some(facts)
     }
 
-    /// The launch of the next slice from `cursor`, or `None` when the split is exhausted.
+    /// The launch of the next slice from `cursor` that has files, or `None` when the split is
+    /// exhausted (or the catalog cannot say). Slices known to be empty are passed over: a
+    /// launch over no files would run jobs that process nothing.
     fn slice(
         &self,
         stage: &Stage,
@@ -545,6 +662,8 @@ impl<'a> Planner<'a> {
         test: bool,
         cursor: &Cursor,
     ) -> Option<Candidate> {
+        /// Empty slices passed over in one plan before giving up until the next.
+        const MAX_EMPTY_SLICES: usize = 10_000;
         let mut c = Candidate::new(origin, test);
         let policy = if test {
             stage.test_split.as_ref().or(stage.split.as_ref())
@@ -554,11 +673,34 @@ impl<'a> Planner<'a> {
         let generator = stage.stage_type == StageType::Generator;
         match (policy, &stage.dataset) {
             (Some(policy), Some(data)) => {
-                let facts = self.facts(stage);
-                let Next::Slice { slice, cursor } =
-                    next(policy, data, cursor, &facts, self.input.now)
-                else {
-                    return None;
+                // Policies that slice the catalog's files know each slice's files.
+                let from_facts = !matches!(
+                    policy,
+                    SplitPolicy::Draining | SplitPolicy::List | SplitPolicy::Multiparam
+                );
+                let facts = if from_facts {
+                    self.facts(stage, policy)?
+                } else {
+                    Rc::default()
+                };
+                let mut cursor = cursor.clone();
+                let mut empty = 0;
+                let (slice, after) = loop {
+                    let Next::Slice {
+                        slice,
+                        cursor: after,
+                    } = next(policy, data, &cursor, &facts, self.input.now)
+                    else {
+                        return None;
+                    };
+                    if !(from_facts && !generator && slice.files.is_empty()) {
+                        break (slice, after);
+                    }
+                    empty += 1;
+                    if empty >= MAX_EMPTY_SLICES || after == cursor {
+                        return None;
+                    }
+                    cursor = after;
                 };
                 c.input = match policy {
                     _ if generator => None,
@@ -566,9 +708,12 @@ impl<'a> Planner<'a> {
                     SplitPolicy::List => Some(format!("defname: {}", slice.name)),
                     _ => Some(slice.query),
                 };
+                if from_facts && !generator {
+                    c.define = Define::Snapshot;
+                }
                 c.dataset = Some(slice.name);
                 c.input_files = slice.files;
-                c.cursor_after = Some(cursor);
+                c.cursor_after = Some(after);
             }
             (None, data) => {
                 // Without a split there is one slice, the dataset; an operator may launch it
@@ -740,10 +885,9 @@ impl<'a> Planner<'a> {
                         candidates.push(c);
                     }
                     next_fire = upcoming;
-                    self.wake_at = match (self.wake_at, upcoming) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
+                    if let Some(t) = upcoming {
+                        self.wake(t);
+                    }
                     more_possible = true;
                     waiting.push(match upcoming {
                         Some(t) => format!(
@@ -802,6 +946,7 @@ impl<'a> Planner<'a> {
             if all && !self.has_origin(&stage.key, &Origin::Join) {
                 let mut c = Candidate::new(Origin::Join, false);
                 c.dataset = Some(format!("{}_join", stage.key.name));
+                c.define = Define::Query;
                 c.input = Some(
                     queries_by_edge
                         .iter()
@@ -833,10 +978,15 @@ impl<'a> Planner<'a> {
                             let upstream_sub = self.by_id[original.as_str()];
                             let mut c = Candidate::new(origin, *test);
                             c.dataset = Some(format!("{}_from_{original}", stage.key.name));
+                            c.define = Define::Query;
+                            let upstream_input =
+                                upstream_sub.input.as_deref().unwrap_or("defname: none");
                             c.input = Some(match up.stage_type {
-                                StageType::Approval | StageType::Datatransfer => format!(
-                                    "({}) and {}",
-                                    upstream_sub.input.as_deref().unwrap_or("defname: none"),
+                                // An approval has no project of its own: its dependents run
+                                // over its dataset as it is, without a pattern (§4.4).
+                                StageType::Approval => upstream_input.to_string(),
+                                StageType::Datatransfer => format!(
+                                    "({upstream_input}) and {}",
                                     queries::pattern_bits(&e.file_pattern)
                                 ),
                                 _ => {
@@ -876,6 +1026,7 @@ impl<'a> Planner<'a> {
                                 let mut c = Candidate::new(origin, false);
                                 c.dataset =
                                     Some(format!("{}_after_{}", stage.key.name, e.upstream.name));
+                                c.define = Define::Query;
                                 c.input = Some(queries::stage_outputs(
                                     &e.upstream.to_string(),
                                     &e.file_pattern,
@@ -920,6 +1071,8 @@ impl<'a> Planner<'a> {
         let mut queued = Vec::new();
         let mut launches = 0u32;
         let mut compose_error = None;
+        // Launches left out because their input has no files, said in the reason.
+        let mut empty_inputs: Vec<String> = Vec::new();
         if inactive || paused_by.is_some() {
             queued = candidates
                 .iter()
@@ -931,6 +1084,18 @@ impl<'a> Planner<'a> {
         } else {
             let mut seq = subs.iter().map(|s| s.seq).max().unwrap_or(0);
             for c in candidates {
+                match self.input_is_empty(stage, &c) {
+                    Some(false) => {}
+                    Some(true) => {
+                        empty_inputs.push(format!(
+                            "nothing launched for {}: its input `{}` selects no files",
+                            c.origin.describe(),
+                            c.input.as_deref().unwrap_or_default()
+                        ));
+                        continue;
+                    }
+                    None => continue,
+                }
                 seq += 1;
                 match self.launch(stage, seq, c) {
                     Ok(action) => {
@@ -956,7 +1121,13 @@ impl<'a> Planner<'a> {
             f64::from(located) * 100.0 / f64::from(chains_total)
         };
         let settled = in_flight == 0 && launches == 0 && queued.is_empty() && !more_possible;
-        let (state, reason) = if let Some(e) = compose_error {
+        let degraded = self.degraded.borrow().get(&stage.key).cloned();
+        let (state, reason) = if let Some(e) = degraded {
+            (
+                StageState::Degraded,
+                format!("the catalog could not answer, so nothing is decided until it does: {e}"),
+            )
+        } else if let Some(e) = compose_error {
             (
                 StageState::Failed,
                 format!("cannot compose its launch: {e}"),
@@ -996,21 +1167,26 @@ impl<'a> Planner<'a> {
             if launches > 0 {
                 text.push_str(&format!("; launching {launches} now"));
             }
+            if let Some(note) = self.jobless_launches(&subs) {
+                text.push_str("; ");
+                text.push_str(&note);
+            }
             (StageState::Running, text)
         } else if !waiting.is_empty() && (more_possible || chains_total == 0) {
             (StageState::Waiting, waiting.join("; and "))
         } else if chains_total == 0 {
-            if exhausted {
-                (
-                    StageState::Exhausted,
-                    "its split has nothing to launch: the dataset holds no files".to_string(),
-                )
+            // Nothing ran, so nothing succeeded: the stage waits for files or for a person.
+            let dataset = stage.dataset_text().unwrap_or("its dataset");
+            let why = if !empty_inputs.is_empty() {
+                "nothing to launch".to_string()
+            } else if exhausted {
+                format!("its split has nothing to launch: `{dataset}` holds no files")
+            } else if upstream.is_empty() {
+                "nothing to launch".to_string()
             } else {
-                (
-                    StageState::Waiting,
-                    "blocked: its upstream stages ended without located submissions".to_string(),
-                )
-            }
+                "blocked: its upstream stages ended without located submissions".to_string()
+            };
+            (StageState::Waiting, why)
         } else if located_percent + 1e-9 >= stage.completion.percent {
             let open_ended = stage
                 .split
@@ -1046,18 +1222,23 @@ impl<'a> Planner<'a> {
             Some(d) => format!("{reason} (drift: {d})"),
             None => reason,
         };
-        for note in &request_notes {
+        for note in request_notes.iter().chain(&empty_inputs) {
             reason.push_str("; ");
             reason.push_str(note);
         }
-        let settled = settled || state == StageState::Failed && in_flight == 0 && launches == 0;
+        let settled = state != StageState::Degraded
+            && (settled || state == StageState::Failed && in_flight == 0 && launches == 0);
         // Not settled, but nothing will move it without a person or the clock: paused with
         // launches queued, waiting for a schedule, or waiting only on stages like that.
         let live = in_flight as usize - awaiting.len();
-        let blocked = !settled
-            && live == 0
-            && launches == 0
-            && (!awaiting.is_empty() || !queued.is_empty() || (more_possible && !waiting_on_live));
+        // A degraded stage waits for the catalog; a person has to look at what it said.
+        let blocked = state == StageState::Degraded
+            || !settled
+                && live == 0
+                && launches == 0
+                && (!awaiting.is_empty()
+                    || !queued.is_empty()
+                    || (more_possible && !waiting_on_live));
 
         let expected = self.expected_chains(stage, chains_total, exhausted);
         let split_cursor = self.cursor(stage, false);
@@ -1176,6 +1357,32 @@ impl<'a> Planner<'a> {
         n
     }
 
+    /// Whether a launch's input is known to hold no files: from the split's facts when it
+    /// has them, else by asking the catalog (a view that cannot tell is not taken to mean
+    /// empty). Generators and value splits have no input files (`Some(false)`); `None` when
+    /// the catalog cannot answer.
+    fn input_is_empty(&self, stage: &Stage, c: &Candidate) -> Option<bool> {
+        if c.define == Define::Snapshot {
+            return Some(c.input_files.is_empty());
+        }
+        // An approval runs nothing: a person signs off whatever its dataset holds.
+        if stage.stage_type == StageType::Approval {
+            return Some(false);
+        }
+        match &c.input {
+            None => Some(false),
+            // A recovery round was counted when it was decided.
+            Some(_) if c.recovery.is_some() => Some(false),
+            Some(q) => match self.input.catalog.is_empty(q) {
+                Ok(empty) => Some(empty.unwrap_or(false)),
+                Err(e) => {
+                    self.degrade(&stage.key, e);
+                    None
+                }
+            },
+        }
+    }
+
     fn launch(&self, stage: &Stage, seq: u64, c: Candidate) -> Result<LaunchAction, String> {
         let id = format!("{}.{}.{seq}", stage.key.namespace, stage.key.name);
         let experimenter = c.launcher.as_deref().unwrap_or(self.input.experimenter);
@@ -1202,6 +1409,7 @@ impl<'a> Planner<'a> {
             dataset: c.dataset,
             input: c.input,
             input_files: c.input_files,
+            define: c.define,
             cursor_after: c.cursor_after,
             approval: stage.stage_type == StageType::Approval,
             recovery,

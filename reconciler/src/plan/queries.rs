@@ -56,11 +56,25 @@ pub fn consumed_inputs(submission: &str) -> String {
 }
 
 /// Inputs of a submission's project that have, for every pattern, a descendant at `depth`
-/// generations of this version (reference §4.3 b).
-pub fn located_inputs(submission: &str, patterns: &[String], version: &str, depth: u32) -> String {
+/// generations of this version, made since `since` (unix seconds; reference §4.3 b, §5.1).
+///
+/// The catalog keeps times to the second, so an output made in the submission's own second
+/// counts (`>=`): a job can finish within the second it was launched in, and an output of an
+/// earlier submission of the same slice is at least a second older than its relaunch.
+pub fn located_inputs(
+    submission: &str,
+    patterns: &[String],
+    version: &str,
+    depth: u32,
+    since: i64,
+) -> String {
     let mut q = project_inputs(submission);
     for p in dedup_consecutive(patterns) {
-        let inner = format!("{} and version {}", pattern_bits(p), lit(version));
+        let inner = format!(
+            "{} and version {} and create_date >= {since}",
+            pattern_bits(p),
+            lit(version)
+        );
         let mut wrapped = inner;
         for _ in 0..depth.max(1) {
             wrapped = format!("isparentof:( {wrapped} )");
@@ -82,15 +96,24 @@ fn dedup_consecutive(patterns: &[String]) -> Vec<&str> {
     out
 }
 
-/// The dataset of a recovery round computed against the reference submission's project
-/// (reference §5.1). `input` is the original's input query, for `added_files`.
-pub fn recovery(
-    kind: RecoveryType,
-    reference: &str,
-    input: Option<&str>,
-    patterns: &[String],
-    version: &str,
-) -> String {
+/// What a recovery round's dataset is computed from (reference §5.1).
+pub struct RecoveryBasis {
+    /// The submission whose project the round is computed against.
+    pub reference: String,
+    /// When the reference submission was made (outputs older than it do not count).
+    pub reference_created: i64,
+    /// The original's input query, for `added_files`.
+    pub input: Option<String>,
+    /// The job type's output patterns and the stage's software version and ancestor depth,
+    /// for `pending_files`.
+    pub output_patterns: Vec<String>,
+    pub version: String,
+    pub depth: u32,
+}
+
+/// The dataset of a recovery round of `kind` (reference §5.1).
+pub fn recovery(kind: RecoveryType, basis: &RecoveryBasis) -> String {
+    let reference = basis.reference.as_str();
     let snapshot = project_inputs(reference);
     let project = format!("project_name {}", lit(reference));
     match kind {
@@ -99,12 +122,18 @@ pub fn recovery(
         RecoveryType::ConsumedStatus | RecoveryType::ProcessStatus => {
             format!("{snapshot} minus ({project} and consumed_status 'consumed')")
         }
-        RecoveryType::AddedFiles => match input {
+        RecoveryType::AddedFiles => match &basis.input {
             Some(q) => format!("({q}) minus {snapshot}"),
             None => format!("{snapshot} minus {snapshot}"),
         },
         RecoveryType::PendingFiles => {
-            let located = located_inputs(reference, patterns, version, 1);
+            let located = located_inputs(
+                reference,
+                &basis.output_patterns,
+                &basis.version,
+                basis.depth,
+                basis.reference_created,
+            );
             format!("{snapshot} minus ({located})")
         }
         // Fixed from POMS, whose query leaves the project name unfilled ([Q] in §5.1).
@@ -136,16 +165,25 @@ mod tests {
             &["%.a".into(), "%.a".into(), "%.b".into()],
             "v1",
             2,
+            100,
         );
         assert_eq!(
             q,
-            "snapshot_for_project_name 'eve.reco.3' and isparentof:( isparentof:( file_name like '%.a' and version 'v1' ) ) and isparentof:( isparentof:( file_name like '%.b' and version 'v1' ) )"
+            "snapshot_for_project_name 'eve.reco.3' and isparentof:( isparentof:( file_name like '%.a' and version 'v1' and create_date >= 100 ) ) and isparentof:( isparentof:( file_name like '%.b' and version 'v1' and create_date >= 100 ) )"
         );
     }
 
     #[test]
     fn delivered_not_consumed_names_the_project_unlike_poms() {
-        let q = recovery(RecoveryType::DeliveredNotConsumed, "s1", None, &[], "v");
+        let basis = RecoveryBasis {
+            reference: "s1".into(),
+            reference_created: 0,
+            input: None,
+            output_patterns: Vec::new(),
+            version: "v".into(),
+            depth: 1,
+        };
+        let q = recovery(RecoveryType::DeliveredNotConsumed, &basis);
         assert_eq!(q, "project_name 's1' and consumed_status 'delivered'");
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use cascade_crd::{CompletionType, StageType};
 
-use super::observed::{CatalogView, JobCounts, Status, Submission};
+use super::observed::{CatalogError, CatalogView, JobCounts, Status, Submission};
 use super::queries;
 use crate::launch::compose::stage_version;
 use crate::model::{DesiredGraph, ObjectKey, Stage};
@@ -13,8 +13,15 @@ use crate::model::{DesiredGraph, ObjectKey, Stage};
 /// A `located` submission older than this is located regardless of its files (POMS's rule).
 pub const LOCATE_ANYWAY_AFTER_SECONDS: i64 = 2 * 86_400;
 
-/// The status the batch system's counts give (the agent's rules, §6.2), or none while the
-/// submission has no jobs yet.
+/// How long a launch may go without any job seen before it is `LaunchFailed` (POMS: 4 h).
+pub const DEFAULT_LAUNCH_TIMEOUT_SECONDS: i64 = 4 * 3600;
+
+/// The status the batch system's counts give, or none while the submission has no jobs yet.
+///
+/// The agent's rules in their order (reference §6.2), then POMS's `update_submission` rule
+/// (§4.2): a `Running` report whose share of finished jobs (failed ones included) reaches the
+/// completion percentage is recorded `Completed`. Held jobs keep a submission `Held` whatever
+/// the share (§6.4a), and an `Idle` report never completes early.
 pub fn from_jobs(jobs: &JobCounts, completion_percent: f64) -> Option<Status> {
     if jobs.total == 0 {
         return None;
@@ -24,22 +31,24 @@ pub fn from_jobs(jobs: &JobCounts, completion_percent: f64) -> Option<Status> {
         if jobs.failed * 2 > jobs.succeeded {
             return Some(Status::Failed);
         }
-        if jobs.removed == jobs.total {
-            return Some(Status::Removed);
+        // POMS asks for more than one cancelled job here; one job removed out of one is no
+        // more a success than ten, so any all-removed submission is `Cancelled`.
+        if jobs.removed > 0 && jobs.removed == jobs.total {
+            return Some(Status::Cancelled);
         }
         return Some(Status::Completed);
     }
-    // POMS's `update_submission` rule: enough finished jobs complete the submission early.
-    let pct = f64::from(jobs.finished()) * 100.0 / f64::from(jobs.total);
-    if pct >= completion_percent && jobs.failed * 2 <= jobs.succeeded {
-        return Some(Status::Completed);
+    if jobs.held > 0 {
+        return Some(Status::Held);
     }
-    Some(if jobs.held > 0 {
-        Status::Held
-    } else if jobs.running > 0 {
-        Status::Running
+    if jobs.running == 0 {
+        return Some(Status::Idle);
+    }
+    let pct = f64::from(jobs.finished()) * 100.0 / f64::from(jobs.total);
+    Some(if pct >= completion_percent {
+        Status::Completed
     } else {
-        Status::Idle
+        Status::Running
     })
 }
 
@@ -89,48 +98,65 @@ pub fn location(
     outputs: &Outputs,
     sub: &Submission,
     catalog: &dyn CatalogView,
-) -> Location {
+) -> Result<Location, CatalogError> {
     let Outputs { patterns, version } = outputs;
     let share = stage.completion.percent / 100.0;
     let has_inputs = stage.stage_type != StageType::Generator
-        && catalog.count(&queries::project_inputs(&sub.id)) > 0;
+        && catalog.count(&queries::project_inputs(&sub.id))? > 0;
     if has_inputs {
-        // POMS's base is the files the jobs consumed, not those delivered (§4.3 b).
-        let consumed = catalog.count(&queries::consumed_inputs(&sub.id));
-        let q = queries::located_inputs(&sub.id, patterns, version, stage.output_ancestor_depth);
-        return Location {
-            found: catalog.count(&q),
+        // POMS's base is the files the jobs consumed, not those delivered (§4.3 b); only
+        // outputs made since the submission count (§6.4a).
+        let consumed = catalog.count(&queries::consumed_inputs(&sub.id))?;
+        let q = queries::located_inputs(
+            &sub.id,
+            patterns,
+            version,
+            stage.output_ancestor_depth,
+            sub.created,
+        );
+        return Ok(Location {
+            found: catalog.count(&q)?,
             needed: consumed as f64 * share,
-        };
+        });
     }
-    let found = patterns
-        .iter()
-        .map(|p| catalog.count(&queries::outputs_of(&[&sub.id], p, version)))
-        .min()
-        .unwrap_or(0);
-    Location {
-        found,
+    let mut found = None::<u64>;
+    for p in patterns {
+        let n = catalog.count(&queries::outputs_of(&[&sub.id], p, version))?;
+        found = Some(found.map_or(n, |f| f.min(n)));
+    }
+    Ok(Location {
+        found: found.unwrap_or(0),
         needed: f64::from(sub.jobs.total) * share,
-    }
+    })
 }
 
-/// The next status of a submission, with the reason, or none if it stays as it is.
+/// The next status of a submission, with the reason, or none if it stays as it is. A catalog
+/// question without an answer leaves the submission as it is and is returned as the error.
 pub fn next_status(
     stage: &Stage,
     outputs: &Outputs,
     sub: &Submission,
     catalog: &dyn CatalogView,
     now: i64,
-) -> Option<(Status, String)> {
+    launch_timeout: i64,
+) -> Result<Option<(Status, String)>, CatalogError> {
     let recovery = sub.origin.is_recovery();
     match sub.status {
         Status::New | Status::Idle | Status::Running | Status::Held => {
             let derived = match from_jobs(&sub.jobs, stage.completion.percent) {
                 Some(s) => s,
-                None if sub.launched => {
-                    return Some((Status::Completed, "the launch submitted no jobs".into()));
+                // No job seen is no evidence of success (§6.4a): the submission stays `New`
+                // until the launch timeout says the launch submitted nothing.
+                None if sub.launched && now - sub.created >= launch_timeout => {
+                    return Ok(Some((
+                        Status::LaunchFailed,
+                        format!(
+                            "the launch ended but no job of it was seen within {}",
+                            crate::plan::format_duration(launch_timeout)
+                        ),
+                    )));
                 }
-                None => return None,
+                None => return Ok(None),
             };
             // A failed recovery never blocks the chain (§6.3 rule 1).
             let derived = if recovery && derived == Status::Failed {
@@ -138,26 +164,32 @@ pub fn next_status(
             } else {
                 derived
             };
-            (derived != sub.status).then(|| (derived, jobs_reason(&sub.jobs)))
+            Ok((derived != sub.status).then(|| (derived, jobs_reason(&sub.jobs))))
         }
         Status::Completed => {
             if stage.completion.kind == CompletionType::Complete
                 || stage.stage_type == StageType::Approval
             {
-                return Some((Status::Located, "completion type is `complete`".into()));
+                return Ok(Some((
+                    Status::Located,
+                    "completion type is `complete`".into(),
+                )));
             }
             if sub.force_located {
-                return Some((Status::Located, "forced located by an operator".into()));
+                return Ok(Some((
+                    Status::Located,
+                    "forced located by an operator".into(),
+                )));
             }
             if now - sub.created > LOCATE_ANYWAY_AFTER_SECONDS {
-                return Some((
+                return Ok(Some((
                     Status::Located,
                     "completed more than two days ago (POMS's rule)".into(),
-                ));
+                )));
             }
-            let loc = location(stage, outputs, sub, catalog);
+            let loc = location(stage, outputs, sub, catalog)?;
             let enough = loc.found as f64 >= loc.needed && (loc.needed > 0.0 || recovery);
-            enough.then(|| {
+            Ok(enough.then(|| {
                 (
                     Status::Located,
                     format!(
@@ -166,9 +198,9 @@ pub fn next_status(
                         loc.needed.ceil()
                     ),
                 )
-            })
+            }))
         }
-        _ => None,
+        _ => Ok(None),
     }
 }
 

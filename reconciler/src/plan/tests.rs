@@ -65,6 +65,7 @@ fn run_plan(g: &DesiredGraph, o: &Observed, c: &FixedCatalog, now: i64) -> Plan 
         catalog: c,
         now,
         experimenter: "alice",
+        launch_timeout: crate::plan::submission::DEFAULT_LAUNCH_TIMEOUT_SECONDS,
     })
 }
 
@@ -238,10 +239,7 @@ fn recovery_rounds_run_once_each_then_dependents_start_once() {
     catalog.counts.insert(
         queries::recovery(
             cascade_crd::RecoveryType::ConsumedStatus,
-            "exp.proc.1",
-            Some("defname: raw"),
-            &[],
-            "v1",
+            &recovery_basis("exp.proc.1", "defname: raw"),
         ),
         3,
     );
@@ -304,10 +302,7 @@ fn recovery_launch_carries_the_rounds_overrides() {
         catalog.counts.insert(
             queries::recovery(
                 cascade_crd::RecoveryType::ProcessStatus,
-                reference,
-                Some("defname: raw"),
-                &[],
-                "v1",
+                &recovery_basis(reference, "defname: raw"),
             ),
             1,
         );
@@ -564,7 +559,7 @@ fn located_completion_counts_inputs_with_located_outputs() {
     catalog
         .counts
         .insert(queries::consumed_inputs("exp.proc.1"), 4);
-    let located = queries::located_inputs("exp.proc.1", &["%.root".into()], "v1", 0);
+    let located = queries::located_inputs("exp.proc.1", &["%.root".into()], "v1", 0, 0);
     catalog.counts.insert(located.clone(), 2);
     let p = run_plan(&g, &o, &catalog, 10);
     assert!(
@@ -710,6 +705,19 @@ proptest! {
     }
 }
 
+/// What the planner computes a recovery round of `reference` from (the types these tests
+/// use read only the reference's project).
+fn recovery_basis(reference: &str, input: &str) -> queries::RecoveryBasis {
+    queries::RecoveryBasis {
+        reference: reference.into(),
+        reference_created: 0,
+        input: Some(input.into()),
+        output_patterns: Vec::new(),
+        version: "v1".into(),
+        depth: 1,
+    }
+}
+
 /// A catalog that counts how often the planner asks for a dataset's files.
 struct CountingCatalog {
     files: Vec<crate::split::FileFact>,
@@ -717,13 +725,13 @@ struct CountingCatalog {
 }
 
 impl CatalogView for CountingCatalog {
-    fn count(&self, _: &str) -> u64 {
-        0
+    fn count(&self, _: &str) -> Result<u64, crate::plan::CatalogError> {
+        Ok(0)
     }
 
-    fn files(&self, _: &str) -> Vec<crate::split::FileFact> {
+    fn files(&self, _: &str) -> Result<Vec<crate::split::FileFact>, crate::plan::CatalogError> {
         self.asked.set(self.asked.get() + 1);
-        self.files.clone()
+        Ok(self.files.clone())
     }
 }
 
@@ -752,6 +760,7 @@ fn a_plan_asks_the_catalog_for_a_datasets_files_once() {
         catalog: &catalog,
         now: 0,
         experimenter: "alice",
+        launch_timeout: crate::plan::submission::DEFAULT_LAUNCH_TIMEOUT_SECONDS,
     });
     assert_eq!(p.launches().count(), 1);
     // The split was walked for the launch and for the progress estimate (25 slices).

@@ -31,6 +31,8 @@ pub struct Options {
     pub progress: bool,
     /// Keep running after every stage settled (a long-lived controller).
     pub watch: bool,
+    /// Seconds a launch may go without any job seen before it is `LaunchFailed`.
+    pub launch_timeout: i64,
 }
 
 pub struct Summary {
@@ -40,7 +42,9 @@ pub struct Summary {
 
 impl Summary {
     pub fn failed(&self) -> bool {
-        self.stages.iter().any(|s| s.state == StageState::Failed)
+        self.stages
+            .iter()
+            .any(|s| matches!(s.state, StageState::Failed | StageState::Degraded))
     }
 }
 
@@ -141,6 +145,7 @@ pub async fn run(opts: Options) -> Result<Summary> {
                 catalog: &catalog,
                 now,
                 experimenter: &opts.experimenter,
+                launch_timeout: opts.launch_timeout,
             })
         };
         let mut acted = false;
