@@ -283,10 +283,12 @@ impl SplitPolicy {
 
     /// Whether this policy can run out of slices (POMS §3.4).
     pub fn can_exhaust(&self) -> bool {
-        !matches!(
-            self,
-            SplitPolicy::Draining | SplitPolicy::Limitn { .. } | SplitPolicy::New(_)
-        )
+        match self {
+            SplitPolicy::Draining | SplitPolicy::Limitn { .. } => false,
+            // Windows up to a fixed `lasttime` run out; without it they follow the clock.
+            SplitPolicy::New(w) => w.lasttime.is_some(),
+            _ => true,
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod batch;
 mod crash;
+mod datasets;
 mod ini;
 mod operator;
 mod plan;

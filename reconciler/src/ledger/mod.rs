@@ -213,6 +213,20 @@ impl Ledger {
         Ok(value)
     }
 
+    /// Runs `f` inside one read transaction: every read it makes sees the same committed
+    /// state, whatever other processes commit meanwhile (launches recording their outcome,
+    /// jobs ending). Returns what `f` returned and the `data_version` of that state, so a
+    /// commit made after it is noticed.
+    pub fn consistent_read<T>(&self, f: impl FnOnce(&Ledger) -> Result<T>) -> Result<(T, i64)> {
+        self.conn.execute_batch("BEGIN DEFERRED").at(self)?;
+        // The first read fixes the snapshot; `data_version` is read in it.
+        let read = self.data_version().and_then(|v| Ok((f(self)?, v)));
+        let end = self.conn.execute_batch("COMMIT").at(self);
+        let read = read?;
+        end?;
+        Ok(read)
+    }
+
     /// Records an operator action with who and why.
     pub fn record_action(
         &mut self,

@@ -246,6 +246,43 @@ mod tests {
         assert_eq!(from_jobs(&held, 95.0), Some(Status::Held));
     }
 
+    /// The rows of reference §6.4a that job counts decide.
+    #[test]
+    fn status_vectors_of_the_reference() {
+        let held = JobCounts {
+            total: 4,
+            succeeded: 3,
+            held: 1,
+            ..JobCounts::default()
+        };
+        assert_eq!(
+            from_jobs(&held, 75.0),
+            Some(Status::Held),
+            "held keeps it Held"
+        );
+        assert_eq!(
+            from_jobs(&jobs(20, 1, 0, 19), 95.0),
+            Some(Status::Completed),
+            "a Running report at 95% finished (failed jobs count) completes it"
+        );
+        assert_eq!(from_jobs(&jobs(20, 0, 1, 19), 100.0), Some(Status::Failed));
+        assert_eq!(from_jobs(&jobs(3, 0, 2, 1), 100.0), Some(Status::Completed));
+        let removed = JobCounts {
+            total: 3,
+            removed: 3,
+            ..JobCounts::default()
+        };
+        assert_eq!(from_jobs(&removed, 100.0), Some(Status::Cancelled));
+        // An Idle report never completes early, whatever the share (§4.2: only `Running`).
+        let idle = JobCounts {
+            total: 4,
+            succeeded: 3,
+            idle: 1,
+            ..JobCounts::default()
+        };
+        assert_eq!(from_jobs(&idle, 75.0), Some(Status::Idle));
+    }
+
     #[test]
     fn completion_percent_completes_early_as_in_poms() {
         // 3 of 4 finished is 75 %: complete at 75, still running at 95.

@@ -767,3 +767,187 @@ fn a_plan_asks_the_catalog_for_a_datasets_files_once() {
     assert_eq!(status_of(&p, "proc").progress, 0.0);
     assert_eq!(catalog.asked.get(), 1);
 }
+
+/// Reference §6.4a: a launch that exited 0 but whose jobs were never seen is not success. It
+/// stays `New` until the launch timeout, then is `LaunchFailed`, and its dependents never start.
+#[test]
+fn a_launch_without_jobs_stays_new_then_fails_and_starts_no_dependent() {
+    let g = graph(
+        "  keywords: {}",
+        &(stage("gen", "  type: generator")
+            + &stage("sim", "  dependsOn: [{stage: gen, filePattern: '%.root'}]")),
+    );
+    let mut o = Observed::default();
+    let p = run_plan(&g, &o, &FixedCatalog::default(), 0);
+    apply(&p, &mut o, 0);
+    o.submissions[0].launched = true; // the command ended; no job ever appeared
+    let timeout = 600;
+    let plan_at = |o: &Observed, now| {
+        plan(&PlanInput {
+            graph: &g,
+            observed: o,
+            catalog: &FixedCatalog::default(),
+            now,
+            experimenter: "alice",
+            launch_timeout: timeout,
+        })
+    };
+    let before = plan_at(&o, timeout - 1);
+    assert!(before.actions.is_empty(), "{:?}", before.actions);
+    assert_eq!(status_of(&before, "gen").state, StageState::Running);
+    assert!(
+        status_of(&before, "gen").reason.contains("no job seen yet"),
+        "{}",
+        status_of(&before, "gen").reason
+    );
+    assert_eq!(
+        before.wake_at,
+        Some(timeout),
+        "the controller wakes at the deadline"
+    );
+    let after = plan_at(&o, timeout);
+    assert!(
+        matches!(
+            &after.actions[..],
+            [Action::SetStatus { to: Status::LaunchFailed, reason, .. }] if reason.contains("no job")
+        ),
+        "{:?}",
+        after.actions
+    );
+    apply(&after, &mut o, timeout);
+    let last = plan_at(&o, timeout + 1);
+    assert_eq!(status_of(&last, "gen").state, StageState::Failed);
+    assert!(last.launches().next().is_none(), "no dependent starts");
+    assert_eq!(status_of(&last, "sim").state, StageState::Waiting);
+}
+
+/// A catalog that cannot answer: every question fails.
+struct BrokenCatalog;
+
+impl CatalogView for BrokenCatalog {
+    fn count(&self, q: &str) -> Result<u64, CatalogError> {
+        Err(format!("database is locked while counting `{q}`"))
+    }
+
+    fn files(&self, d: &str) -> Result<Vec<crate::split::FileFact>, CatalogError> {
+        Err(format!("database is locked while reading `{d}`"))
+    }
+}
+
+/// A catalog question without an answer is never "0 files": no location decided, no
+/// recovery round recorded as skipped, no split taken as exhausted; the stage is `Degraded`
+/// and the same plan is made again once the catalog answers.
+#[test]
+fn a_catalog_that_cannot_answer_decides_nothing_and_degrades_the_stage() {
+    let g = graph(
+        "  keywords: {}",
+        &(stage(
+            "proc",
+            "  dataset: raw\n  completion: {type: located, percent: 100}",
+        ) + &stage("split", "  dataset: raw\n  split: nfiles(2)")),
+    );
+    let mut o = Observed::default();
+    let p = run_plan(&g, &o, &FixedCatalog::default(), 0);
+    apply(&p, &mut o, 0);
+    finish_jobs(&mut o, &|_| false);
+    o.submissions[0].status = Status::Completed;
+    let p = plan(&PlanInput {
+        graph: &g,
+        observed: &o,
+        catalog: &BrokenCatalog,
+        now: 10,
+        experimenter: "alice",
+        launch_timeout: 600,
+    });
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    for name in ["proc", "split"] {
+        let s = status_of(&p, name);
+        assert_eq!(s.state, StageState::Degraded, "{name}: {}", s.reason);
+        assert!(s.reason.contains("database is locked"), "{}", s.reason);
+        assert!(!s.settled && s.blocked);
+    }
+}
+
+/// Recovery rounds are decided only from answers: with the catalog failing, the located
+/// submission's rounds stay undecided (none is recorded as skipped).
+#[test]
+fn no_recovery_round_is_skipped_because_of_a_catalog_error() {
+    let g = graph("  keywords: {}", &stage("proc", "  dataset: raw"));
+    let mut o = Observed::default();
+    let p = run_plan(&g, &o, &FixedCatalog::default(), 0);
+    apply(&p, &mut o, 0);
+    finish_jobs(&mut o, &|_| false);
+    o.submissions[0].status = Status::Located;
+    let p = plan(&PlanInput {
+        graph: &g,
+        observed: &o,
+        catalog: &BrokenCatalog,
+        now: 10,
+        experimenter: "alice",
+        launch_timeout: 600,
+    });
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::SkipRecovery { .. })),
+        "{:?}",
+        p.actions
+    );
+    assert_eq!(status_of(&p, "proc").state, StageState::Degraded);
+}
+
+/// An input known to be empty launches nothing, and says so.
+#[test]
+fn an_empty_dataset_launches_nothing_and_is_not_success() {
+    let g = graph("  keywords: {}", &stage("proc", "  dataset: raw"));
+    let mut catalog = FixedCatalog::default();
+    catalog.counts.insert("defname: raw".into(), 0);
+    let p = run_plan(&g, &Observed::default(), &catalog, 0);
+    assert!(p.launches().next().is_none());
+    let s = status_of(&p, "proc");
+    assert_eq!(s.state, StageState::Waiting);
+    assert!(s.settled);
+    assert!(s.reason.contains("selects no files"), "{}", s.reason);
+    catalog.counts.insert("defname: raw".into(), 3);
+    let p = run_plan(&g, &Observed::default(), &catalog, 0);
+    assert_eq!(p.launches().count(), 1);
+}
+
+/// Slices of a split are defined as snapshots of their files; the stage's own dataset and
+/// list items are people's names and are never defined by a launch.
+#[test]
+fn launches_define_only_names_of_their_own() {
+    let files = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| crate::split::FileFact {
+                name: n.to_string(),
+                run: None,
+                end_time: None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let g = graph(
+        "  keywords: {}",
+        &(stage("whole", "  dataset: raw")
+            + &stage("sliced", "  dataset: raw\n  split: nfiles(2)")
+            + &stage("listed", "  dataset: a,b\n  split: list")),
+    );
+    let mut catalog = FixedCatalog::default();
+    catalog
+        .files
+        .insert("raw".into(), files(&["f1", "f2", "f3"]));
+    let p = run_plan(&g, &Observed::default(), &catalog, 0);
+    let define = |stage: &str| {
+        p.launches()
+            .find(|l| l.stage == key(stage))
+            .map(|l| (l.define, l.dataset.clone().unwrap_or_default()))
+            .unwrap()
+    };
+    assert_eq!(define("whole"), (Define::Nothing, "raw".into()));
+    assert_eq!(
+        define("sliced"),
+        (Define::Snapshot, "raw_slice0_files2".into())
+    );
+    assert_eq!(define("listed"), (Define::Nothing, "a".into()));
+}

@@ -136,18 +136,20 @@ pub async fn run(opts: Options) -> Result<Summary> {
         }
 
         let now = chrono::Utc::now().timestamp();
-        let observed = ledger.observed()?;
-        let planned = {
+        // Observations and catalog answers from one snapshot: a launch recording its outcome
+        // meanwhile is either wholly seen or not at all.
+        let (planned, seen_version) = ledger.consistent_read(|ledger| {
+            let observed = ledger.observed()?;
             let catalog = ledger.catalog_view();
-            plan(&PlanInput {
+            Ok(plan(&PlanInput {
                 graph: &graph,
                 observed: &observed,
                 catalog: &catalog,
                 now,
                 experimenter: &opts.experimenter,
                 launch_timeout: opts.launch_timeout,
-            })
-        };
+            }))
+        })?;
         let mut acted = false;
         for action in &planned.actions {
             acted = true;
@@ -226,7 +228,7 @@ pub async fn run(opts: Options) -> Result<Summary> {
             .unwrap_or(opts.tick)
             .min(opts.tick);
         tokio::select! {
-            _ = ledger_change(&ledger, wait) => {}
+            _ = ledger_change(&ledger, seen_version, wait) => {}
             Some(()) = changes.recv() => {
                 // Let a burst of writes finish, then reload; a bad edit keeps the last good graph.
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -253,17 +255,21 @@ pub async fn run(opts: Options) -> Result<Summary> {
     }
 }
 
-/// Returns when another process (a job's runner, `cascade submit`, an operator command)
-/// commits to the ledger, or after `wait`: jobs ending wake the controller within a poll.
-async fn ledger_change(ledger: &Ledger, wait: Duration) {
+/// Returns when another process (a job's runner, `cascade submit`, an operator command) has
+/// committed to the ledger since the state the plan read (`seen`), or after `wait`: a commit
+/// that landed while the plan was being made still wakes the controller at once.
+async fn ledger_change(ledger: &Ledger, seen: i64, wait: Duration) {
     const POLL: Duration = Duration::from_millis(20);
-    let start = ledger.data_version().ok();
     let deadline = tokio::time::Instant::now() + wait;
-    while tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(POLL.min(deadline - tokio::time::Instant::now())).await;
-        if ledger.data_version().ok() != start {
+    loop {
+        if ledger.data_version().ok() != Some(seen) {
             return;
         }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return;
+        }
+        tokio::time::sleep(POLL.min(deadline - now)).await;
     }
 }
 
