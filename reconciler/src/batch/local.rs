@@ -269,21 +269,6 @@ fn start_runner(ledger: &mut Ledger, id: i64) -> Result<Option<std::process::Chi
     Ok(Some(child))
 }
 
-/// `%` and `_` as in SQL LIKE (and SAM): any run of characters, any one character.
-pub fn like(pattern: &str, name: &str) -> bool {
-    fn go(p: &[char], n: &[char]) -> bool {
-        match p.split_first() {
-            None => n.is_empty(),
-            Some(('%', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
-            Some(('_', rest)) => !n.is_empty() && go(rest, &n[1..]),
-            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    go(&p, &n)
-}
-
 /// The metadata a job's outputs carry, from the job's environment: which submission, job,
 /// stage and software version made them. Dependency and location queries select on these.
 pub fn output_metadata(env: &dyn Fn(&str) -> Option<String>) -> Vec<(String, String)> {
@@ -400,11 +385,13 @@ pub fn run_job(state: &Path, id: i64) -> Result<i32> {
     });
     let mut outputs = Vec::new();
     if code == 0 {
-        let mut names: Vec<_> = std::fs::read_dir(&dir)?
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| patterns.iter().any(|p| like(p, n)))
-            .collect();
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&dir)?.filter_map(|e| e.ok()) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if crate::catalog::store::like_any(&ledger.conn, &patterns, &name).at(&ledger)? {
+                names.push(name);
+            }
+        }
         names.sort();
         for name in names {
             let path = dir.join(&name);
@@ -535,21 +522,4 @@ fn control_job(ledger: &mut Ledger, id: i64, action: Control) -> Result<bool> {
         return Ok(true);
     }
     Ok(false)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::like;
-
-    #[test]
-    fn like_patterns_as_in_sam() {
-        assert!(like("%.gen.root", "eve_1.gen.root"));
-        assert!(!like("%.gen.root", "eve_1.g4.root"));
-        assert!(like(
-            "eve_%_?.root".replace('?', "_").as_str(),
-            "eve_a_b.root"
-        ));
-        assert!(like("%", ""));
-        assert!(!like("_", ""));
-    }
 }

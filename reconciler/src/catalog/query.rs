@@ -4,7 +4,7 @@
 //! query   := expr [with (limit N | offset N | stride N)+]
 //! expr    := term ((or | minus) term)*
 //! term    := factor (and factor)*
-//! factor  := ( expr )
+//! factor  := ( query )                                 (a slice of a sub-query, or grouping)
 //!          | defname: NAME
 //!          | ischildof: ( expr ) | isparentof: ( expr )
 //!          | snapshot_id N | snapshot_for_project_name NAME
@@ -16,6 +16,12 @@
 //! ```
 //! Values are bare words or `'quoted'` strings (`''` is a quote). Keywords are
 //! case-insensitive. Errors carry the column and a hint.
+//!
+//! Limits, each a located error past it: [`MAX_CONDITIONS`] conditions in a query (with its
+//! definitions expanded: the database evaluates them as one expression), [`MAX_DEPTH`] levels
+//! of parentheses and `ischildof:`/`isparentof:`, `limit`/`offset`/`snapshot_id` up to
+//! 2^63 − 1, `stride` at least 1. [`Query`]'s `Display` prints the canonical form, which
+//! parses back to the same query.
 
 use std::fmt;
 
@@ -29,6 +35,8 @@ pub struct Query {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
+    /// A parenthesised query with its own `with limit/offset/stride`.
+    Sliced(Box<Query>),
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
     Minus(Box<Expr>, Box<Expr>),
@@ -105,7 +113,12 @@ impl fmt::Display for QueryError {
 impl std::error::Error for QueryError {}
 
 /// Nesting bound: queries come from users and from definitions that refer to each other.
-const MAX_DEPTH: usize = 64;
+pub const MAX_DEPTH: usize = 32;
+
+/// Conditions in one query, definitions expanded. SQLite refuses expressions nested more than
+/// 1000 deep, and each `and`/`or` nests one level: past this bound a query is refused with a
+/// located error before it reaches the database.
+pub const MAX_CONDITIONS: usize = 400;
 
 #[derive(Clone, Debug, PartialEq)]
 enum Tok {
@@ -218,38 +231,12 @@ impl Lexer<'_> {
 
 pub fn parse(text: &str) -> Result<Query, QueryError> {
     let toks = lex(text)?;
-    let mut p = Parser { toks, pos: 0 };
-    let expr = p.expr(0)?;
-    let mut q = Query {
-        expr,
-        limit: None,
-        offset: None,
-        stride: None,
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        conditions: 0,
     };
-    if p.keyword("with") {
-        p.pos += 1;
-        let mut any = false;
-        loop {
-            let slot = if p.keyword("limit") {
-                &mut q.limit
-            } else if p.keyword("offset") {
-                &mut q.offset
-            } else if p.keyword("stride") {
-                &mut q.stride
-            } else {
-                break;
-            };
-            p.pos += 1;
-            *slot = Some(p.number()?);
-            any = true;
-        }
-        if !any {
-            return Err(p.error(
-                "expected `limit`, `offset` or `stride` after `with`",
-                "for example `with limit 10 offset 20`",
-            ));
-        }
-    }
+    let q = p.query(0)?;
     match p.peek() {
         Tok::End => Ok(q),
         Tok::Close => Err(p.error("unbalanced `)`", "remove it or add the matching `(`")),
@@ -263,9 +250,61 @@ pub fn parse(text: &str) -> Result<Query, QueryError> {
 struct Parser {
     toks: Vec<(Tok, usize)>,
     pos: usize,
+    conditions: usize,
 }
 
 impl Parser {
+    /// `expr [with ...]`: a whole query, or one in parentheses.
+    fn query(&mut self, depth: usize) -> Result<Query, QueryError> {
+        let expr = self.expr(depth)?;
+        let mut q = Query {
+            expr,
+            limit: None,
+            offset: None,
+            stride: None,
+        };
+        if !self.keyword("with") {
+            return Ok(q);
+        }
+        self.pos += 1;
+        let mut any = false;
+        loop {
+            let word = if self.keyword("limit") {
+                "limit"
+            } else if self.keyword("offset") {
+                "offset"
+            } else if self.keyword("stride") {
+                "stride"
+            } else {
+                break;
+            };
+            self.pos += 1;
+            let at = self.offset();
+            let n = self.number()?;
+            if word == "stride" && n == 0 {
+                return Err(QueryError {
+                    offset: at,
+                    message: "`stride 0` selects no pattern of files".into(),
+                    hint: "a stride is at least 1: `stride 3` takes every third file".into(),
+                });
+            }
+            let slot = match word {
+                "limit" => &mut q.limit,
+                "offset" => &mut q.offset,
+                _ => &mut q.stride,
+            };
+            *slot = Some(n);
+            any = true;
+        }
+        if !any {
+            return Err(self.error(
+                "expected `limit`, `offset` or `stride` after `with`",
+                "for example `with limit 10 offset 20`",
+            ));
+        }
+        Ok(q)
+    }
+
     fn peek(&self) -> &Tok {
         &self.toks[self.pos].0
     }
@@ -294,7 +333,7 @@ impl Parser {
         if depth > MAX_DEPTH {
             return Err(self.error(
                 "query nested too deeply",
-                "at most 64 levels of parentheses and ischildof/isparentof",
+                "at most 32 levels of parentheses and ischildof/isparentof",
             ));
         }
         let mut left = self.term(depth)?;
@@ -337,14 +376,28 @@ impl Parser {
         }
     }
 
+    /// A whole number the database can hold (at most 2^63 − 1).
     fn number(&mut self) -> Result<u64, QueryError> {
         let at = self.offset();
         let v = self.value("a number")?;
-        v.parse().map_err(|_| QueryError {
-            offset: at,
-            message: format!("`{v}` is not a whole number"),
-            hint: "use digits only, e.g. 10".into(),
-        })
+        match v.parse::<u64>() {
+            Ok(n) if i64::try_from(n).is_ok() => Ok(n),
+            Ok(_) => Err(QueryError {
+                offset: at,
+                message: format!("`{v}` is too large"),
+                hint: format!("at most {}", i64::MAX),
+            }),
+            Err(_) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => Err(QueryError {
+                offset: at,
+                message: format!("`{v}` is too large"),
+                hint: format!("at most {}", i64::MAX),
+            }),
+            Err(_) => Err(QueryError {
+                offset: at,
+                message: format!("`{v}` is not a whole number"),
+                hint: "use digits only, e.g. 10".into(),
+            }),
+        }
     }
 
     fn parenthesised(&mut self, depth: usize, after: &str) -> Result<Expr, QueryError> {
@@ -355,16 +408,36 @@ impl Parser {
             ));
         }
         self.pos += 1;
-        let e = self.expr(depth + 1)?;
+        let q = self.query(depth + 1)?;
         if self.peek() != &Tok::Close {
             return Err(self.error("expected `)`", "close the parenthesis opened before"));
         }
         self.pos += 1;
-        Ok(e)
+        if q.limit.is_none() && q.offset.is_none() && q.stride.is_none() {
+            Ok(q.expr)
+        } else if after.is_empty() {
+            Ok(Expr::Sliced(Box::new(q)))
+        } else {
+            Err(QueryError {
+                offset: self.toks[self.pos - 1].1,
+                message: format!("`with` inside `{after}( ... )`"),
+                hint: format!(
+                    "slice the files before relating them: `{after}( (query with limit N) )`"
+                ),
+            })
+        }
     }
 
     fn factor(&mut self, depth: usize) -> Result<Expr, QueryError> {
         let at = self.offset();
+        self.conditions += 1;
+        if self.conditions > MAX_CONDITIONS {
+            return Err(QueryError {
+                offset: at,
+                message: format!("more than {MAX_CONDITIONS} conditions in one query"),
+                hint: "select the files by what they share (a run range such as `run_number 40-45`, a metadata value, a definition) rather than one by one".into(),
+            });
+        }
         let word = match self.peek().clone() {
             Tok::Open => return self.parenthesised(depth, ""),
             Tok::Word(w) => w,
@@ -480,11 +553,145 @@ impl Parser {
                     }
                     _ => Op::Eq,
                 };
+                let at = self.offset();
+                let value = self.value(&format!("a value for `{word}`"))?;
+                if is_time_key(&lower) && op != Op::Like && parse_time(&value).is_none() {
+                    return Err(QueryError {
+                        offset: at,
+                        message: format!("`{value}` is not a time"),
+                        hint: "write a date `2026-01-31`, a UTC time `2026-01-31T12:00:00` or unix seconds".into(),
+                    });
+                }
                 Ok(Expr::Meta {
                     key: lower,
                     op,
-                    value: self.value(&format!("a value for `{word}`"))?,
+                    value,
                 })
+            }
+        }
+    }
+}
+
+/// Keys that compare as times (the file's creation time).
+pub fn is_time_key(key: &str) -> bool {
+    matches!(key, "create_date" | "created")
+}
+
+/// `2026-01-31`, `2026-01-31T12:00:00`, `2026-01-31 12:00:00` (UTC, a trailing `Z` allowed)
+/// or unix seconds. A date that does not exist (`2026-13-45`) is none.
+pub fn parse_time(text: &str) -> Option<i64> {
+    use chrono::{NaiveDate, NaiveDateTime};
+    if let Ok(n) = text.parse::<i64>() {
+        return Some(n);
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text.trim_end_matches('Z'), fmt) {
+            return Some(t.and_utc().timestamp());
+        }
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp())
+}
+
+impl Query {
+    /// The definitions the query names (`defname:`), each once, in order of appearance.
+    pub fn definitions(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        let mut stack: Vec<&Expr> = vec![&self.expr];
+        while let Some(e) = stack.pop() {
+            match e {
+                Expr::Defname(n) if !names.contains(&n.as_str()) => names.push(n),
+                Expr::Sliced(q) => stack.push(&q.expr),
+                Expr::And(a, b) | Expr::Or(a, b) | Expr::Minus(a, b) => {
+                    stack.push(b);
+                    stack.push(a);
+                }
+                Expr::ChildOf(e) | Expr::ParentOf(e) => stack.push(e),
+                _ => {}
+            }
+        }
+        names
+    }
+}
+
+/// A value as the canonical form writes it: always quoted, `'` doubled.
+fn quoted(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "''"))
+}
+
+impl fmt::Display for Query {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}", self.expr)?;
+        if self.limit.is_none() && self.offset.is_none() && self.stride.is_none() {
+            return Ok(());
+        }
+        f.write_str(" with")?;
+        for (word, n) in [
+            ("limit", self.limit),
+            ("offset", self.offset),
+            ("stride", self.stride),
+        ] {
+            if let Some(n) = n {
+                write!(f, " {word} {n}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The canonical form: every `and`/`or`/`minus` in parentheses, every value quoted.
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Expr::Sliced(q) => write!(f, "({q})"),
+            Expr::And(a, b) => write!(f, "({a} and {b})"),
+            Expr::Or(a, b) => write!(f, "({a} or {b})"),
+            Expr::Minus(a, b) => write!(f, "({a} minus {b})"),
+            Expr::Defname(name) => write!(f, "defname: {}", quoted(name)),
+            Expr::ChildOf(e) => write!(f, "ischildof:( {e} )"),
+            Expr::ParentOf(e) => write!(f, "isparentof:( {e} )"),
+            Expr::SnapshotId(id) => write!(f, "snapshot_id {id}"),
+            Expr::Project {
+                name,
+                statuses: None,
+            } => write!(f, "snapshot_for_project_name {}", quoted(name)),
+            Expr::Project {
+                name,
+                statuses: Some(list),
+            } => write!(
+                f,
+                "project_name {} and consumed_status {}",
+                quoted(name),
+                quoted(&list.join(","))
+            ),
+            Expr::FileName {
+                pattern,
+                like: true,
+            } => write!(f, "file_name like {}", quoted(pattern)),
+            Expr::FileName {
+                pattern,
+                like: false,
+            } => write!(f, "file_name = {}", quoted(pattern)),
+            Expr::Run {
+                low,
+                high,
+                subrun: Some(s),
+            } if low == high => write!(f, "run_number {low}.{s}"),
+            Expr::Run { low, high, .. } if low == high => write!(f, "run_number {low}"),
+            Expr::Run { low, high, .. } => write!(f, "run_number {low}-{high}"),
+            Expr::Meta { key, op, value } => {
+                let op = match op {
+                    Op::Eq => "=",
+                    Op::Ne => "!=",
+                    Op::Lt => "<",
+                    Op::Le => "<=",
+                    Op::Gt => ">",
+                    Op::Ge => ">=",
+                    Op::Like => "like",
+                };
+                write!(f, "{key} {op} {}", quoted(value))
             }
         }
     }
@@ -582,10 +789,171 @@ mod tests {
         );
     }
 
+    #[test]
+    fn long_chains_are_refused_at_the_condition_past_the_bound() {
+        for joiner in [" and ", " or ", " minus "] {
+            let terms: Vec<String> = (0..16_000).map(|i| format!("version v{i}")).collect();
+            let q = terms.join(joiner);
+            let e = parse(&q).unwrap_err();
+            assert_eq!(
+                e.message,
+                format!("more than {MAX_CONDITIONS} conditions in one query")
+            );
+            let prefix: usize = terms[..MAX_CONDITIONS]
+                .iter()
+                .map(|t| t.len() + joiner.len())
+                .sum();
+            assert_eq!(e.offset, prefix, "located at the first condition too many");
+        }
+        let within: Vec<String> = (0..MAX_CONDITIONS).map(|i| format!("v {i}")).collect();
+        parse(&within.join(" or ")).expect("the bound itself is accepted");
+    }
+
+    #[test]
+    fn numbers_the_database_cannot_hold_and_stride_zero_are_located_errors() {
+        let e = parse("defname: raw with limit 9223372036854775808").unwrap_err();
+        assert_eq!(
+            (e.offset, e.message.as_str()),
+            (24, "`9223372036854775808` is too large")
+        );
+        let e = parse("defname: raw with offset 99999999999999999999999").unwrap_err();
+        assert_eq!(e.message, "`99999999999999999999999` is too large");
+        let e = parse("snapshot_id 18446744073709551615").unwrap_err();
+        assert_eq!(e.message, "`18446744073709551615` is too large");
+        let e = parse("defname: raw with stride 0").unwrap_err();
+        assert_eq!(
+            (e.offset, e.message.as_str()),
+            (25, "`stride 0` selects no pattern of files")
+        );
+        parse("defname: raw with limit 9223372036854775807").unwrap();
+    }
+
+    #[test]
+    fn times_that_are_not_times_are_located_errors() {
+        let e = parse("create_date < 'garbage'").unwrap_err();
+        assert_eq!(
+            (e.offset, e.message.as_str()),
+            (14, "`garbage` is not a time")
+        );
+        let e = parse("version v1 and create_date > '2026-13-45'").unwrap_err();
+        assert_eq!(e.message, "`2026-13-45` is not a time");
+        parse("create_date > '2026-01-31T12:00:00Z'").unwrap();
+        parse("create_date >= 1700000000").unwrap();
+    }
+
+    #[test]
+    fn a_sliced_sub_query_parses_where_a_condition_may_stand() {
+        // The added_files recovery of a sliced input (reference §5.1).
+        let q = parse("(defname: raw with limit 2 offset 0) minus snapshot_for_project_name 's'")
+            .unwrap();
+        let Expr::Minus(left, _) = &q.expr else {
+            panic!("{q:?}")
+        };
+        assert!(
+            matches!(&**left, Expr::Sliced(inner) if inner.limit == Some(2) && inner.offset == Some(0))
+        );
+        let e = parse("ischildof:( version v1 with limit 2 )").unwrap_err();
+        assert_eq!(e.message, "`with` inside `ischildof:( ... )`");
+    }
+
+    #[test]
+    fn definitions_named_are_listed_once() {
+        let q = parse("defname: a or (defname: b minus defname: a) and ischildof:( defname: c )")
+            .unwrap();
+        assert_eq!(q.definitions(), vec!["a", "b", "c"]);
+    }
+
+    /// Queries built from the grammar's parts, to print and parse back.
+    fn arb_expr() -> impl proptest::strategy::Strategy<Value = Expr> {
+        use proptest::prelude::*;
+        let key = "[a-z][a-z0-9_]{0,8}".prop_filter("reserved word", |k| {
+            ![
+                "and",
+                "or",
+                "minus",
+                "with",
+                "like",
+                "file_name",
+                "run_number",
+                "snapshot_id",
+                "project_name",
+                "snapshot_for_project_name",
+                "consumed_status",
+                "create_date",
+                "created",
+            ]
+            .contains(&k.as_str())
+        });
+        let value = "\\PC{0,12}";
+        let op = prop_oneof![
+            Just(Op::Eq),
+            Just(Op::Ne),
+            Just(Op::Lt),
+            Just(Op::Le),
+            Just(Op::Gt),
+            Just(Op::Ge),
+            Just(Op::Like)
+        ];
+        let status = "[a-z]{1,8}";
+        let leaf = prop_oneof![
+            (key, op, value).prop_map(|(key, op, value)| Expr::Meta { key, op, value }),
+            value.prop_map(Expr::Defname),
+            (0..=i64::MAX as u64).prop_map(Expr::SnapshotId),
+            (
+                value,
+                proptest::option::of(proptest::collection::vec(status, 1..3))
+            )
+                .prop_map(|(name, statuses)| Expr::Project { name, statuses }),
+            (value, any::<bool>()).prop_map(|(pattern, like)| Expr::FileName { pattern, like }),
+            (0u64..1000, 0u64..1000).prop_map(|(a, b)| Expr::Run {
+                low: a.min(b),
+                high: a.max(b),
+                subrun: None
+            }),
+            (0u64..1000, 0u64..100).prop_map(|(r, s)| Expr::Run {
+                low: r,
+                high: r,
+                subrun: Some(s)
+            }),
+        ];
+        leaf.prop_recursive(4, 24, 2, |inner| {
+            let slice = (1..=i64::MAX as u64, 1..=i64::MAX as u64);
+            prop_oneof![
+                (inner.clone(), inner.clone())
+                    .prop_map(|(a, b)| Expr::And(Box::new(a), Box::new(b))),
+                (inner.clone(), inner.clone())
+                    .prop_map(|(a, b)| Expr::Or(Box::new(a), Box::new(b))),
+                (inner.clone(), inner.clone())
+                    .prop_map(|(a, b)| Expr::Minus(Box::new(a), Box::new(b))),
+                inner.clone().prop_map(|e| Expr::ChildOf(Box::new(e))),
+                inner.clone().prop_map(|e| Expr::ParentOf(Box::new(e))),
+                (inner, slice).prop_map(|(e, (limit, stride))| Expr::Sliced(Box::new(Query {
+                    expr: e,
+                    limit: Some(limit),
+                    offset: None,
+                    stride: Some(stride),
+                }))),
+            ]
+        })
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panics(s in "\\PC{0,80}") {
             let _ = parse(&s);
+        }
+
+        /// The canonical form parses back to the same query.
+        #[test]
+        fn printing_then_parsing_gives_the_same_query(
+            expr in arb_expr(),
+            limit in proptest::option::of(0..=i64::MAX as u64),
+            offset in proptest::option::of(0..=i64::MAX as u64),
+        ) {
+            let q = Query { expr, limit, offset, stride: None };
+            let text = q.to_string();
+            let back = parse(&text).map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{text}: {e}")))?;
+            proptest::prop_assert_eq!(back, q, "{}", text);
         }
     }
 }

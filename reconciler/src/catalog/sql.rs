@@ -6,7 +6,7 @@
 //! place (a definition is a stored query), with a bound against definitions that refer to
 //! themselves.
 
-use super::query::{Expr, Op, Query, QueryError, parse};
+use super::query::{Expr, MAX_CONDITIONS, Op, Query, QueryError, parse, parse_time};
 
 /// SQL text with `?` placeholders, and the values in order.
 pub struct Compiled {
@@ -31,31 +31,10 @@ pub fn compile(query: &Query, defs: &Definitions) -> Result<Compiled, QueryError
         params: Vec::new(),
         defs,
         expansions: 0,
+        conditions: 0,
         alias: 0,
     };
-    let pred = c.expr(&query.expr, "f")?;
-    let offset = query.offset.unwrap_or(0) as i64;
-    let sql = match query.stride {
-        Some(stride) => {
-            let mut sql = format!(
-                "SELECT id FROM (SELECT f.id AS id, ROW_NUMBER() OVER (ORDER BY f.id) - 1 AS rn FROM files f WHERE {pred}) numbered WHERE rn >= {offset} AND (rn - {offset}) % {} = 0 ORDER BY id",
-                stride.max(1)
-            );
-            if let Some(limit) = query.limit {
-                sql.push_str(&format!(" LIMIT {limit}"));
-            }
-            sql
-        }
-        None => {
-            let mut sql = format!("SELECT f.id FROM files f WHERE {pred} ORDER BY f.id");
-            match (query.limit, offset) {
-                (Some(limit), o) => sql.push_str(&format!(" LIMIT {limit} OFFSET {o}")),
-                (None, 0) => {}
-                (None, o) => sql.push_str(&format!(" LIMIT -1 OFFSET {o}")),
-            }
-            sql
-        }
-    };
+    let sql = c.query(query)?;
     Ok(Compiled {
         sql,
         params: c.params,
@@ -65,11 +44,55 @@ pub fn compile(query: &Query, defs: &Definitions) -> Result<Compiled, QueryError
 struct Compiler<'a, 'b> {
     params: Vec<Value>,
     defs: &'a Definitions<'b>,
+    /// Definitions expanded so far, in this query and every query it refers to.
     expansions: usize,
+    /// Conditions so far, definitions expanded.
+    conditions: usize,
     alias: usize,
 }
 
 impl Compiler<'_, '_> {
+    fn query(&mut self, query: &Query) -> Result<String, QueryError> {
+        let pred = self.expr(&query.expr, "f")?;
+        let offset = query.offset.unwrap_or(0);
+        Ok(match query.stride {
+            Some(stride) => {
+                let mut sql = format!(
+                    "SELECT id FROM (SELECT f.id AS id, ROW_NUMBER() OVER (ORDER BY f.id) - 1 AS rn FROM files f WHERE {pred}) numbered WHERE rn >= {offset} AND (rn - {offset}) % {} = 0 ORDER BY id",
+                    stride.max(1)
+                );
+                if let Some(limit) = query.limit {
+                    sql.push_str(&format!(" LIMIT {limit}"));
+                }
+                sql
+            }
+            None => {
+                let mut sql = format!("SELECT f.id FROM files f WHERE {pred} ORDER BY f.id");
+                match (query.limit, offset) {
+                    (Some(limit), o) => sql.push_str(&format!(" LIMIT {limit} OFFSET {o}")),
+                    (None, 0) => {}
+                    (None, o) => sql.push_str(&format!(" LIMIT -1 OFFSET {o}")),
+                }
+                sql
+            }
+        })
+    }
+
+    /// Counts one more condition; past the bound the query is refused.
+    fn condition(&mut self) -> Result<(), QueryError> {
+        self.conditions += 1;
+        if self.conditions > MAX_CONDITIONS {
+            return Err(QueryError {
+                offset: 0,
+                message: format!(
+                    "more than {MAX_CONDITIONS} conditions once its definitions are expanded"
+                ),
+                hint: "select the files by what they share (a run range, a metadata value), or freeze a large selection with `cascade catalog snapshot` and use `snapshot_id N`".into(),
+            });
+        }
+        Ok(())
+    }
+
     fn text(&mut self, v: &str) -> &'static str {
         self.params.push(Value::Text(v.to_string()));
         "?"
@@ -80,11 +103,35 @@ impl Compiler<'_, '_> {
         format!("f{}", self.alias)
     }
 
+    /// A chain of `and`/`or`/`minus` is walked down its left side in a loop, not recursively:
+    /// the parser builds chains as deep as they are long, and only parentheses (bounded by the
+    /// parser) nest to the right.
     fn expr(&mut self, e: &Expr, f: &str) -> Result<String, QueryError> {
+        let mut chain: Vec<(&'static str, &Expr)> = Vec::new();
+        let mut left = e;
+        loop {
+            let (op, a, b) = match left {
+                Expr::And(a, b) => (" AND ", a, b),
+                Expr::Or(a, b) => (" OR ", a, b),
+                Expr::Minus(a, b) => (" AND NOT ", a, b),
+                _ => break,
+            };
+            chain.push((op, b));
+            left = a;
+        }
+        let mut sql = self.condition_sql(left, f)?;
+        for (op, right) in chain.into_iter().rev() {
+            let right = self.expr(right, f)?;
+            sql = format!("({sql}{op}{right})");
+        }
+        Ok(sql)
+    }
+
+    fn condition_sql(&mut self, e: &Expr, f: &str) -> Result<String, QueryError> {
+        self.condition()?;
         Ok(match e {
-            Expr::And(a, b) => format!("({} AND {})", self.expr(a, f)?, self.expr(b, f)?),
-            Expr::Or(a, b) => format!("({} OR {})", self.expr(a, f)?, self.expr(b, f)?),
-            Expr::Minus(a, b) => format!("({} AND NOT {})", self.expr(a, f)?, self.expr(b, f)?),
+            Expr::Sliced(q) => format!("{f}.id IN ({})", self.query(q)?),
+            Expr::And(..) | Expr::Or(..) | Expr::Minus(..) => self.expr(e, f)?,
             Expr::Defname(name) => {
                 self.expansions += 1;
                 let text = (self.expansions <= MAX_EXPANSIONS)
@@ -107,9 +154,7 @@ impl Compiler<'_, '_> {
                 })?;
                 if inner.limit.is_some() || inner.offset.is_some() || inner.stride.is_some() {
                     // A sliced definition is a fixed list of files: select it by id.
-                    let compiled = compile(&inner, self.defs)?;
-                    self.params.extend(compiled.params);
-                    format!("{f}.id IN ({})", compiled.sql)
+                    format!("{f}.id IN ({})", self.query(&inner)?)
                 } else {
                     self.expr(&inner.expr, f)?
                 }
@@ -209,21 +254,4 @@ impl Compiler<'_, '_> {
             }
         }
     }
-}
-
-/// `2026-01-31`, `2026-01-31T12:00:00`, `2026-01-31 12:00:00` (UTC) or unix seconds.
-pub fn parse_time(text: &str) -> Option<i64> {
-    use chrono::{NaiveDate, NaiveDateTime};
-    if let Ok(n) = text.parse::<i64>() {
-        return Some(n);
-    }
-    for fmt in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(text.trim_end_matches('Z'), fmt) {
-            return Some(t.and_utc().timestamp());
-        }
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc().timestamp())
 }

@@ -59,7 +59,7 @@ pub fn select_ids(
     text: &str,
 ) -> std::result::Result<rusqlite::Result<Vec<i64>>, QueryError> {
     let text = if definition(conn, text.trim()).is_some() {
-        format!("defname: {}", text.trim())
+        format!("defname: '{}'", text.trim().replace('\'', "''"))
     } else {
         text.to_string()
     };
@@ -69,11 +69,90 @@ pub fn select_ids(
         Value::Text(t) => rusqlite::types::Value::Text(t.clone()),
         Value::Int(i) => rusqlite::types::Value::Integer(*i),
     });
-    Ok((|| {
+    let ids = (|| {
         let mut stmt = conn.prepare_cached(&compiled.sql)?;
         let rows = stmt.query_map(params_from_iter(params), |r| r.get(0))?;
         rows.collect()
-    })())
+    })();
+    match ids {
+        Err(e) if too_large(&e) => Err(QueryError {
+            offset: 0,
+            message: format!("the query is too large for the database ({e})"),
+            hint: "select the files by what they share (a run range, a metadata value) rather than with many conditions".into(),
+        }),
+        ids => Ok(ids),
+    }
+}
+
+/// The database's refusals of a query's size, which are the query's fault, not the database's.
+fn too_large(e: &rusqlite::Error) -> bool {
+    let text = e.to_string();
+    ["too large", "too many", "stack overflow", "too deep"]
+        .iter()
+        .any(|m| text.contains(m))
+}
+
+/// Refuses a definition that would refer to itself, directly or through other definitions.
+fn check_no_cycle(
+    conn: &Connection,
+    name: &str,
+    query: &super::query::Query,
+) -> std::result::Result<(), QueryError> {
+    // (definition, the chain of names that led to it)
+    let mut stack: Vec<(String, Vec<String>)> = query
+        .definitions()
+        .into_iter()
+        .map(|d| (d.to_string(), vec![d.to_string()]))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    while let Some((current, chain)) = stack.pop() {
+        if current == name {
+            let through = if chain.len() > 1 {
+                format!(
+                    " through {}",
+                    chain[..chain.len() - 1]
+                        .iter()
+                        .map(|c| format!("`{c}`"))
+                        .collect::<Vec<_>>()
+                        .join(" → ")
+                )
+            } else {
+                String::new()
+            };
+            return Err(QueryError {
+                offset: 0,
+                message: format!("definition `{name}` would refer to itself{through}"),
+                hint: "a definition cannot include its own files; name the files it should select directly".into(),
+            });
+        }
+        if !seen.insert(current.clone()) {
+            continue;
+        }
+        let Some(text) = definition(conn, &current) else {
+            continue;
+        };
+        let Ok(inner) = parse(&text) else {
+            continue;
+        };
+        for next in inner.definitions() {
+            let mut chain = chain.clone();
+            chain.push(next.to_string());
+            stack.push((next.to_string(), chain));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `name` matches any of `patterns` (`%` any run of characters, `_` any one, case
+/// sensitive), by the database's own `LIKE`: the one matcher the catalog's queries use too.
+pub fn like_any(conn: &Connection, patterns: &[String], name: &str) -> rusqlite::Result<bool> {
+    let mut stmt = conn.prepare_cached("SELECT ?1 LIKE ?2")?;
+    for p in patterns {
+        if stmt.query_row(params![name, p], |r| r.get::<_, bool>(0))? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Creates the project of a submission: a snapshot of its input files, all `delivered`.
@@ -209,7 +288,8 @@ impl Ledger {
         query: &str,
         who: &str,
     ) -> std::result::Result<(), CatalogError> {
-        parse(query)?;
+        let parsed = parse(query)?;
+        check_no_cycle(&self.conn, name, &parsed)?;
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO definitions (name, query, creator, created) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET query = excluded.query, creator = excluded.creator, submission = NULL",

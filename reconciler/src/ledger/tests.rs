@@ -329,9 +329,11 @@ fn catalog_query_language_over_real_files() {
     );
     let err = l.query_names("defname: nothere").err().unwrap().to_string();
     assert!(err.contains("no definition named `nothere`"), "{err}");
-    l.define("loop", "defname: loop", "alice").unwrap();
-    let err = l.query_names("defname: loop").err().unwrap().to_string();
-    assert!(err.contains("expands too deeply"), "{err}");
+    let err = l
+        .define("loop", "defname: loop", "alice")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("would refer to itself"), "{err}");
 }
 
 #[test]
@@ -351,4 +353,106 @@ fn declaring_a_child_of_an_unknown_parent_is_refused_and_nothing_is_half_applied
         "parent `missing.raw` of `child.reco` is not in the catalog: declare it first"
     );
     assert_eq!(l.query_count("file_name like '%'").unwrap(), 0);
+}
+
+#[test]
+fn a_definition_that_would_refer_to_itself_is_refused() {
+    let dir = Dir::new("self-ref");
+    let mut l = Ledger::open(&dir.0).unwrap();
+    let refused = |l: &mut Ledger, name: &str, query: &str| match l.define(name, query, "alice") {
+        Err(crate::catalog::CatalogError::Query(e)) => e.message,
+        other => panic!("{name} := {query}: {other:?}"),
+    };
+    assert_eq!(
+        refused(&mut l, "a", "defname: a"),
+        "definition `a` would refer to itself"
+    );
+    l.define("b", "version v1", "alice").unwrap();
+    l.define("c", "defname: b with limit 3", "alice").unwrap();
+    assert_eq!(
+        refused(&mut l, "b", "(defname: c with limit 2) or version v2"),
+        "definition `b` would refer to itself through `c`"
+    );
+    // Nothing was half-applied: `b` is what it was.
+    assert_eq!(
+        l.definitions().unwrap(),
+        vec![
+            ("b".to_string(), "version v1".to_string()),
+            ("c".to_string(), "defname: b with limit 3".to_string())
+        ]
+    );
+}
+
+/// A cycle written past `define` (an older state, a hand edit) is bounded at evaluation: an
+/// error, never a stack overflow.
+#[test]
+fn a_definition_cycle_in_the_database_is_an_error_at_evaluation() {
+    let dir = Dir::new("cycle");
+    let l = Ledger::open(&dir.0).unwrap();
+    l.conn
+        .execute_batch(
+            "INSERT INTO definitions (name, query, creator, created) VALUES
+               ('x', 'defname: y with limit 5', 'h', 0), ('y', '(defname: x with limit 4) or version v1', 'h', 0);",
+        )
+        .unwrap();
+    let e = l.query_count("defname: x").unwrap_err().to_string();
+    assert!(e.contains("expands too deeply"), "{e}");
+}
+
+/// The largest queries the parser accepts are within what the database evaluates; the
+/// shapes that reach the bound through definitions are refused as query errors.
+#[test]
+fn queries_at_the_size_bound_run_and_past_it_are_query_errors() {
+    use crate::catalog::query::{MAX_CONDITIONS, MAX_DEPTH};
+    let dir = Dir::new("size");
+    let mut l = Ledger::open(&dir.0).unwrap();
+    l.declare(&[file("f.raw", &[("version", "v1")], &[])])
+        .unwrap();
+    let terms: Vec<String> = (0..MAX_CONDITIONS)
+        .map(|i| format!("version v{i}"))
+        .collect();
+    for joiner in [" and ", " or ", " minus "] {
+        l.query_count(&terms.join(joiner)).unwrap();
+    }
+    let nested = format!(
+        "{}version v1{}",
+        "ischildof:( ".repeat(MAX_DEPTH - 1),
+        " )".repeat(MAX_DEPTH - 1)
+    );
+    l.query_count(&nested).unwrap();
+    // Definitions expanded past the bound: a query error (exit 1), not a database failure.
+    let half: Vec<String> = (0..MAX_CONDITIONS / 2 + 1)
+        .map(|i| format!("version v{i}"))
+        .collect();
+    l.define("half", &half.join(" or "), "alice").unwrap();
+    match l.query_count("defname: half or defname: half") {
+        Err(crate::catalog::CatalogError::Query(e)) => {
+            assert!(
+                e.message
+                    .contains("conditions once its definitions are expanded"),
+                "{e}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn one_like_matcher_the_databases() {
+    let dir = Dir::new("like");
+    let l = Ledger::open(&dir.0).unwrap();
+    let like =
+        |p: &str, n: &str| crate::catalog::store::like_any(&l.conn, &[p.to_string()], n).unwrap();
+    assert!(like("%.gen.root", "eve_1.gen.root"));
+    assert!(!like("%.gen.root", "eve_1.g4.root"));
+    assert!(like("eve_%_b.root", "eve_a_b.root"));
+    assert!(like("%", ""));
+    assert!(!like("_", ""));
+    assert!(
+        !like("%.ROOT", "x.root"),
+        "case sensitive, as the catalog's queries"
+    );
+    // Many wildcards against a long name: no exponential backtracking.
+    let name = "a".repeat(5_000);
+    assert!(!like(&format!("{}b", "%a".repeat(40)), &name));
 }
