@@ -52,6 +52,7 @@ fn main() {
                 dataset: Some(format!("ds{i}")),
                 input: Some(format!("defname: ds{i}")),
                 cursor_after: (index == 0).then_some(Cursor::Index(i as u64 + 1)),
+                cursor_snapshot: None,
                 status: if running {
                     Status::Running
                 } else {
@@ -82,6 +83,7 @@ fn main() {
             now: 1_000,
             experimenter: "bench",
             launch_timeout: cascade::plan::submission::DEFAULT_LAUNCH_TIMEOUT_SECONDS,
+            local_offset: 0,
         });
         best = best.min(started.elapsed().as_secs_f64());
         actions = p.actions.len();

@@ -286,6 +286,14 @@ fn every_split_type_delivers_the_reference_slices() {
                 files,
                 "{name}: definition {dataset}"
             );
+            // The slice's query, as the submission records it, selects the same files (the
+            // dataset did not change): snapshots and times in it are real.
+            let input = sub["submission"]["input"].as_str().unwrap();
+            assert_eq!(
+                &catalog_query(&setup.state, input),
+                files,
+                "{name}: input {input}"
+            );
         }
     }
     assert_eq!(

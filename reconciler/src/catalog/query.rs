@@ -572,17 +572,21 @@ impl Parser {
     }
 }
 
-/// Keys that compare as times (the file's creation time).
+/// Keys that compare as times: the file's creation time, and the metadata of when its data
+/// was taken (declared as unix seconds or as a time, kept as unix seconds).
 pub fn is_time_key(key: &str) -> bool {
-    matches!(key, "create_date" | "created")
+    matches!(key, "create_date" | "created" | "start_time" | "end_time")
 }
 
-/// `2026-01-31`, `2026-01-31T12:00:00`, `2026-01-31 12:00:00` (UTC, a trailing `Z` allowed)
-/// or unix seconds. A date that does not exist (`2026-13-45`) is none.
+/// `2026-01-31`, `2026-01-31T12:00:00`, `2026-01-31 12:00:00` (UTC, a trailing `Z` allowed),
+/// a time with its offset (`2026-01-31T12:00:00-05:00`) or unix seconds. A date that does not exist (`2026-13-45`) is none.
 pub fn parse_time(text: &str) -> Option<i64> {
     use chrono::{NaiveDate, NaiveDateTime};
     if let Ok(n) = text.parse::<i64>() {
         return Some(n);
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(t.timestamp());
     }
     for fmt in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"] {
         if let Ok(t) = NaiveDateTime::parse_from_str(text.trim_end_matches('Z'), fmt) {

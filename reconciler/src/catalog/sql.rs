@@ -6,7 +6,7 @@
 //! place (a definition is a stored query), with a bound against definitions that refer to
 //! themselves.
 
-use super::query::{Expr, MAX_CONDITIONS, Op, Query, QueryError, parse, parse_time};
+use super::query::{Expr, MAX_CONDITIONS, Op, Query, QueryError, is_time_key, parse, parse_time};
 
 /// SQL text with `?` placeholders, and the values in order.
 pub struct Compiled {
@@ -234,6 +234,17 @@ impl Compiler<'_, '_> {
             self.params
                 .push(v.unwrap_or_else(|| Value::Text(value.to_string())));
             return format!("{f}.{col} {} ?", op.sql());
+        }
+        if is_time_key(key)
+            && op != Op::Like
+            && let Some(t) = parse_time(value)
+        {
+            let k = self.text(key);
+            self.params.push(Value::Int(t));
+            return format!(
+                "{f}.id IN (SELECT file FROM file_metadata WHERE key = {k} AND num {} ?)",
+                op.sql()
+            );
         }
         let k = self.text(key);
         // Numbers compare as numbers, everything else as text.

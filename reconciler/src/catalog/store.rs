@@ -155,6 +155,22 @@ pub fn like_any(conn: &Connection, patterns: &[String], name: &str) -> rusqlite:
     Ok(false)
 }
 
+/// A snapshot of the files with these names (names not in the catalog are left out).
+pub fn snapshot_of_names(conn: &Connection, names: &[String], t: i64) -> rusqlite::Result<i64> {
+    conn.execute(
+        "INSERT INTO snapshots (definition, created) VALUES ('', ?)",
+        [t],
+    )?;
+    let snapshot = conn.last_insert_rowid();
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO snapshot_files (snapshot, file) SELECT ?, id FROM files WHERE name = ? ON CONFLICT DO NOTHING",
+    )?;
+    for name in names {
+        stmt.execute(params![snapshot, name])?;
+    }
+    Ok(snapshot)
+}
+
 /// Creates the project of a submission: a snapshot of its input files, all `delivered`.
 /// Returns the snapshot, if the submission has input files.
 pub fn create_project(
@@ -252,7 +268,7 @@ pub fn declare(conn: &Connection, files: &[NewFile]) -> rusqlite::Result<usize> 
         for (k, v) in &f.metadata {
             conn.execute(
                 "INSERT INTO file_metadata (file, key, value, num) VALUES (?, ?, ?, ?) ON CONFLICT (file, key) DO UPDATE SET value = excluded.value, num = excluded.num",
-                params![id, k.to_ascii_lowercase(), v, v.parse::<f64>().ok()],
+                params![id, k.to_ascii_lowercase(), v, metadata_number(k, v)],
             )?;
         }
         for p in &f.parents {
@@ -275,6 +291,17 @@ pub fn declare(conn: &Connection, files: &[NewFile]) -> rusqlite::Result<usize> 
         }
     }
     Ok(new)
+}
+
+/// The number a metadata value compares as: a number, or for time keys a time in unix
+/// seconds.
+fn metadata_number(key: &str, value: &str) -> Option<f64> {
+    value.parse::<f64>().ok().or_else(|| {
+        super::query::is_time_key(&key.to_ascii_lowercase())
+            .then(|| super::query::parse_time(value))
+            .flatten()
+            .map(|t| t as f64)
+    })
 }
 
 impl Ledger {

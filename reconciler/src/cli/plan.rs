@@ -90,6 +90,7 @@ pub fn run(args: &Args) -> std::io::Result<Exit> {
                 now,
                 experimenter: &experimenter,
                 launch_timeout: args.launch_timeout.seconds,
+                local_offset: crate::plan::local_offset(now),
             })
         }
         None => plan(&PlanInput {
@@ -99,6 +100,7 @@ pub fn run(args: &Args) -> std::io::Result<Exit> {
             now,
             experimenter: &experimenter,
             launch_timeout: args.launch_timeout.seconds,
+            local_offset: crate::plan::local_offset(now),
         }),
     };
     let mut out = std::io::stdout().lock();

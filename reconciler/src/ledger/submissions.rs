@@ -128,6 +128,16 @@ impl Ledger {
                 &l.input_files,
                 t,
             )?;
+            // The files delivered so far, as POMS's cumulative snapshot: the next slice's
+            // query leaves them out by this snapshot's id.
+            if let Some(crate::split::Cursor::Delivered(files)) = &l.cursor_after {
+                let names: Vec<String> = files.iter().cloned().collect();
+                let delivered = crate::catalog::store::snapshot_of_names(tx, &names, t)?;
+                tx.execute(
+                    "UPDATE submissions SET cursor_snapshot = ? WHERE id = ?",
+                    params![delivered, l.id],
+                )?;
+            }
             let definition = match (l.define, &l.input, snapshot) {
                 (Define::Query, Some(query), _) => Some(query.clone()),
                 (Define::Snapshot, _, Some(id)) => Some(format!("snapshot_id {id}")),
@@ -390,7 +400,7 @@ impl Ledger {
     pub fn submission_rows(&self) -> Result<Vec<SubmissionRow>> {
         let jobs = self.job_counts()?;
         self.rows(
-"SELECT id, namespace, stage, seq, origin_json, test, dataset, input, cursor_after, status, launch_state, created, force_located, command, display, batch_id, launch_log, launcher, updated
+"SELECT id, namespace, stage, seq, origin_json, test, dataset, input, cursor_after, status, launch_state, created, force_located, command, display, batch_id, launch_log, launcher, updated, cursor_snapshot
                  FROM submissions ORDER BY created, namespace, stage, seq",
 [],
 |r| {
@@ -408,6 +418,7 @@ impl Ledger {
                         dataset: r.get(6)?,
                         input: r.get(7)?,
                         cursor_after: cursor.and_then(|c| serde_json::from_str(&c).ok()),
+                        cursor_snapshot: r.get(19)?,
                         status: Status::parse(&status).unwrap_or(Status::New),
                         jobs: jobs.get(&id).copied().unwrap_or_default(),
                         launched: launch_state != "reserved",

@@ -181,6 +181,9 @@ pub struct Submission {
     pub input: Option<String>,
     /// The split cursor after this submission's slice, for split launches.
     pub cursor_after: Option<Cursor>,
+    /// For a cursor of delivered files: the catalog snapshot holding them.
+    #[serde(default)]
+    pub cursor_snapshot: Option<i64>,
     pub status: Status,
     pub jobs: JobCounts,
     /// The launch command ran and its jobs were recorded.

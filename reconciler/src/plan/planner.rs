@@ -35,7 +35,7 @@ use super::observed::{
 use super::{queries, submission};
 use crate::launch::compose::{Launch, LaunchRequest, compose};
 use crate::model::{DesiredGraph, ObjectKey, Stage};
-use crate::split::{Cursor, FileFact, Next, next};
+use crate::split::{Cursor, FileFact, Next, SplitContext, next};
 
 pub struct PlanInput<'a> {
     pub graph: &'a DesiredGraph,
@@ -45,6 +45,8 @@ pub struct PlanInput<'a> {
     pub now: i64,
     /// Who launches are done for when no operator asked (`%(experimenter)s`).
     pub experimenter: &'a str,
+    /// The controller's UTC offset in seconds (`new(localtime=1)` windows).
+    pub local_offset: i32,
     /// Seconds a launch may go without any job seen before it is `LaunchFailed`.
     pub launch_timeout: i64,
 }
@@ -623,6 +625,25 @@ impl<'a> Planner<'a> {
             .unwrap_or_default()
     }
 
+    /// What the split needs besides the cursor: the clock, the snapshot the ledger recorded
+    /// for a cursor of delivered files, the time zone.
+    fn split_context(&self, stage: &Stage, cursor: &Cursor) -> SplitContext {
+        let delivered_snapshot = match cursor {
+            Cursor::Delivered(_) => self
+                .subs(&stage.key)
+                .iter()
+                .rev()
+                .find(|s| s.cursor_after.as_ref() == Some(cursor))
+                .and_then(|s| s.cursor_snapshot),
+            _ => None,
+        };
+        SplitContext {
+            now: self.input.now,
+            delivered_snapshot,
+            local_offset: self.input.local_offset,
+        }
+    }
+
     /// The catalog's facts about the files a stage splits, asked once per plan (the catalog
     /// view is one snapshot; the split is walked several times: next slice, exhaustion,
     /// progress). `None` when the catalog cannot answer (the stage is then `Degraded`).
@@ -689,7 +710,13 @@ impl<'a> Planner<'a> {
                     let Next::Slice {
                         slice,
                         cursor: after,
-                    } = next(policy, data, &cursor, &facts, self.input.now)
+                    } = next(
+                        policy,
+                        data,
+                        &cursor,
+                        &facts,
+                        &self.split_context(stage, &cursor),
+                    )
                     else {
                         return None;
                     };

@@ -66,6 +66,7 @@ fn run_plan(g: &DesiredGraph, o: &Observed, c: &FixedCatalog, now: i64) -> Plan 
         now,
         experimenter: "alice",
         launch_timeout: crate::plan::submission::DEFAULT_LAUNCH_TIMEOUT_SECONDS,
+        local_offset: 0,
     })
 }
 
@@ -86,6 +87,7 @@ fn apply(plan: &Plan, o: &mut Observed, now: i64) {
                     dataset: l.dataset.clone(),
                     input: l.input.clone(),
                     cursor_after: l.cursor_after.clone(),
+                    cursor_snapshot: None,
                     status: if l.approval {
                         Status::AwaitingApproval
                     } else {
@@ -761,6 +763,7 @@ fn a_plan_asks_the_catalog_for_a_datasets_files_once() {
         now: 0,
         experimenter: "alice",
         launch_timeout: crate::plan::submission::DEFAULT_LAUNCH_TIMEOUT_SECONDS,
+        local_offset: 0,
     });
     assert_eq!(p.launches().count(), 1);
     // The split was walked for the launch and for the progress estimate (25 slices).
@@ -790,6 +793,7 @@ fn a_launch_without_jobs_stays_new_then_fails_and_starts_no_dependent() {
             now,
             experimenter: "alice",
             launch_timeout: timeout,
+            local_offset: 0,
         })
     };
     let before = plan_at(&o, timeout - 1);
@@ -858,6 +862,7 @@ fn a_catalog_that_cannot_answer_decides_nothing_and_degrades_the_stage() {
         now: 10,
         experimenter: "alice",
         launch_timeout: 600,
+        local_offset: 0,
     });
     assert!(p.actions.is_empty(), "{:?}", p.actions);
     for name in ["proc", "split"] {
@@ -885,6 +890,7 @@ fn no_recovery_round_is_skipped_because_of_a_catalog_error() {
         now: 10,
         experimenter: "alice",
         launch_timeout: 600,
+        local_offset: 0,
     });
     assert!(
         !p.actions

@@ -148,6 +148,7 @@ pub async fn run(opts: Options) -> Result<Summary> {
                 now,
                 experimenter: &opts.experimenter,
                 launch_timeout: opts.launch_timeout,
+                local_offset: crate::plan::local_offset(now),
             }))
         })?;
         let mut acted = false;

@@ -70,15 +70,26 @@ pub enum Next {
     Exhausted,
 }
 
+/// What a split needs besides its cursor and files. Plain values: the split stays pure.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SplitContext {
+    /// Unix seconds (used by `new` when `lasttime` is not set).
+    pub now: i64,
+    /// The catalog snapshot holding the files a `Delivered` cursor lists (POMS's cumulative
+    /// snapshot), when the ledger recorded one.
+    pub delivered_snapshot: Option<i64>,
+    /// The controller's UTC offset in seconds, for `new(localtime=1)`.
+    pub local_offset: i32,
+}
+
 /// The next slice of `policy` over `dataset` from `cursor`. `files` are the dataset's files
-/// in catalog order (for `stagedfiles`: the files the prestage project has consumed); `now`
-/// is unix seconds (used by `new` when `lasttime` is not set).
+/// in catalog order (for `stagedfiles`: the files the prestage project has consumed).
 pub fn next(
     policy: &SplitPolicy,
     dataset: &SplitData,
     cursor: &Cursor,
     files: &[FileFact],
-    now: i64,
+    ctx: &SplitContext,
 ) -> Next {
     let d = match dataset {
         SplitData::Text(t) => t.as_str(),
@@ -202,10 +213,15 @@ pub fn next(
                 .filter(|f| !seen.contains(&f.name) && f.run == Some((run, subrun)))
                 .collect();
             let tag = format!("{run}.{subrun:04}");
-            let (minus, cursor) = deliver(&seen, &chosen);
+            let (minus, cursor) = deliver(&seen, &chosen, ctx.delivered_snapshot);
             slice(
                 format!("{d}_slice_{}_run_{tag}", seen.len()),
-                format!("defname: {d}{minus} and run_number {tag}"),
+                // `minus` binds looser than `and`: what is left out is grouped first.
+                if minus.is_empty() {
+                    format!("defname: {d} and run_number {tag}")
+                } else {
+                    format!("(defname: {d}{minus}) and run_number {tag}")
+                },
                 names(&chosen),
                 cursor,
             )
@@ -225,7 +241,7 @@ pub fn next(
             } else {
                 format!("defname: {d}")
             };
-            let (minus, cursor) = deliver(&seen, &chosen);
+            let (minus, cursor) = deliver(&seen, &chosen, ctx.delivered_snapshot);
             slice(
                 format!("{d}_slice_{}_stage_{n}", seen.len()),
                 format!("{base}{minus} with limit {n}"),
@@ -233,17 +249,29 @@ pub fn next(
                 cursor,
             )
         }
-        SplitPolicy::New(w) => new_window(d, w, cursor, files, now),
+        SplitPolicy::New(w) => new_window(d, w, cursor, files, ctx),
     }
 }
 
-/// Snapshot bookkeeping of the cumulative-delivery policies: the `minus snapshot_id` clause
-/// of the query and the cursor after delivering `chosen`.
-fn deliver(seen: &BTreeSet<String>, chosen: &[&FileFact]) -> (String, Cursor) {
-    let minus = if seen.is_empty() {
-        String::new()
-    } else {
-        format!(" minus snapshot_id {}", seen.len())
+/// Snapshot bookkeeping of the cumulative-delivery policies: the clause of the query that
+/// leaves out the files delivered so far (`minus snapshot_id S`, S the cumulative snapshot the
+/// ledger recorded; the files by name where none was recorded) and the cursor after
+/// delivering `chosen`.
+fn deliver(
+    seen: &BTreeSet<String>,
+    chosen: &[&FileFact],
+    snapshot: Option<i64>,
+) -> (String, Cursor) {
+    let minus = match snapshot {
+        _ if seen.is_empty() => String::new(),
+        Some(id) => format!(" minus snapshot_id {id}"),
+        None => {
+            let names: Vec<String> = seen
+                .iter()
+                .map(|n| format!("file_name {}", crate::plan::queries::lit(n)))
+                .collect();
+            format!(" minus ({})", names.join(" or "))
+        }
     };
     let mut next = seen.clone();
     next.extend(chosen.iter().map(|f| f.name.clone()));
@@ -267,11 +295,26 @@ pub fn multiparam_combination(lists: &[Vec<String>], mut index: u64) -> Option<S
     Some(parts.join("_"))
 }
 
-fn new_window(d: &str, w: &NewWindows, cursor: &Cursor, files: &[FileFact], now: i64) -> Next {
-    let round = w.round_seconds as i64;
-    let floor = |t: i64| t.div_euclid(round) * round;
-    let window = w.window_seconds as i64;
-    let last = w.lasttime.unwrap_or(now);
+/// POMS's `new` windows. The window length is truncated to a multiple of `round` (at least
+/// one round) and the first start is rounded down to a multiple of it, in UTC or, with
+/// `localtime=1`, in the controller's time zone (so `round=1d` windows start at local
+/// midnight); the query then writes its times with that zone's offset.
+fn new_window(
+    d: &str,
+    w: &NewWindows,
+    cursor: &Cursor,
+    files: &[FileFact],
+    ctx: &SplitContext,
+) -> Next {
+    let round = (w.round_seconds as i64).max(1);
+    let offset = if w.localtime {
+        i64::from(ctx.local_offset)
+    } else {
+        0
+    };
+    let floor = |t: i64| (t + offset).div_euclid(round) * round - offset;
+    let window = ((w.window_seconds as i64) / round * round).max(round);
+    let last = w.lasttime.unwrap_or(ctx.now);
     let bound = floor(last - w.fts_seconds as i64 - window);
     let start = match cursor {
         Cursor::Time(t) if *t > bound => return Next::Exhausted,
@@ -284,9 +327,19 @@ fn new_window(d: &str, w: &NewWindows, cursor: &Cursor, files: &[FileFact], now:
         .filter(|f| f.end_time.is_some_and(|t| t > start && t <= end))
         .map(|f| f.name.clone())
         .collect();
+    let zone = chrono::FixedOffset::east_opt(offset as i32)
+        .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("UTC"));
     let iso = |t: i64| {
         chrono::DateTime::from_timestamp(t, 0)
-            .map(|dt| dt.format("%Y-%m-%dT%H:%M:%S").to_string())
+            .map(|dt| {
+                if w.localtime {
+                    dt.with_timezone(&zone)
+                        .format("%Y-%m-%dT%H:%M:%S%:z")
+                        .to_string()
+                } else {
+                    dt.format("%Y-%m-%dT%H:%M:%S").to_string()
+                }
+            })
             .unwrap_or_else(|| t.to_string())
     };
     Next::Slice {

@@ -31,7 +31,7 @@ fn drain(
     let mut cursor = Cursor::Start;
     let (mut names, mut sets) = (Vec::new(), Vec::new());
     for _ in 0..limit {
-        match next(&policy, data, &cursor, files, 0) {
+        match next(&policy, data, &cursor, files, &SplitContext::default()) {
             Next::Slice { slice, cursor: c } => {
                 names.push(slice.name);
                 sets.push(slice.files);
@@ -209,8 +209,13 @@ fn new_window_query_is_iso_utc() {
     let policy = parse_legacy("new(firsttime=1475280000,window=1d,lasttime=1475539200)")
         .unwrap()
         .unwrap();
-    let Next::Slice { slice, .. } = next(&policy, &text("gen_cfg"), &Cursor::Start, &gen_cfg(), 0)
-    else {
+    let Next::Slice { slice, .. } = next(
+        &policy,
+        &text("gen_cfg"),
+        &Cursor::Start,
+        &gen_cfg(),
+        &SplitContext::default(),
+    ) else {
         panic!()
     };
     assert_eq!(
@@ -228,4 +233,68 @@ fn new_with_spaces_honours_parameters_unlike_poms() {
         10,
     );
     assert_eq!(names.len(), 2);
+}
+
+/// `round` truncates the window and rounds its first start down; `localtime=1` rounds in the
+/// controller's zone and writes the query's times with that offset.
+#[test]
+fn new_windows_round_in_utc_or_in_local_time() {
+    // 2016-10-05T13:00:00Z; fts 0, window 1d, round 1d.
+    let now = 1_475_672_400;
+    let first = |spec: &str, local_offset: i32| {
+        let policy = parse_legacy(spec).unwrap().unwrap();
+        let ctx = SplitContext {
+            now,
+            delivered_snapshot: None,
+            local_offset,
+        };
+        match next(&policy, &text("d"), &Cursor::Start, &[], &ctx) {
+            Next::Slice { slice, cursor } => (slice, cursor),
+            Next::Exhausted => panic!("{spec}: exhausted"),
+        }
+    };
+    // bound = floor_1d(now - 1d) = 2016-10-04T00:00Z = 1475539200.
+    let (slice, cursor) = first("new(window=1d,round=1d,fts=0)", 0);
+    assert_eq!(slice.name, "d_time_1475539200__1475625600");
+    assert_eq!(cursor, Cursor::Time(1_475_625_600));
+    // A 36 h window truncated to a multiple of a day is one day.
+    let (slice, _) = first("new(window=36h,round=1d,fts=0)", 0);
+    assert_eq!(slice.name, "d_time_1475539200__1475625600");
+    // Five hours west of UTC (-18000 s), local midnight of 2016-10-04 is 05:00Z.
+    let (slice, _) = first("new(window=1d,round=1d,fts=0,localtime=1)", -18_000);
+    assert_eq!(slice.name, "d_time_1475557200__1475643600");
+    assert_eq!(
+        slice.query,
+        "defname: d and end_time > '2016-10-04T00:00:00-05:00' and end_time <= '2016-10-05T00:00:00-05:00'"
+    );
+}
+
+/// The cumulative policies leave out what was delivered by the snapshot the ledger recorded
+/// for it, or by name when none was recorded.
+#[test]
+fn delivered_files_are_left_out_by_their_snapshot() {
+    let policy = parse_legacy("drainingn(2)").unwrap().unwrap();
+    let seen = Cursor::Delivered(["f1".to_string(), "f2".to_string()].into());
+    let query = |delivered_snapshot| match next(
+        &policy,
+        &text("gen_cfg"),
+        &seen,
+        &gen_cfg(),
+        &SplitContext {
+            now: 0,
+            delivered_snapshot,
+            local_offset: 0,
+        },
+    ) {
+        Next::Slice { slice, .. } => slice.query,
+        Next::Exhausted => panic!("exhausted"),
+    };
+    assert_eq!(
+        query(Some(17)),
+        "defname: gen_cfg minus snapshot_id 17 with limit 2"
+    );
+    assert_eq!(
+        query(None),
+        "defname: gen_cfg minus (file_name 'f1' or file_name 'f2') with limit 2"
+    );
 }
