@@ -275,6 +275,16 @@ pub fn jobs(args: &TargetArgs, action: Control) -> std::io::Result<Exit> {
             return Ok(format!("{n} job(s) changed"));
         }
         let subs = submissions(ledger, &args.target)?;
+        if let [one] = subs.as_slice()
+            && action == Control::Remove
+            && let Some(row) = ledger.submission(one).map_err(text)?
+            && row.submission.status.is_final()
+        {
+            return Err(format!(
+                "`{one}` is {} already: nothing to kill",
+                row.submission.status
+            ));
+        }
         let mut changed = 0;
         for s in &subs {
             changed += local::control(ledger, s, action).map_err(text)?;

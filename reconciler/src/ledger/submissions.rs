@@ -329,7 +329,26 @@ impl Ledger {
     }
 
     /// Marks a submission to be located as soon as it is completed (POMS "force located").
+    /// A submission that already ended (located, failed, removed, ...) is refused: marking it
+    /// would change nothing.
     pub fn force_located(&mut self, id: &str, who: &str, why: &str) -> Result<()> {
+        if let Some(row) = self.submission(id)? {
+            let status = row.submission.status;
+            if status.is_final() {
+                let next = if status == Status::Located {
+                    "it is located already".to_string()
+                } else {
+                    format!(
+                        "relaunch its slice (`cascade launch {} --dataset {} --why ...`) or recover it (`cascade recover {id} --type consumed_status --why ...`); either takes its place",
+                        row.submission.stage.name,
+                        row.submission.dataset.as_deref().unwrap_or("...")
+                    )
+                };
+                return Err(LedgerError::Invalid(format!(
+                    "`{id}` is {status}: force-located only applies to a submission that has not ended; {next}"
+                )));
+            }
+        }
         let n = self.write(|tx| {
             tx.execute(
                 "UPDATE submissions SET force_located = 1, updated = ? WHERE id = ?",

@@ -584,6 +584,44 @@ impl<'a> Planner<'a> {
         Some(c)
     }
 
+    /// Unsuccessful chains of the stage that a later operator launch took the place of: a
+    /// launch over the same dataset, or a manual recovery of that submission. Maps the
+    /// original to the submission that replaced it.
+    fn superseded(&self, stage: &Stage, subs: &[&'a Submission]) -> HashMap<&'a str, &'a str> {
+        let requests: HashMap<u64, &crate::plan::Request> = self
+            .input
+            .observed
+            .requests
+            .iter()
+            .filter(|r| r.stage == stage.key)
+            .map(|r| (r.id, r))
+            .collect();
+        let mut out = HashMap::new();
+        for relaunch in subs {
+            let Origin::Request { id } = relaunch.origin else {
+                continue;
+            };
+            let recovered = requests
+                .get(&id)
+                .and_then(|r| r.recovery.as_ref())
+                .map(|(original, _)| original.as_str());
+            let replaced = subs.iter().find(|old| {
+                old.seq < relaunch.seq
+                    && !old.origin.is_recovery()
+                    && !out.contains_key(old.id.as_str())
+                    && self.status_of(&old.id).is_unsuccessful_end()
+                    && match recovered {
+                        Some(original) => old.id == original,
+                        None => old.dataset == relaunch.dataset,
+                    }
+            });
+            if let Some(old) = replaced {
+                out.insert(old.id.as_str(), relaunch.id.as_str());
+            }
+        }
+        out
+    }
+
     /// What a recovery round of `original` is computed from, with `head` the submission of the
     /// chain that got located last.
     fn recovery_basis(
@@ -767,11 +805,28 @@ impl<'a> Planner<'a> {
         let mut candidates: Vec<Candidate> = Vec::new();
         let (mut located, mut failed, mut in_flight) = (0u32, 0u32, 0u32);
         let mut located_chains = Vec::new();
-        let mut last_split_chain = None;
         // Submissions of an approval stage waiting for a person.
         let mut awaiting: Vec<String> = Vec::new();
+        // Chains that ended without success and that an operator relaunched: the relaunch
+        // takes their place (a failed slice relaunched can still complete the stage).
+        let superseded = self.superseded(stage, &subs);
+        let mut chain_states: HashMap<&str, &'static str> = HashMap::new();
+        let mut last_split: Option<&str> = None;
+        // Failed chains nobody relaunched: (submission, dataset), for the way forward.
+        let mut failed_chains: Vec<(&str, Option<&str>)> = Vec::new();
         for original in subs.iter().filter(|s| !s.origin.is_recovery()) {
-            let state = match self.chain(stage, original) {
+            let chain = self.chain(stage, original);
+            let is_split = matches!(
+                original.origin,
+                Origin::Split { test: false, .. } | Origin::Schedule { .. }
+            );
+            if is_split {
+                last_split = Some(original.id.as_str());
+            }
+            if matches!(chain, Chain::Failed) && superseded.contains_key(original.id.as_str()) {
+                continue;
+            }
+            let state = match chain {
                 Chain::Recover(c) => {
                     candidates.push(*c);
                     in_flight += 1;
@@ -795,16 +850,19 @@ impl<'a> Planner<'a> {
                 }
                 Chain::Failed => {
                     failed += 1;
+                    failed_chains.push((original.id.as_str(), original.dataset.as_deref()));
                     "failed"
                 }
             };
-            if matches!(
-                original.origin,
-                Origin::Split { test: false, .. } | Origin::Schedule { .. }
-            ) {
-                last_split_chain = Some(state);
-            }
+            chain_states.insert(original.id.as_str(), state);
         }
+        // The last slice's chain, or the relaunch that took its place.
+        let last_split_chain = last_split.map(|mut id| {
+            while let Some(next) = superseded.get(id) {
+                id = next;
+            }
+            chain_states.get(id).copied().unwrap_or("in flight")
+        });
 
         let mut waiting: Vec<String> = Vec::new();
         let mut more_possible = false;
@@ -1076,6 +1134,24 @@ impl<'a> Planner<'a> {
                     }
                 }
             }
+            // With a self-dependency too, each located submission of the stage launches the
+            // next slice of its own split, as POMS does (reference §4.5).
+            if stage.self_dependent() && stage.split.is_some() {
+                let slices = subs
+                    .iter()
+                    .filter(|s| matches!(s.origin, Origin::Split { test: false, .. }))
+                    .count() as u32;
+                if slices < located {
+                    let origin = Origin::Split {
+                        test: false,
+                        index: u64::from(slices),
+                    };
+                    match self.slice(stage, origin, false, &cursors[0]) {
+                        Some(c) => candidates.push(c),
+                        None => exhausted = true,
+                    }
+                }
+            }
         }
 
         // Gating: inactive and paused stages launch nothing.
@@ -1240,8 +1316,9 @@ impl<'a> Planner<'a> {
             (
                 StageState::Failed,
                 format!(
-                    "failed: {failed} of {chains_total} submissions failed; {located_percent:.0}% located, needs {}%",
-                    stage.completion.percent
+                    "failed: {failed} of {chains_total} submissions failed; {located_percent:.0}% located, needs {}%; {}",
+                    stage.completion.percent,
+                    way_forward(&stage.key, &failed_chains)
                 ),
             )
         };
@@ -1443,6 +1520,29 @@ impl<'a> Planner<'a> {
             launch,
         })
     }
+}
+
+/// What an operator can do about failed submissions: relaunch the slice, or recover the
+/// files it did not process. Either takes the failed submission's place.
+fn way_forward(stage: &ObjectKey, failed: &[(&str, Option<&str>)]) -> String {
+    let Some((sub, dataset)) = failed.first() else {
+        return String::new();
+    };
+    let relaunch = match dataset {
+        Some(d) => format!("`cascade launch {} --dataset {d} --why ...`", stage.name),
+        None => format!("`cascade launch {} --why ...`", stage.name),
+    };
+    let more = if failed.len() > 1 {
+        format!(
+            " (and likewise for the {} other failed submissions)",
+            failed.len() - 1
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "to go on, relaunch {sub}'s slice with {relaunch} or recover the files it did not process with `cascade recover {sub} --type consumed_status --why ...`{more}"
+    )
 }
 
 fn outcome_words(o: &Outcome) -> String {

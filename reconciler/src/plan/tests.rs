@@ -361,7 +361,7 @@ fn failed_submission_blocks_its_dependents_and_fails_the_stage() {
     assert_eq!(status_of(&p, "proc").state, StageState::Failed);
     assert_eq!(
         status_of(&p, "proc").reason,
-        "failed: 1 of 1 submissions failed; 0% located, needs 100%"
+        "failed: 1 of 1 submissions failed; 0% located, needs 100%; to go on, relaunch exp.proc.1's slice with `cascade launch proc --dataset raw --why ...` or recover the files it did not process with `cascade recover exp.proc.1 --type consumed_status --why ...`"
     );
     let ana = status_of(&p, "ana");
     assert!(ana.settled);
@@ -956,4 +956,106 @@ fn launches_define_only_names_of_their_own() {
         (Define::Snapshot, "raw_slice0_files2".into())
     );
     assert_eq!(define("listed"), (Define::Nothing, "a".into()));
+}
+
+/// A stage fed by an upstream stage that also depends on itself relaunches with the next
+/// slice of its own split after each of its submissions is located (reference §4.5), until
+/// the split runs out.
+#[test]
+fn upstream_and_self_dependency_walks_the_stages_own_split() {
+    let g = graph(
+        "  keywords: {}",
+        &(stage("gen", "  type: generator")
+            + &stage(
+                "proc",
+                "  dataset: raw\n  split: nfiles(1)\n  dependsOn: [{stage: gen, filePattern: '%.root'}, {stage: proc}]",
+            )),
+    );
+    let mut catalog = FixedCatalog::default();
+    catalog.files.insert(
+        "raw".into(),
+        ["r1", "r2"]
+            .iter()
+            .map(|n| crate::split::FileFact {
+                name: n.to_string(),
+                run: None,
+                end_time: None,
+            })
+            .collect(),
+    );
+    let mut o = Observed::default();
+    let last = converge(&g, &mut o, &catalog);
+    let origins: Vec<String> = o
+        .submissions
+        .iter()
+        .filter(|s| s.stage == key("proc"))
+        .map(|s| s.origin.describe())
+        .collect();
+    assert_eq!(origins, ["after exp.gen.1", "slice 0", "slice 1"]);
+    let datasets: Vec<Option<String>> = o
+        .submissions
+        .iter()
+        .filter(|s| s.stage == key("proc") && matches!(s.origin, Origin::Split { .. }))
+        .map(|s| s.dataset.clone())
+        .collect();
+    assert_eq!(
+        datasets,
+        [
+            Some("raw_slice0_files1".into()),
+            Some("raw_slice1_files1".into())
+        ]
+    );
+    assert!(status_of(&last, "proc").state.succeeded());
+}
+
+/// After an operator's kill, a recovery of the killed submission (or a relaunch of its slice)
+/// takes its place: the stage can complete, and its dependents start from the replacement.
+#[test]
+fn a_recovery_of_a_killed_submission_takes_its_place() {
+    let g = graph(
+        "  keywords: {}",
+        &(stage("proc", "  dataset: raw")
+            + &stage("ana", "  dependsOn: [{stage: proc, filePattern: '%.root'}]")),
+    );
+    let mut o = Observed::default();
+    let p = run_plan(&g, &o, &FixedCatalog::default(), 0);
+    apply(&p, &mut o, 0);
+    o.submissions[0].status = Status::Removed;
+    let p = run_plan(&g, &o, &FixedCatalog::default(), 1);
+    assert_eq!(status_of(&p, "proc").state, StageState::Failed);
+    o.requests.push(Request {
+        id: 1,
+        stage: key("proc"),
+        test: false,
+        dataset: None,
+        recovery: Some((
+            "exp.proc.1".into(),
+            cascade_crd::RecoveryType::ConsumedStatus,
+        )),
+        who: "op".into(),
+        created: 2,
+    });
+    let mut catalog = FixedCatalog::default();
+    catalog.counts.insert(
+        queries::recovery(
+            cascade_crd::RecoveryType::ConsumedStatus,
+            &recovery_basis("exp.proc.1", "defname: raw"),
+        ),
+        4,
+    );
+    let last = converge(&g, &mut o, &catalog);
+    assert_eq!(status_of(&last, "proc").state, StageState::Completed);
+    assert_eq!(status_of(&last, "ana").state, StageState::Completed);
+    let ana: Vec<&Origin> = o
+        .submissions
+        .iter()
+        .filter(|s| s.stage == key("ana"))
+        .map(|s| &s.origin)
+        .collect();
+    assert_eq!(
+        ana,
+        [&Origin::Upstream {
+            submission: "exp.proc.2".into()
+        }]
+    );
 }
