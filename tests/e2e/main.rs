@@ -8,5 +8,6 @@ mod ini;
 mod operator;
 mod plan;
 mod run;
+mod stress;
 mod support;
 mod validate;
