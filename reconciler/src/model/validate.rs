@@ -358,33 +358,12 @@ impl<'r> Validator<'r> {
         }
     }
 
+    /// A stage, checked in steps: its campaign (whose defaults fill its fields), the fields
+    /// it must have, the resources it names, its splits and values, its templates, its
+    /// dependencies and their shape. `None` if any of them is in error.
     fn check_stage(&mut self, r: &'r Resource, spec: &CampaignStageSpec) -> Option<Stage> {
-        let ns = r.namespace();
-        let key = ObjectKey::new(ns, r.name());
         let before = self.diags.len();
-        let campaign_res = self.lookup("Campaign", ns, &spec.campaign);
-        let Some(campaign_res) = campaign_res else {
-            if self.is_broken("Campaign", ns, &spec.campaign) {
-                return None;
-            }
-            let hint = self.unknown_ref("Campaign", ns, &spec.campaign);
-            self.diags.push(
-                r.error(
-                    &["spec", "campaign"],
-                    "unknown-reference",
-                    format!(
-                        "stage `{}` names campaign `{}`, which does not exist",
-                        r.name(),
-                        spec.campaign
-                    ),
-                )
-                .with_hint(hint),
-            );
-            return None;
-        };
-        let Spec::Campaign(campaign) = &campaign_res.spec else {
-            return None;
-        };
+        let (campaign_res, campaign) = self.stage_campaign(r, spec)?;
         let mut spec = spec.clone();
         let filled = campaign
             .defaults
@@ -396,63 +375,17 @@ impl<'r> Validator<'r> {
             campaign: Some(campaign_res),
             from_defaults: filled.into_iter().collect(),
         };
-
-        let mut required = |field: &'static str, value: &Option<String>| -> Option<String> {
-            match value {
-                Some(v) if !v.trim().is_empty() => Some(v.clone()),
-                _ => {
-                    self.diags.push(
-                        r.error(
-                            &["spec"],
-                            "missing-field",
-                            format!("stage `{}` has no `{field}`", r.name()),
-                        )
-                        .with_hint(format!(
-                            "set `spec.{field}` here or `spec.defaults.{field}` in campaign `{}`",
-                            spec.campaign
-                        )),
-                    );
-                    None
-                }
-            }
-        };
-        let login_setup = required("loginSetup", &spec.login_setup);
-        let job_type = required("jobType", &spec.job_type);
-        let software_version = required("softwareVersion", &spec.software_version);
-
+        let login_setup = self.required(r, &spec, "loginSetup", &spec.login_setup);
+        let job_type = self.required(r, &spec, "jobType", &spec.job_type);
+        let software_version = self.required(r, &spec, "softwareVersion", &spec.software_version);
         // A reference to a document that did not load leaves the stage unbuilt, silently.
-        let mut refers_to_broken = false;
-        let mut refer = |kind: &'static str,
-                         field: &'static str,
-                         name: &Option<String>|
-         -> Option<&'r Resource> {
-            let name = name.as_ref()?;
-            let found = self.lookup(kind, ns, name);
-            if found.is_none() && self.is_broken(kind, ns, name) {
-                refers_to_broken = true;
-            } else if found.is_none() {
-                let hint = self.unknown_ref(kind, ns, name);
-                self.diags.push(
-                    origin
-                        .error(
-                            field,
-                            &[],
-                            "unknown-reference",
-                            format!("{kind} `{name}` does not exist in namespace `{ns}`"),
-                        )
-                        .with_hint(hint),
-                );
-            }
-            found
-        };
-        refer("LoginSetup", "loginSetup", &login_setup);
-        let jt_res = refer("JobType", "jobType", &job_type);
+        let (_, ls_broken) =
+            self.stage_reference(&origin, "LoginSetup", "loginSetup", &login_setup);
+        let (jt_res, jt_broken) = self.stage_reference(&origin, "JobType", "jobType", &job_type);
 
-        // Splits.
         let split = self.stage_split(&origin, "split", spec.split.as_ref());
         let test_split = self.stage_split(&origin, "testSplit", spec.test_split.as_ref());
         let dataset = self.check_split_data(&origin, &spec, split.as_ref(), test_split.as_ref());
-
         let completion = spec.completion.clone().unwrap_or_default();
         let (res, path) = origin.at("completion", &["percent"]);
         self.diags
@@ -462,152 +395,27 @@ impl<'r> Validator<'r> {
             self.diags
                 .extend(check_schedule(res, &as_strs(&path), expr));
         }
-
-        // Templates: launch text sees built-ins and keywords; dataset and version see keywords.
-        let keywords = &campaign.keywords;
-        let with_keywords = |n: &str| BUILTINS.contains(&n) || keywords.contains_key(n);
-        let keywords_only = |n: &str| keywords.contains_key(n);
-        let desc = format!(
-            "the built-ins and the keywords of campaign `{}`",
-            spec.campaign
+        self.check_stage_templates(
+            &origin,
+            campaign,
+            &spec,
+            jt_res,
+            software_version.as_deref(),
         );
-        if let Some(jt) = jt_res
-            && let Spec::JobType(jt_spec) = &jt.spec
-        {
-            self.check_job_type_templates(jt, jt_spec, &with_keywords, &desc);
-        }
-        for (field, params) in [
-            ("parameterOverrides", &spec.parameter_overrides),
-            ("testParameterOverrides", &spec.test_parameter_overrides),
-        ] {
-            if let Some(params) = params {
-                let (res, path) = origin.at(field, &[]);
-                self.check_params(res, &as_strs(&path), params, &with_keywords, &desc);
-            }
-        }
-        if spec.merge_default_overrides == Some(true)
-            && let Some(params) = campaign
-                .defaults
-                .as_ref()
-                .and_then(|d| d.parameter_overrides.as_ref())
-        {
-            self.check_params(
-                campaign_res,
-                &["spec", "defaults", "parameterOverrides"],
-                params,
-                &with_keywords,
-                &desc,
-            );
-        }
-        let kw_desc = format!(
-            "the keywords of campaign `{}` (the dataset and version are expanded before the built-ins exist)",
-            spec.campaign
-        );
-        if let Some(SplitData::Text(text)) = &spec.dataset {
-            let (res, path) = origin.at("dataset", &[]);
-            self.check_template(res, &as_strs(&path), text, &keywords_only, &kw_desc);
-        }
-        if let Some(v) = &software_version {
-            let (res, path) = origin.at("softwareVersion", &[]);
-            self.check_template(res, &as_strs(&path), v, &keywords_only, &kw_desc);
-        }
-
-        // Dependencies: references and the join rule (cycles are checked over the whole set).
-        let mut edges = Vec::new();
-        let mut seen_edges = HashSet::new();
-        for (i, dep) in spec.depends_on.iter().enumerate() {
-            let idx = i.to_string();
-            let upstream = ObjectKey::new(ns, &dep.stage);
-            if dep.stage != r.name() {
-                match self.lookup("CampaignStage", ns, &dep.stage) {
-                    None if self.is_broken("CampaignStage", ns, &dep.stage) => {
-                        refers_to_broken = true;
-                    }
-                    None => {
-                        let hint = self.unknown_ref("CampaignStage", ns, &dep.stage);
-                        self.diags.push(
-                            r.error(
-                                &["spec", "dependsOn", &idx, "stage"],
-                                "unknown-reference",
-                                format!(
-                                    "upstream stage `{}` does not exist in namespace `{ns}`",
-                                    dep.stage
-                                ),
-                            )
-                            .with_hint(hint),
-                        );
-                    }
-                    Some(up) => {
-                        if let Spec::CampaignStage(up_spec) = &up.spec
-                            && up_spec.campaign != spec.campaign
-                        {
-                            self.diags.push(
-                                r.error(
-                                    &["spec", "dependsOn", &idx, "stage"],
-                                    "cross-campaign-dependency",
-                                    format!(
-                                        "upstream stage `{}` belongs to campaign `{}`, not `{}`",
-                                        dep.stage, up_spec.campaign, spec.campaign
-                                    ),
-                                )
-                                .with_hint("dependencies link stages of one campaign"),
-                            );
-                        }
-                    }
-                }
-            }
-            if !seen_edges.insert((dep.stage.as_str(), dep.file_pattern.as_str())) {
-                self.diags.push(r.error(
-                    &["spec", "dependsOn", &idx],
-                    "duplicate-dependency",
-                    format!(
-                        "stage `{}` depends on `{}` twice with the same pattern",
-                        r.name(),
-                        dep.stage
-                    ),
-                ));
-            }
-            edges.push(Edge {
-                upstream,
-                file_pattern: dep.file_pattern.clone(),
-                trigger: dep.trigger,
-            });
-        }
+        let (edges, up_broken) = self.stage_edges(r, &spec);
         self.check_values(&origin, &spec);
         let join = spec.join.unwrap_or(false);
-        let upstreams = edges.iter().filter(|e| e.upstream != key).count();
-        if join && upstreams < 2 {
-            self.diags.push(
-                origin.error("join", &[], "invalid-join", format!("stage `{}` joins {upstreams} upstream stage(s)", r.name()))
-                    .with_hint("`join: true` waits for several upstream stages; list at least two in `dependsOn`"),
-            );
-        }
-        if split.as_ref().is_some_and(|s| !s.can_exhaust())
-            && edges.iter().any(|e| e.upstream == key)
-        {
-            self.diags.push(
-                origin.error("split", &[], "endless-self-dependency", format!("stage `{}` relaunches itself after each submission but its split never runs out", r.name()))
-                    .with_hint("a self-dependency needs a split that exhausts (nfiles, list, multiparam, byrun, ...)"),
-            );
-        }
-        if split.is_some() && upstreams > 0 && !edges.iter().any(|e| e.upstream == key) {
-            self.diags.push(
-                origin.error("split", &[], "split-ignored", format!("stage `{}` is launched from its upstream stages' outputs, so its split is not used", r.name()))
-                    .with_hint("remove `split`, or remove `dependsOn` to split a dataset"),
-            );
-            if let Some(d) = self.diags.last_mut() {
-                d.severity = super::diagnostic::Severity::Warning;
-            }
-        }
+        self.check_stage_shape(&origin, split.as_ref(), &edges, join);
 
-        if refers_to_broken || self.diags[before..].iter().any(Diagnostic::is_error) {
+        let broken = ls_broken || jt_broken || up_broken;
+        if broken || self.diags[before..].iter().any(Diagnostic::is_error) {
             return None;
         }
         Some(Stage {
-            key,
-            campaign: ObjectKey::new(ns, &spec.campaign),
-            login_setup: ObjectKey::new(ns, login_setup?),
-            job_type: ObjectKey::new(ns, job_type?),
+            key: ObjectKey::new(r.namespace(), r.name()),
+            campaign: ObjectKey::new(r.namespace(), &spec.campaign),
+            login_setup: ObjectKey::new(r.namespace(), login_setup?),
+            job_type: ObjectKey::new(r.namespace(), job_type?),
             software_version: software_version?,
             vo_role: spec
                 .vo_role
@@ -630,6 +438,272 @@ impl<'r> Validator<'r> {
             generation: r.meta.generation,
             source: r.file.to_string(),
         })
+    }
+
+    /// The campaign a stage belongs to, or an error (none when that campaign failed to load:
+    /// its own error says why).
+    fn stage_campaign(
+        &mut self,
+        r: &'r Resource,
+        spec: &CampaignStageSpec,
+    ) -> Option<(&'r Resource, &'r CampaignSpec)> {
+        let ns = r.namespace();
+        let Some(campaign_res) = self.lookup("Campaign", ns, &spec.campaign) else {
+            if !self.is_broken("Campaign", ns, &spec.campaign) {
+                let hint = self.unknown_ref("Campaign", ns, &spec.campaign);
+                self.diags.push(
+                    r.error(
+                        &["spec", "campaign"],
+                        "unknown-reference",
+                        format!(
+                            "stage `{}` names campaign `{}`, which does not exist",
+                            r.name(),
+                            spec.campaign
+                        ),
+                    )
+                    .with_hint(hint),
+                );
+            }
+            return None;
+        };
+        match &campaign_res.spec {
+            Spec::Campaign(campaign) => Some((campaign_res, campaign)),
+            _ => None,
+        }
+    }
+
+    /// A field the stage must have, given here or by its campaign's defaults.
+    fn required(
+        &mut self,
+        r: &Resource,
+        spec: &CampaignStageSpec,
+        field: &'static str,
+        value: &Option<String>,
+    ) -> Option<String> {
+        match value {
+            Some(v) if !v.trim().is_empty() => Some(v.clone()),
+            _ => {
+                self.diags.push(
+                    r.error(
+                        &["spec"],
+                        "missing-field",
+                        format!("stage `{}` has no `{field}`", r.name()),
+                    )
+                    .with_hint(format!(
+                        "set `spec.{field}` here or `spec.defaults.{field}` in campaign `{}`",
+                        spec.campaign
+                    )),
+                );
+                None
+            }
+        }
+    }
+
+    /// The resource a stage field names, and whether it names a document that did not load.
+    fn stage_reference(
+        &mut self,
+        origin: &Origin<'r>,
+        kind: &'static str,
+        field: &'static str,
+        name: &Option<String>,
+    ) -> (Option<&'r Resource>, bool) {
+        let Some(name) = name else {
+            return (None, false);
+        };
+        let ns = origin.stage.namespace();
+        let found = self.lookup(kind, ns, name);
+        if found.is_some() {
+            return (found, false);
+        }
+        if self.is_broken(kind, ns, name) {
+            return (None, true);
+        }
+        let hint = self.unknown_ref(kind, ns, name);
+        self.diags.push(
+            origin
+                .error(
+                    field,
+                    &[],
+                    "unknown-reference",
+                    format!("{kind} `{name}` does not exist in namespace `{ns}`"),
+                )
+                .with_hint(hint),
+        );
+        (None, false)
+    }
+
+    /// Templates: launch text sees the built-ins and the campaign's keywords; the dataset and
+    /// the version see only the keywords (they are expanded before the built-ins exist).
+    fn check_stage_templates(
+        &mut self,
+        origin: &Origin<'r>,
+        campaign: &CampaignSpec,
+        spec: &CampaignStageSpec,
+        jt_res: Option<&'r Resource>,
+        software_version: Option<&str>,
+    ) {
+        let keywords = &campaign.keywords;
+        let with_keywords = |n: &str| BUILTINS.contains(&n) || keywords.contains_key(n);
+        let keywords_only = |n: &str| keywords.contains_key(n);
+        let desc = format!(
+            "the built-ins and the keywords of campaign `{}`",
+            spec.campaign
+        );
+        if let Some(jt) = jt_res
+            && let Spec::JobType(jt_spec) = &jt.spec
+        {
+            self.check_job_type_templates(jt, jt_spec, &with_keywords, &desc);
+        }
+        for (field, params) in [
+            ("parameterOverrides", &spec.parameter_overrides),
+            ("testParameterOverrides", &spec.test_parameter_overrides),
+        ] {
+            if let Some(params) = params {
+                let (res, path) = origin.at(field, &[]);
+                self.check_params(res, &as_strs(&path), params, &with_keywords, &desc);
+            }
+        }
+        if spec.merge_default_overrides == Some(true)
+            && let Some(campaign_res) = origin.campaign
+            && let Some(params) = campaign
+                .defaults
+                .as_ref()
+                .and_then(|d| d.parameter_overrides.as_ref())
+        {
+            self.check_params(
+                campaign_res,
+                &["spec", "defaults", "parameterOverrides"],
+                params,
+                &with_keywords,
+                &desc,
+            );
+        }
+        let kw_desc = format!(
+            "the keywords of campaign `{}` (the dataset and version are expanded before the built-ins exist)",
+            spec.campaign
+        );
+        if let Some(SplitData::Text(text)) = &spec.dataset {
+            let (res, path) = origin.at("dataset", &[]);
+            self.check_template(res, &as_strs(&path), text, &keywords_only, &kw_desc);
+        }
+        if let Some(v) = software_version {
+            let (res, path) = origin.at("softwareVersion", &[]);
+            self.check_template(res, &as_strs(&path), v, &keywords_only, &kw_desc);
+        }
+    }
+
+    /// The stage's dependency edges: each upstream stage exists and is of the same
+    /// campaign, no edge twice (cycles are checked over the whole set). Also whether one
+    /// names a stage that did not load.
+    fn stage_edges(&mut self, r: &'r Resource, spec: &CampaignStageSpec) -> (Vec<Edge>, bool) {
+        let ns = r.namespace();
+        let mut broken = false;
+        let mut edges = Vec::new();
+        let mut seen_edges = HashSet::new();
+        for (i, dep) in spec.depends_on.iter().enumerate() {
+            let idx = i.to_string();
+            if dep.stage != r.name() {
+                broken |= self.check_upstream(r, spec, &idx, &dep.stage);
+            }
+            if !seen_edges.insert((dep.stage.as_str(), dep.file_pattern.as_str())) {
+                self.diags.push(r.error(
+                    &["spec", "dependsOn", &idx],
+                    "duplicate-dependency",
+                    format!(
+                        "stage `{}` depends on `{}` twice with the same pattern",
+                        r.name(),
+                        dep.stage
+                    ),
+                ));
+            }
+            edges.push(Edge {
+                upstream: ObjectKey::new(ns, &dep.stage),
+                file_pattern: dep.file_pattern.clone(),
+                trigger: dep.trigger,
+            });
+        }
+        (edges, broken)
+    }
+
+    /// An upstream stage exists in the namespace and belongs to the same campaign. Returns
+    /// whether it is a document that did not load.
+    fn check_upstream(
+        &mut self,
+        r: &'r Resource,
+        spec: &CampaignStageSpec,
+        idx: &str,
+        upstream: &str,
+    ) -> bool {
+        let ns = r.namespace();
+        match self.lookup("CampaignStage", ns, upstream) {
+            None if self.is_broken("CampaignStage", ns, upstream) => return true,
+            None => {
+                let hint = self.unknown_ref("CampaignStage", ns, upstream);
+                self.diags.push(
+                    r.error(
+                        &["spec", "dependsOn", idx, "stage"],
+                        "unknown-reference",
+                        format!("upstream stage `{upstream}` does not exist in namespace `{ns}`"),
+                    )
+                    .with_hint(hint),
+                );
+            }
+            Some(up) => {
+                if let Spec::CampaignStage(up_spec) = &up.spec
+                    && up_spec.campaign != spec.campaign
+                {
+                    self.diags.push(
+                        r.error(
+                            &["spec", "dependsOn", idx, "stage"],
+                            "cross-campaign-dependency",
+                            format!(
+                                "upstream stage `{upstream}` belongs to campaign `{}`, not `{}`",
+                                up_spec.campaign, spec.campaign
+                            ),
+                        )
+                        .with_hint("dependencies link stages of one campaign"),
+                    );
+                }
+            }
+        }
+        false
+    }
+
+    /// How the split and the dependencies fit together: a join needs two upstream stages, a
+    /// self-dependency a split that runs out, and a split of a stage fed only by upstream
+    /// stages is never used.
+    fn check_stage_shape(
+        &mut self,
+        origin: &Origin<'r>,
+        split: Option<&SplitPolicy>,
+        edges: &[Edge],
+        join: bool,
+    ) {
+        let r = origin.stage;
+        let key = ObjectKey::new(r.namespace(), r.name());
+        let upstreams = edges.iter().filter(|e| e.upstream != key).count();
+        let self_dependent = edges.iter().any(|e| e.upstream == key);
+        if join && upstreams < 2 {
+            self.diags.push(
+                origin.error("join", &[], "invalid-join", format!("stage `{}` joins {upstreams} upstream stage(s)", r.name()))
+                    .with_hint("`join: true` waits for several upstream stages; list at least two in `dependsOn`"),
+            );
+        }
+        if split.is_some_and(|s| !s.can_exhaust()) && self_dependent {
+            self.diags.push(
+                origin.error("split", &[], "endless-self-dependency", format!("stage `{}` relaunches itself after each submission but its split never runs out", r.name()))
+                    .with_hint("a self-dependency needs a split that exhausts (nfiles, list, multiparam, byrun, ...)"),
+            );
+        }
+        if split.is_some() && upstreams > 0 && !self_dependent {
+            self.diags.push(
+                origin.error("split", &[], "split-ignored", format!("stage `{}` is launched from its upstream stages' outputs, so its split is not used", r.name()))
+                    .with_hint("remove `split`, or remove `dependsOn` to split a dataset"),
+            );
+            if let Some(d) = self.diags.last_mut() {
+                d.severity = super::diagnostic::Severity::Warning;
+            }
+        }
     }
 
     /// Values that parse but mean nothing: a depth of 0, empty patterns and roles, a trigger
