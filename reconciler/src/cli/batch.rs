@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use super::Exit;
-use super::run::StateArg;
+use super::state::StateArg;
 use crate::batch::local::{self, Control, ENV_OUTPUT_PATTERNS};
 use crate::ledger::Ledger;
 use crate::plan::format_time;

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use super::Exit;
-use super::run::StateArg;
+use super::state::StateArg;
 use crate::catalog::{CatalogError, NewFile};
 
 #[derive(clap::Subcommand, Debug)]

@@ -5,11 +5,14 @@
 
 pub mod batch;
 pub mod catalog;
+pub mod explain;
 pub mod generate;
 pub mod ini;
 pub mod operator;
 pub mod plan;
 pub mod run;
+pub mod state;
+pub mod status;
 pub mod validate;
 
 use std::process::ExitCode;
@@ -42,9 +45,9 @@ pub enum Command {
     /// Run the controller in the foreground until every stage has settled
     Run(run::RunArgs),
     /// Show the stage table and the submissions (also while `run` is going)
-    Status(run::StatusArgs),
+    Status(status::StatusArgs),
     /// Say why a stage is where it is, with its submissions and their history
-    Explain(run::ExplainArgs),
+    Explain(explain::ExplainArgs),
     /// Submit jobs to the local batch system (what launch scripts call); prints the job id
     Submit(batch::SubmitArgs),
     /// List the local batch system's jobs
@@ -115,8 +118,8 @@ pub fn run(cli: Cli) -> Exit {
         Command::Schema(args) => generate::schema(&args),
         Command::Crd(args) => generate::crd(&args),
         Command::Run(args) => run::run(&args),
-        Command::Status(args) => run::status(&args),
-        Command::Explain(args) => run::explain(&args),
+        Command::Status(args) => status::status(&args),
+        Command::Explain(args) => explain::explain(&args),
         Command::Submit(args) => batch::submit(&args),
         Command::Q(args) => batch::queue(&args),
         Command::Hold(args) => operator::jobs(&args, crate::batch::local::Control::Hold),

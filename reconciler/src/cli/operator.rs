@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::Exit;
-use super::run::StateArg;
+use super::state::StateArg;
 use crate::batch::local::{self, Control};
 use crate::ledger::{Ledger, LedgerError};
 use crate::model::ObjectKey;

@@ -1,0 +1,80 @@
+//! `cascade explain STAGE`: why a stage is where it is, with every submission's command,
+//! input and status history.
+
+use std::io::Write;
+
+use super::Exit;
+use super::state::StateArg;
+use crate::plan::format_time;
+
+#[derive(clap::Args, Debug)]
+pub struct ExplainArgs {
+    /// The stage (`name` or `namespace/name`)
+    pub stage: String,
+    #[command(flatten)]
+    pub state: StateArg,
+}
+
+pub fn explain(args: &ExplainArgs) -> std::io::Result<Exit> {
+    let ledger = match args.state.open_existing() {
+        Ok(l) => l,
+        Err(e) => return Ok(e),
+    };
+    let stages = ledger.saved_stage_status().map_err(std::io::Error::other)?;
+    let Some(found) = stages
+        .iter()
+        .find(|s| s.stage.name == args.stage || s.stage.to_string() == args.stage)
+    else {
+        // Suggest in the form given: `name`, or `namespace/name`.
+        let qualified = args.stage.contains('/');
+        let known: Vec<String> = stages
+            .iter()
+            .map(|s| {
+                if qualified {
+                    s.stage.to_string()
+                } else {
+                    s.stage.name.clone()
+                }
+            })
+            .collect();
+        let known: Vec<&str> = known.iter().map(String::as_str).collect();
+        eprintln!(
+            "error: no stage `{}` in {}\n  help: {}",
+            args.stage,
+            args.state.state.display(),
+            crate::model::de::suggest(&args.stage, &known, "stages")
+        );
+        return Ok(Exit::Rejected);
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{} is {}: {}", found.stage, found.state, found.reason)?;
+    let subs = ledger.submission_rows().map_err(std::io::Error::other)?;
+    for r in subs.iter().filter(|r| r.submission.stage == found.stage) {
+        let s = &r.submission;
+        writeln!(
+            out,
+            "\n  {} ({}): {}, jobs {} of {} succeeded, {} failed",
+            s.id,
+            s.origin.describe(),
+            s.status,
+            s.jobs.succeeded,
+            s.jobs.total,
+            s.jobs.failed
+        )?;
+        if let Some(input) = &s.input {
+            writeln!(out, "    input: {input}")?;
+        }
+        writeln!(out, "    command: {}", r.command)?;
+        writeln!(out, "    launch log: {}", r.launch_log)?;
+        for h in ledger.history(Some(&s.id)).map_err(std::io::Error::other)? {
+            writeln!(
+                out,
+                "    {}  {:<13} {}",
+                format_time(h.at),
+                h.status,
+                h.reason
+            )?;
+        }
+    }
+    Ok(Exit::Ok)
+}

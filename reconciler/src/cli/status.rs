@@ -1,0 +1,175 @@
+//! `cascade status`: the stages and submissions of a state directory, for people or as JSON.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+
+use cascade_crd::{CampaignStatus, SplitSpec};
+
+use super::Exit;
+use super::state::StateArg;
+use crate::ledger::{SavedStage, SubmissionRow};
+use crate::model::ObjectKey;
+use crate::plan::{CampaignProgress, StageStatus, format_time, resource_status, rfc3339};
+
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub state: StateArg,
+    /// Also list every status change of every submission
+    #[arg(long)]
+    pub history: bool,
+    /// Output for people (`text`) or machines (`json`)
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: super::plan::Format,
+}
+
+pub fn status(args: &StatusArgs) -> std::io::Result<Exit> {
+    let ledger = match args.state.open_existing() {
+        Ok(l) => l,
+        Err(e) => return Ok(e),
+    };
+    let stages = ledger.saved_stage_status().map_err(std::io::Error::other)?;
+    let subs = ledger.submission_rows().map_err(std::io::Error::other)?;
+    let mut out = std::io::stdout().lock();
+    if let super::plan::Format::Json = args.format {
+        let history = ledger.history(None).map_err(std::io::Error::other)?;
+        let actions = ledger.operator_actions().map_err(std::io::Error::other)?;
+        let mut counts = submission_counts(&subs);
+        let value = serde_json::json!({
+            "operatorActions": actions,
+            "campaigns": campaign_statuses(&stages),
+            "stages": stages.iter().map(|s| serde_json::json!({
+                "stage": s.stage.to_string(),
+                "campaign": s.campaign,
+                "state": s.state,
+                "reason": s.reason,
+                "drift": s.drift,
+                "status": s.status.as_ref().map(|st| resource_status::stage_status(
+                    st,
+                    &rfc3339(s.since),
+                    None,
+                    counts.remove(&s.stage).unwrap_or_default(),
+                )),
+            })).collect::<Vec<_>>(),
+            "submissions": subs,
+            "history": history,
+        });
+        serde_json::to_writer_pretty(&mut out, &value)?;
+        writeln!(out)?;
+        return Ok(Exit::Ok);
+    }
+    let mut campaign = None;
+    for s in &stages {
+        if campaign != Some(&s.campaign) {
+            writeln!(out, "Campaign {}/{}:", s.stage.namespace, s.campaign)?;
+            campaign = Some(&s.campaign);
+        }
+        writeln!(out, "  {:<24} {:<10} {}", s.stage.name, s.state, s.reason)?;
+        if let Some(line) = s.status.as_ref().and_then(split_line) {
+            writeln!(out, "  {:<24} {:<10} {line}", "", "")?;
+        }
+    }
+    let drifted: Vec<_> = stages.iter().filter(|s| s.drift.is_some()).collect();
+    if !drifted.is_empty() {
+        writeln!(out, "\nDrift (the state contradicts the definitions):")?;
+        for s in drifted {
+            writeln!(
+                out,
+                "  {}: {}",
+                s.stage,
+                s.drift.as_deref().unwrap_or_default()
+            )?;
+        }
+    }
+    writeln!(out, "\nSubmissions:")?;
+    writeln!(
+        out,
+        "  {:<28} {:<24} {:<13} {:>5} {:>5} {:>5} {:>5}  BATCH ID",
+        "ID", "ORIGIN", "STATUS", "JOBS", "RUN", "OK", "FAIL"
+    )?;
+    for r in &subs {
+        let s = &r.submission;
+        writeln!(
+            out,
+            "  {:<28} {:<24} {:<13} {:>5} {:>5} {:>5} {:>5}  {}",
+            s.id,
+            s.origin.describe(),
+            s.status.as_str(),
+            s.jobs.total,
+            s.jobs.running,
+            s.jobs.succeeded,
+            s.jobs.failed,
+            r.batch_id.as_deref().unwrap_or("-")
+        )?;
+    }
+    if args.history {
+        writeln!(out, "\nOperator actions:")?;
+        for a in ledger.operator_actions().map_err(std::io::Error::other)? {
+            writeln!(
+                out,
+                "  {}  {}: {} {} ({})",
+                format_time(a.at),
+                a.who,
+                a.action,
+                a.target,
+                a.why
+            )?;
+        }
+        writeln!(out, "\nHistory:")?;
+        for h in ledger.history(None).map_err(std::io::Error::other)? {
+            writeln!(
+                out,
+                "  {}  {:<28} {:<13} {}",
+                format_time(h.at),
+                h.submission,
+                h.status,
+                h.reason
+            )?;
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// `split nfiles(n=10) at slice 3` (`, exhausted`): the split in its normalised form.
+fn split_line(s: &StageStatus) -> Option<String> {
+    let split = s.split.as_ref()?;
+    let policy = SplitSpec::Mapping(split.clone()).policy().ok().flatten()?;
+    Some(format!(
+        "split {policy} at {}{}",
+        s.split_position.as_deref().unwrap_or("start"),
+        if s.exhausted { ", exhausted" } else { "" }
+    ))
+}
+
+/// Each stage's submissions by status, as a status subresource counts them.
+fn submission_counts(subs: &[SubmissionRow]) -> HashMap<&ObjectKey, BTreeMap<String, u32>> {
+    let mut counts: HashMap<&ObjectKey, BTreeMap<String, u32>> = HashMap::new();
+    for r in subs {
+        *counts
+            .entry(&r.submission.stage)
+            .or_default()
+            .entry(r.submission.status.as_str().to_string())
+            .or_default() += 1;
+    }
+    counts
+}
+
+/// Each campaign's status from its stages' saved statuses, keyed `namespace/name`.
+fn campaign_statuses(stages: &[SavedStage]) -> BTreeMap<String, CampaignStatus> {
+    let mut by_campaign: BTreeMap<ObjectKey, (Vec<&StageStatus>, i64)> = BTreeMap::new();
+    for s in stages {
+        let key = ObjectKey::new(s.stage.namespace.clone(), s.campaign.clone());
+        let entry = by_campaign.entry(key).or_default();
+        entry.0.extend(s.status.as_ref());
+        entry.1 = entry.1.max(s.since);
+    }
+    by_campaign
+        .into_iter()
+        .map(|(key, (list, since))| {
+            let name = key.to_string();
+            let progress = CampaignProgress::of(key, &list);
+            let status = resource_status::campaign_status(&progress, &list, &rfc3339(since));
+            (name, status)
+        })
+        .collect()
+}
