@@ -33,17 +33,24 @@ fn kill_9_at_random_moments_loses_nothing_and_launches_nothing_twice() {
         .unwrap_or(20261124);
     let mut rng = Lcg(seed);
     let mut kills = 0;
+    let errors = state.0.with_extension("stderr");
     for round in 0..40 {
         let mut child = Command::new(cascade_bin())
             .args(["run", "examples/eve_mc", "--state", state.path(), "-q"])
             .current_dir(root())
             .env("EVE_JOB_SECONDS", "0.3")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&errors).expect("stderr file"))
             .spawn()
             .expect("start controller");
         std::thread::sleep(Duration::from_millis(10 + rng.next(250)));
-        if child.try_wait().expect("poll").is_some() {
+        if let Some(exit) = child.try_wait().expect("poll") {
+            // Only a campaign that finished may end a controller before its kill.
+            assert!(
+                exit.success(),
+                "seed {seed}, round {round}: the controller failed ({exit}): {}",
+                std::fs::read_to_string(&errors).unwrap_or_default()
+            );
             eprintln!("round {round}: the campaign finished before the kill");
             break;
         }

@@ -80,6 +80,12 @@ pub async fn run(opts: Options) -> Result<Summary> {
         .truncate(false)
         .write(true)
         .open(state.join("controller.lock"))?;
+    // A controller killed a moment ago can leave its lock to a child in the instant between
+    // fork and exec: wait a little before concluding that another controller runs.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while lock.try_lock().is_err() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     if lock.try_lock().is_err() {
         return Err(LedgerError::Invalid(format!(
             "another controller is running on {}; use `cascade status --state {}` to follow it",
