@@ -4,7 +4,7 @@
 
 use cascade_crd::{Param, StageType};
 
-use super::shell::{Tracker, quote, quote_in};
+use super::shell::{Context, Tracker, quote, quote_in};
 use super::template::{self, Segment};
 use crate::model::{DesiredGraph, Stage};
 
@@ -100,7 +100,18 @@ fn render(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String,
                 let value = lookup(name).ok_or_else(|| {
                     ComposeError(format!("unknown variable `%({name})s` in `{text}`"))
                 })?;
-                out.push_str(&quote_in(tracker.context(), &value));
+                let ctx = tracker.context();
+                let quoted = quote_in(ctx, &value).ok_or_else(|| {
+                    let why = match ctx {
+                        Context::Refused(why) => why,
+                        _ => "",
+                    };
+                    ComposeError(format!(
+                        "`%({name})s` cannot be substituted safely where it stands in `{text}`: {}",
+                        why.replace("%(name)s", &format!("%({name})s"))
+                    ))
+                })?;
+                out.push_str(&quoted);
             }
         }
     }
@@ -254,10 +265,12 @@ pub fn compose(graph: &DesiredGraph, req: &LaunchRequest) -> Result<Launch, Comp
             quote(&script.replace('\n', "; "))
         );
         (
+            // `--`: nothing after it is an option, whatever the target is.
             vec![
                 "ssh".into(),
                 "-o".into(),
                 "BatchMode=yes".into(),
+                "--".into(),
                 target,
                 remote,
             ],

@@ -4,7 +4,8 @@
 //! `duplicate-name`, `unknown-reference`, `cross-campaign-dependency`, `duplicate-dependency`,
 //! `missing-field`, `invalid-split`, `split-data`, `invalid-percent`, `invalid-schedule`,
 //! `template`, `dependency-cycle`, `invalid-join`, `endless-self-dependency`,
-//! `invalid-keyword`, `invalid-value`, `batch-system-unavailable`; warnings: `no-outputs`, `split-ignored`,
+//! `invalid-keyword`, `invalid-value`, `batch-system-unavailable`, `unsafe-substitution`;
+//! warnings: `no-outputs`, `split-ignored`,
 //! `keyword-shadowed`, `self-dependency-trigger`.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -227,6 +228,7 @@ impl<'r> Validator<'r> {
         }
         self.check_dependencies(&stages);
         self.warn_unlocatable(&stages);
+        self.check_compositions(&graph, &stages);
         graph.stages = self.topological(stages)?;
         Some(graph)
     }
@@ -246,6 +248,65 @@ impl<'r> Validator<'r> {
                 &builtins,
                 "the built-in variables (login setups get no campaign keywords)",
             );
+        }
+        // `ssh ACCOUNT@HOST`: a leading `-` would make ssh read an option.
+        for (field, text) in [("host", &spec.host), ("account", &spec.account)] {
+            if text.trim_start().starts_with('-') {
+                self.diags.push(
+                    r.error(
+                        &["spec", field],
+                        "invalid-value",
+                        format!(
+                            "{field} `{text}` starts with `-`, which ssh would read as an option"
+                        ),
+                    )
+                    .with_hint("a host name or an account, such as `gpvm01.example.org` or `prod`"),
+                );
+            }
+        }
+    }
+
+    /// Composes each stage's launches (normal, test, each recovery round) with stand-in
+    /// values: a `%(name)s` that lands where no quoting is safe (inside `$(...)`, a comment,
+    /// a here-document, ...) is refused here rather than at launch.
+    fn check_compositions(&mut self, graph: &DesiredGraph, stages: &[(&'r Resource, Stage)]) {
+        use crate::launch::compose::{LaunchRequest, compose};
+        for (r, stage) in stages {
+            let job_type = graph.job_type_of(stage);
+            let mut overrides: Vec<&[Param]> = vec![&[]];
+            overrides.extend(
+                job_type
+                    .recoveries
+                    .iter()
+                    .map(|s| s.parameter_overrides.as_slice()),
+            );
+            for (test, explicit) in [true, false]
+                .into_iter()
+                .flat_map(|t| overrides.iter().map(move |o| (t, *o)))
+            {
+                let request = LaunchRequest {
+                    stage,
+                    dataset: Some("dataset"),
+                    submission_id: "validate",
+                    parent_submission_id: None,
+                    test,
+                    explicit_overrides: explicit,
+                    experimenter: "validate",
+                };
+                let Err(e) = compose(graph, &request) else {
+                    continue;
+                };
+                let at = self.lookup("JobType", &stage.job_type.namespace, &stage.job_type.name);
+                let (res, path): (&Resource, &[&str]) = match at {
+                    Some(jt) => (jt, &["spec", "launchScript"]),
+                    None => (r, &["spec"]),
+                };
+                self.diags.push(
+                    res.error(path, "unsafe-substitution", format!("stage `{}`: {e}", stage.key.name))
+                        .with_hint("Cascade quotes values for a plain command line, inside '...' and inside \"...\""),
+                );
+                break;
+            }
         }
     }
 

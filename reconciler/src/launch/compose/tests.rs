@@ -120,10 +120,10 @@ fn remote_launch_goes_through_ssh_with_exports() {
     let g = graph("%(experiment)sgpvm01.example.org", "kw_fred");
     let l = launch(&g, "ds_A", false, false, &[]);
     assert_eq!(
-        l.argv[..4],
-        ["ssh", "-o", "BatchMode=yes", "prod@expgpvm01.example.org"].map(String::from)
+        l.argv[..5],
+        ["ssh", "-o", "BatchMode=yes", "--", "prod@expgpvm01.example.org"].map(String::from)
     );
-    assert!(l.argv[4].contains("export POMS_TASK_ID=42\n"));
+    assert!(l.argv[5].contains("export POMS_TASK_ID=42\n"));
     assert!(
         l.display
             .starts_with("ssh prod@expgpvm01.example.org 'source /opt/exp/setup.sh; fife_launch"),
@@ -175,4 +175,129 @@ fn hostile_values_cannot_inject_shell() {
         );
     }
     assert!(!std::path::Path::new("/tmp/pwned").exists());
+}
+
+/// The arguments a value must arrive as, from the value.
+type Expected = fn(&str) -> Vec<String>;
+
+/// Each accepted context, as a template that prints its arguments NUL-separated, and the
+/// arguments the value `v` must arrive as.
+fn accepted_contexts() -> Vec<(&'static str, Expected)> {
+    vec![
+        ("printf '%%s\\0' %(v)s", |v| vec![v.into()]),
+        ("printf '%%s\\0' '%(v)s'", |v| vec![v.into()]),
+        ("printf '%%s\\0' \"%(v)s\"", |v| vec![v.into()]),
+        ("printf '%%s\\0' pre%(v)spost", |v| {
+            vec![format!("pre{v}post")]
+        }),
+        ("printf '%%s\\0' 'x'%(v)s\"y\"", |v| vec![format!("x{v}y")]),
+        ("printf '%%s\\0' \"a %(v)s b\" '%(v)s'", |v| {
+            vec![format!("a {v} b"), v.into()]
+        }),
+        ("x=%(v)s; printf '%%s\\0' \"$x\"", |v| vec![v.into()]),
+        (
+            "printf '%%s\\0' \"$(printf ok)\" %(v)s `printf ok` \"%(v)s\"",
+            |v| vec!["ok".into(), v.into(), "ok".into(), v.into()],
+        ),
+        (
+            "printf '%%s\\0' --k=%(v)s ${#HOME} >/dev/null; printf '%%s\\0' %(v)s # done",
+            |v| vec![v.into()],
+        ),
+        (
+            "# %%(v)s is not substituted in a comment\nprintf '%%s\\0' %(v)s",
+            |v| vec![v.into()],
+        ),
+    ]
+}
+
+/// Runs `text` with `shell -c` and splits what it printed at NULs.
+fn run_in(shell: &str, text: &str) -> (Vec<String>, String, bool) {
+    let out = std::process::Command::new(shell)
+        .arg("-c")
+        .arg(text)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .expect("run the shell");
+    let mut args: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split('\0')
+        .map(String::from)
+        .collect();
+    args.pop(); // after the last NUL
+    (
+        args,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
+}
+
+fn assert_value_stays_a_value(v: &str) -> Result<(), String> {
+    for (template, expected) in accepted_contexts() {
+        let text = super::render(template, &|n| (n == "v").then(|| v.to_string()))
+            .map_err(|e| format!("{template:?} refused: {e}"))?;
+        for shell in ["dash", "bash"] {
+            let (args, stderr, ok) = run_in(shell, &text);
+            if !ok || !stderr.is_empty() || args != expected(v) {
+                return Err(format!(
+                    "{shell}: value {v:?} in {template:?} rendered as {text:?}: args {args:?}, stderr {stderr:?}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn shell_metacharacters_stay_literal_through_dash_and_bash() {
+    for v in [
+        "",
+        "'",
+        "\"",
+        "\\",
+        "$(touch /tmp/cascade-pwned)",
+        "`touch /tmp/cascade-pwned`",
+        "a'b\"c$d`e\\f",
+        "x\n; touch /tmp/cascade-pwned\n#",
+        "${HOME}",
+        "$((1+1))",
+        "*",
+        "-n",
+        "a b\tc",
+        "'; echo owned; '",
+        "\"; echo owned; \"",
+        "%s %(v)s %%",
+        "é ✓",
+    ] {
+        assert_value_stays_a_value(v).unwrap();
+    }
+    assert!(!std::path::Path::new("/tmp/cascade-pwned").exists());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+    /// Random values of shell metacharacters, quotes, newlines and spaces, in every accepted
+    /// context, arrive through both shells as exactly themselves, and nothing else runs.
+    #[test]
+    fn random_values_stay_literal_through_dash_and_bash(v in "[ -~\n\té]{0,16}") {
+        assert_value_stays_a_value(&v).map_err(proptest::test_runner::TestCaseError::fail)?;
+    }
+}
+
+#[test]
+fn values_in_nested_shell_comments_and_heredocs_are_refused() {
+    for template in [
+        "echo \"$(echo %(v)s)\"",
+        "echo `echo %(v)s`",
+        "echo \"${X:-%(v)s}\"",
+        "echo $((%(v)s))",
+        "echo $'%(v)s'",
+        "echo x # %(v)s",
+        "cat <<EOF\n%(v)s\nEOF",
+    ] {
+        let e = super::render(template, &|_| Some("x".into())).unwrap_err();
+        assert!(
+            e.0.contains("cannot be substituted safely"),
+            "{template:?}: {e}"
+        );
+    }
 }
