@@ -7,6 +7,7 @@ mod datasets;
 mod ini;
 mod operator;
 mod plan;
+mod processes;
 mod run;
 mod stress;
 mod support;

@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use crate::catalog::NewFile;
-use crate::catalog::store::declare;
-use crate::ledger::{Ledger, LedgerError, Result, SqlContext, now};
+use super::process;
+use crate::ledger::{Ledger, Result, now};
 
 /// Environment a launch passes to `cascade submit` (besides the CASCADE_* of composition).
 pub const ENV_STATE_DIR: &str = "CASCADE_STATE_DIR";
@@ -39,6 +38,9 @@ pub struct JobRow {
     pub index: i64,
     pub state: String,
     pub pid: Option<i64>,
+    /// The runner's start time, telling it from a later process with the same pid.
+    pub pid_start: Option<i64>,
+    /// The job's exit code; 128 + n when signal n ended it.
     pub exit_code: Option<i64>,
     pub created: i64,
     pub started: Option<i64>,
@@ -117,11 +119,16 @@ pub fn submit(
     Ok(format!("{first}@local"))
 }
 
-/// Starts a batch daemon for the state directory unless one runs.
+/// Starts a batch daemon for the state directory unless one holds its lock. The daemon is
+/// reaped by a thread of this process, so a long-lived caller (the controller) leaves no
+/// zombie behind.
 pub fn ensure_daemon(state: &Path) -> Result<()> {
+    if daemon_running(state)? {
+        return Ok(());
+    }
     let exe = std::env::current_exe()?;
     use std::os::unix::process::CommandExt;
-    Command::new(exe)
+    let mut child = Command::new(exe)
         .arg("batchd")
         .arg("--state")
         .arg(state)
@@ -130,7 +137,20 @@ pub fn ensure_daemon(state: &Path) -> Result<()> {
         .stderr(Stdio::null())
         .process_group(0)
         .spawn()?;
+    std::thread::spawn(move || child.wait());
     Ok(())
+}
+
+/// Whether a daemon holds the state directory's lock.
+pub fn daemon_running(state: &Path) -> Result<bool> {
+    let lock = lock_file(state)?;
+    Ok(match lock.try_lock() {
+        Ok(()) => {
+            lock.unlock()?;
+            false
+        }
+        Err(_) => true,
+    })
 }
 
 fn lock_file(state: &Path) -> Result<File> {
@@ -147,11 +167,6 @@ pub fn slots() -> usize {
         .and_then(|v| v.parse().ok())
         .filter(|n| *n > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-}
-
-fn alive(pid: i64) -> bool {
-    // Signal 0 only checks that the process exists.
-    pid > 0 && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
 }
 
 /// The daemon's loop; returns when there has been nothing to do for a while.
@@ -197,14 +212,15 @@ pub fn daemon(state: &Path) -> Result<()> {
     }
 }
 
-/// Running jobs whose runner died without recording an end are failed; returns how many
-/// jobs still run (including held ones, which keep their slot).
+/// Running jobs whose runner died without recording an end are failed, after what is left
+/// of their process group is killed (so their inputs are never processed twice at once);
+/// returns how many jobs still run (including held ones, which keep their slot).
 fn adopt(ledger: &mut Ledger) -> Result<usize> {
-    let rows: Vec<(i64, Option<i64>)> = {
+    let rows: Vec<(i64, i64, Option<u64>)> = {
         ledger.rows(
-            "SELECT id, pid FROM jobs WHERE state IN ('running', 'held') AND pid IS NOT NULL",
+            "SELECT id, pid, pid_start FROM jobs WHERE state IN ('running', 'held') AND pid IS NOT NULL",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<i64>>(2)?.map(|s| s as u64))),
         )?
     };
     // A job claimed by a daemon that died before it could start the runner.
@@ -216,10 +232,17 @@ fn adopt(ledger: &mut Ledger) -> Result<usize> {
         .map(|_| ())
     })?;
     let mut running = 0;
-    for (id, pid) in rows {
-        if pid.is_some_and(alive) {
-            running += 1;
-            continue;
+    for (id, pid, started) in rows {
+        match process::runner(pid, started) {
+            process::Runner::Alive => {
+                running += 1;
+                continue;
+            }
+            process::Runner::Orphaned => {
+                process::signal_group(pid, started, libc::SIGCONT);
+                process::signal_group(pid, started, libc::SIGKILL);
+            }
+            process::Runner::Gone => {}
         }
         // Re-read inside the transaction: the runner may have just recorded its end.
         ledger.write(|tx| {
@@ -262,180 +285,20 @@ fn start_runner(ledger: &mut Ledger, id: i64) -> Result<Option<std::process::Chi
         .process_group(0)
         .spawn()?;
     let pid = child.id() as i64;
+    let started = process::start_time(pid).map(|t| t as i64);
     ledger.write(|tx| {
-        tx.execute("UPDATE jobs SET pid = ? WHERE id = ?", params![pid, id])
-            .map(|_| ())
+        tx.execute(
+            "UPDATE jobs SET pid = ?, pid_start = ? WHERE id = ?",
+            params![pid, started, id],
+        )
+        .map(|_| ())
     })?;
     Ok(Some(child))
 }
 
-/// The metadata a job's outputs carry, from the job's environment: which submission, job,
-/// stage and software version made them. Dependency and location queries select on these.
-pub fn output_metadata(env: &dyn Fn(&str) -> Option<String>) -> Vec<(String, String)> {
-    let mut metadata = Vec::new();
-    if let Some(s) = env("CASCADE_SUBMISSION_ID") {
-        metadata.push(("submission".to_string(), s));
-    }
-    if let Some(j) = env("CASCADE_JOB_ID") {
-        metadata.push(("job".to_string(), j));
-    }
-    if let (Some(ns), Some(stage)) = (env("CASCADE_NAMESPACE"), env("CASCADE_STAGE")) {
-        metadata.push(("stage".into(), format!("{ns}/{stage}")));
-    }
-    if let Some(v) = env("CASCADE_SOFTWARE_VERSION") {
-        metadata.push(("version".into(), v));
-    }
-    metadata
-}
-
-/// Adler-32 of a file: cheap, and enough to tell copies apart in a catalog listing.
-pub fn checksum(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut f = File::open(path)?;
-    let (mut a, mut b) = (1u32, 0u32);
-    let mut buf = [0u8; 64 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        for &byte in &buf[..n] {
-            a = (a + u32::from(byte)) % 65_521;
-            b = (b + a) % 65_521;
-        }
-    }
-    Ok(format!("adler32:{:08x}", (b << 16) | a))
-}
-
-/// Runs one job to its end and records it (the runner process).
-pub fn run_job(state: &Path, id: i64) -> Result<i32> {
-    let mut ledger = Ledger::open(state)?;
-    let row = ledger
-        .conn
-        .query_row(
-            "SELECT submission, idx, argv, cwd, env, patterns FROM jobs WHERE id = ?",
-            [id],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                ))
-            },
-        )
-        .optional()
-        .at(&ledger)?
-        .ok_or_else(|| LedgerError::Invalid(format!("no job {id}")))?;
-    let (submission, index, argv, cwd, env, patterns) = row;
-    // Removed or held between being claimed and starting: nothing to run.
-    let current: String = ledger
-        .conn
-        .query_row("SELECT state FROM jobs WHERE id = ?", [id], |r| r.get(0))
-        .at(&ledger)?;
-    if current != "running" {
-        return Ok(0);
-    }
-    let argv: Vec<String> = serde_json::from_str(&argv).unwrap_or_default();
-    let env: Vec<(String, String)> = serde_json::from_str(&env).unwrap_or_default();
-    let patterns: Vec<String> = serde_json::from_str(&patterns).unwrap_or_default();
-    let inputs: Vec<(String, String)> = {
-        ledger.rows(
-"SELECT f.name, f.location FROM job_inputs j JOIN files f ON f.id = j.file WHERE j.job = ? ORDER BY f.id",
-[id],
-|r| Ok((r.get(0)?, r.get(1)?)))?
-    };
-    let dir = job_dir(state, &submission, index);
-    std::fs::create_dir_all(&dir)?;
-    let log = File::create(dir.join("job.log"))?;
-    let input_paths: Vec<String> = inputs
-        .iter()
-        .map(|(name, location)| Path::new(location).join(name).display().to_string())
-        .collect();
-    let code = match argv.split_first() {
-        None => 127,
-        Some((program, args)) => Command::new(program)
-            .args(args)
-            .current_dir(&cwd)
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("CASCADE_JOB_ID", id.to_string())
-            .env("CASCADE_JOB_INDEX", index.to_string())
-            .env("CASCADE_SUBMISSION_ID", &submission)
-            .env("CASCADE_INPUT_FILES", input_paths.join("\n"))
-            .env("CASCADE_OUTPUT_DIR", &dir)
-            .env(ENV_STATE_DIR, state)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .status()
-            .map(|s| s.code().unwrap_or(128))
-            .unwrap_or(127),
-    };
-    let mut job_env: Vec<(String, String)> = env.clone();
-    job_env.push(("CASCADE_SUBMISSION_ID".into(), submission.clone()));
-    job_env.push(("CASCADE_JOB_ID".into(), id.to_string()));
-    let metadata = output_metadata(&|key| {
-        job_env
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-    });
-    let mut outputs = Vec::new();
-    if code == 0 {
-        let mut names = Vec::new();
-        for entry in std::fs::read_dir(&dir)?.filter_map(|e| e.ok()) {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if crate::catalog::store::like_any(&ledger.conn, &patterns, &name).at(&ledger)? {
-                names.push(name);
-            }
-        }
-        names.sort();
-        for name in names {
-            let path = dir.join(&name);
-            outputs.push(NewFile {
-                size: std::fs::metadata(&path)?.len() as i64,
-                checksum: checksum(&path)?,
-                location: dir.display().to_string(),
-                metadata: metadata.clone(),
-                parents: inputs.iter().map(|(n, _)| n.clone()).collect(),
-                name,
-            });
-        }
-    }
-    let file_status = if code == 0 { "consumed" } else { "failed" };
-    ledger.write(|tx| {
-        // A job removed while it ran declares nothing: its end is the operator's.
-        let state: String =
-            tx.query_row("SELECT state FROM jobs WHERE id = ?", [id], |r| r.get(0))?;
-        if state == "removed" {
-            return Ok(());
-        }
-        declare(tx, &outputs)?;
-        tx.execute(
-            "UPDATE project_files SET status = ?, updated = ? WHERE project = ? AND file IN (SELECT file FROM job_inputs WHERE job = ?)",
-            params![file_status, now(), submission, id],
-        )?;
-        tx.execute(
-            "UPDATE jobs SET state = ?, exit_code = ?, finished = ?, finished_ms = ? WHERE id = ? AND state IN ('running', 'held', 'idle')",
-            params![
-                if code == 0 { "succeeded" } else { "failed" },
-                code,
-                now(),
-                chrono::Utc::now().timestamp_millis(),
-                id
-            ],
-        )?;
-        Ok(())
-    })?;
-    Ok(code)
-}
-
 pub fn jobs(ledger: &Ledger, submission: Option<&str>) -> Result<Vec<JobRow>> {
     ledger.rows(
-"SELECT id, submission, idx, state, pid, exit_code, created, started, finished, argv FROM jobs WHERE ?1 IS NULL OR submission = ?1 ORDER BY id",
+"SELECT id, submission, idx, state, pid, exit_code, created, started, finished, argv, pid_start FROM jobs WHERE ?1 IS NULL OR submission = ?1 ORDER BY id",
 [submission],
 |r| {
             let argv: String = r.get(9)?;
@@ -446,6 +309,7 @@ pub fn jobs(ledger: &Ledger, submission: Option<&str>) -> Result<Vec<JobRow>> {
                 index: r.get(2)?,
                 state: r.get(3)?,
                 pid: r.get(4)?,
+                pid_start: r.get(10)?,
                 exit_code: r.get(5)?,
                 created: r.get(6)?,
                 started: r.get(7)?,
@@ -490,8 +354,8 @@ fn control_job(ledger: &mut Ledger, id: i64, action: Control) -> Result<bool> {
             return Ok(false);
         };
         let signal = |sig| {
-            if let Some(pid) = j.pid.filter(|p| alive(*p)) {
-                unsafe { libc::kill(-(pid as libc::pid_t), sig) };
+            if let Some(pid) = j.pid {
+                process::signal_group(pid, j.pid_start.map(|s| s as u64), sig);
             }
         };
         let next = match (action, j.state.as_str()) {

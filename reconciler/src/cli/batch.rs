@@ -32,7 +32,28 @@ fn open(state: &StateArg) -> Result<Ledger, Exit> {
     state.open()
 }
 
+/// A submission name becomes a directory under the state's `jobs/`: it must stay one.
+fn check_submission_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@+".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "submission name `{}` is not a plain name: use letters, digits, `.`, `_`, `-`, `@` and `+`, not starting with `.` (it names a directory of the state)",
+            name.escape_debug()
+        ))
+    }
+}
+
 pub fn submit(args: &SubmitArgs) -> std::io::Result<Exit> {
+    if let Err(e) = check_submission_name(&args.submission) {
+        eprintln!("error: {e}");
+        return Ok(Exit::Rejected);
+    }
     let mut ledger = match open(&args.state) {
         Ok(l) => l,
         Err(e) => return Ok(e),
@@ -86,8 +107,8 @@ pub fn queue(args: &QueueArgs) -> std::io::Result<Exit> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:<12} {:<28} {:>4} {:<10} {:>5} {:<21} COMMAND",
-        "JOB ID", "SUBMISSION", "IDX", "STATE", "EXIT", "STARTED"
+        "{:<12} {:<28} {:>4} {:<10} {:>7} {:>5} {:<21} COMMAND",
+        "JOB ID", "SUBMISSION", "IDX", "STATE", "PID", "EXIT", "STARTED"
     )?;
     for j in &jobs {
         writeln!(
@@ -159,6 +180,6 @@ pub struct RunJobArgs {
 }
 
 pub fn run_job(args: &RunJobArgs) -> std::io::Result<Exit> {
-    local::run_job(&args.state.state, args.job).map_err(std::io::Error::other)?;
+    crate::batch::runner::run_job(&args.state.state, args.job).map_err(std::io::Error::other)?;
     Ok(Exit::Ok)
 }

@@ -90,7 +90,7 @@ pub fn run(cmd: &CatalogCommand) -> std::io::Result<Exit> {
             // Inside a job, files carry the job's identity and have its inputs as parents,
             // as the files the batch system declares itself do.
             let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-            let mut metadata = crate::batch::local::output_metadata(&env);
+            let mut metadata = crate::batch::runner::output_metadata(&env);
             let parents: Vec<String> = if a.parents.is_empty() {
                 env("CASCADE_INPUT_FILES")
                     .unwrap_or_default()
@@ -121,7 +121,7 @@ pub fn run(cmd: &CatalogCommand) -> std::io::Result<Exit> {
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_default(),
                     size: meta.len() as i64,
-                    checksum: crate::batch::local::checksum(path)?,
+                    checksum: crate::batch::runner::checksum(path)?,
                     location: abs
                         .parent()
                         .map(|p| p.display().to_string())

@@ -4,16 +4,23 @@
 pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "ledger, catalog and local batch system", V1),
     (2, "when each stage's state last changed", V2),
-    (3, "definitions' owners; snapshots of delivered files", V3),
+    (
+        3,
+        "definitions' owners; snapshots of delivered files; runners' start times",
+        V3,
+    ),
 ];
 
 /// `definitions.submission`: the launch that wrote a definition under a name of Cascade's own
 /// (a slice, a dependency or recovery dataset); NULL for definitions people made. A launch
 /// never overwrites a definition people made. `submissions.cursor_snapshot`: the catalog
 /// snapshot of the files delivered so far, for the splits whose cursor is such a set.
+/// `jobs.pid_start`: the start time of the job's runner, so a reused pid is never taken for
+/// it.
 const V3: &str = r#"
 ALTER TABLE definitions ADD COLUMN submission TEXT;
 ALTER TABLE submissions ADD COLUMN cursor_snapshot BIGINT;
+ALTER TABLE jobs ADD COLUMN pid_start BIGINT;
 "#;
 
 /// `since`: when the stage's state last changed (conditions' lastTransitionTime); 0 for rows

@@ -87,7 +87,7 @@ fn a_version_1_state_is_migrated() {
         .unwrap();
     l.conn
         .execute_batch(
-            "ALTER TABLE stage_status DROP COLUMN since; ALTER TABLE definitions DROP COLUMN submission; ALTER TABLE submissions DROP COLUMN cursor_snapshot; DELETE FROM schema_migrations WHERE version >= 2;",
+            "ALTER TABLE stage_status DROP COLUMN since; ALTER TABLE definitions DROP COLUMN submission; ALTER TABLE submissions DROP COLUMN cursor_snapshot; ALTER TABLE jobs DROP COLUMN pid_start; DELETE FROM schema_migrations WHERE version >= 2;",
         )
         .unwrap();
     drop(l);

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use notify::Watcher;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::executor::{self, MAX_ATTEMPTS, Reservation};
 use crate::batch::local::{self, ENV_OUTPUT_PATTERNS};
@@ -73,6 +74,10 @@ fn load(paths: &[PathBuf]) -> std::result::Result<DesiredGraph, String> {
 }
 
 pub async fn run(opts: Options) -> Result<Summary> {
+    // Registered first, so that Ctrl-C or SIGTERM at any moment of the loop is seen (and not
+    // the default action, which would end the process mid-step).
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
     std::fs::create_dir_all(&opts.state)?;
     let state = std::path::absolute(&opts.state)?;
     let lock = File::options()
@@ -114,6 +119,9 @@ pub async fn run(opts: Options) -> Result<Summary> {
     let mut shown_at = std::time::Instant::now();
     let mut stale_definitions = false;
     loop {
+        if stop_requested(&mut [&mut interrupt, &mut terminate]) {
+            return Err(interrupted());
+        }
         while let Ok(id) = done_rx.try_recv() {
             launching.remove(&id);
         }
@@ -137,7 +145,12 @@ pub async fn run(opts: Options) -> Result<Summary> {
                 }
             }
         }
-        if ledger.scalar_i64("SELECT COUNT(*) FROM jobs WHERE state = 'idle'")? > 0 {
+        // A daemon starts idle jobs and notices runners that died; one is started whenever
+        // jobs are not over and none runs (it exits by itself once there is nothing to do).
+        if ledger
+            .scalar_i64("SELECT COUNT(*) FROM jobs WHERE state IN ('idle', 'running', 'held')")?
+            > 0
+        {
             local::ensure_daemon(&state)?;
         }
 
@@ -159,6 +172,9 @@ pub async fn run(opts: Options) -> Result<Summary> {
         })?;
         let mut acted = false;
         for action in &planned.actions {
+            if stop_requested(&mut [&mut interrupt, &mut terminate]) {
+                return Err(interrupted());
+            }
             acted = true;
             match action {
                 Action::SetStatus {
@@ -255,11 +271,22 @@ pub async fn run(opts: Options) -> Result<Summary> {
                 }
             }
             Some(id) = done_rx.recv() => { launching.remove(&id); }
-            _ = tokio::signal::ctrl_c() => {
-                return Err(LedgerError::Invalid("interrupted: the state is saved; run again to continue".into()));
-            }
+            _ = interrupt.recv() => return Err(interrupted()),
+            _ = terminate.recv() => return Err(interrupted()),
         }
     }
+}
+
+fn interrupted() -> LedgerError {
+    LedgerError::Invalid("interrupted: the state is saved; run again to continue".into())
+}
+
+/// Whether one of the stop signals arrived since it was last looked at (without waiting).
+fn stop_requested(signals: &mut [&mut Signal]) -> bool {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    signals
+        .iter_mut()
+        .any(|s| matches!(s.poll_recv(&mut cx), std::task::Poll::Ready(Some(()))))
 }
 
 /// Returns when another process (a job's runner, `cascade submit`, an operator command) has

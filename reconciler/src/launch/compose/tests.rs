@@ -121,7 +121,14 @@ fn remote_launch_goes_through_ssh_with_exports() {
     let l = launch(&g, "ds_A", false, false, &[]);
     assert_eq!(
         l.argv[..5],
-        ["ssh", "-o", "BatchMode=yes", "--", "prod@expgpvm01.example.org"].map(String::from)
+        [
+            "ssh",
+            "-o",
+            "BatchMode=yes",
+            "--",
+            "prod@expgpvm01.example.org"
+        ]
+        .map(String::from)
     );
     assert!(l.argv[5].contains("export POMS_TASK_ID=42\n"));
     assert!(

@@ -1,0 +1,366 @@
+//! The local batch system's processes under faults: runners killed, operators holding and
+//! releasing while jobs start, jobs that print too much or write the same output, signals,
+//! and Ctrl-C at any moment of the controller's loop. Real processes throughout.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{TempDir, cascade, cascade_bin, root, status_json, text};
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn q(state: &str) -> String {
+    text(&cascade(&["q", "--state", state]).stdout)
+}
+
+/// (state, pid, exit) of a job in `cascade q`.
+fn job(state: &str, id: &str) -> (String, String, String) {
+    let listing = q(state);
+    let line = listing
+        .lines()
+        .find(|l| l.starts_with(id))
+        .unwrap_or_else(|| panic!("{id} not in:\n{listing}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    (cols[3].into(), cols[4].into(), cols[5].into())
+}
+
+fn submit(state: &str, submission: &str, jobs: &str, command: &[&str], env: &[(&str, &str)]) {
+    let mut args = vec![
+        "submit",
+        "--jobs",
+        jobs,
+        "--submission",
+        submission,
+        "--state",
+        state,
+        "--",
+    ];
+    args.extend(command);
+    let out = Command::new(cascade_bin())
+        .args(&args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// Processes whose process group is `pgid`, still alive (not zombies).
+fn group_members(pgid: &str) -> Vec<String> {
+    let mut members = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some(after) = stat.rsplit_once(") ").map(|(_, a)| a) else {
+            continue;
+        };
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        // fields[0] is the state (field 3), fields[2] the process group (field 5).
+        if fields.len() > 2 && fields[2] == pgid && fields[0] != "Z" {
+            members.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    members
+}
+
+#[test]
+fn a_killed_runner_takes_its_job_with_it_and_the_job_is_failed() {
+    let state = TempDir::new("proc-runner");
+    let s = state.path();
+    submit(s, "r.1", "1", &["sleep", "60"], &[]);
+    wait_for("the job to run", Duration::from_secs(20), || {
+        job(s, "1@local").0 == "running"
+    });
+    let (_, runner, _) = job(s, "1@local");
+    assert!(group_members(&runner).len() >= 2, "runner and its sleep");
+    let killed = Command::new("kill").args(["-9", &runner]).status().unwrap();
+    assert!(killed.success());
+    // The daemon notices the dead runner, kills what is left of its group, fails the job.
+    wait_for("the job to be failed", Duration::from_secs(20), || {
+        job(s, "1@local").0 == "failed"
+    });
+    wait_for(
+        "the orphaned sleep to be killed",
+        Duration::from_secs(5),
+        || group_members(&runner).is_empty(),
+    );
+}
+
+#[test]
+fn exit_codes_keep_the_signal_that_ended_a_job() {
+    let state = TempDir::new("proc-signal");
+    let s = state.path();
+    submit(s, "sig.1", "1", &["sh", "-c", "kill -SEGV $$"], &[]);
+    submit(s, "sig.2", "1", &["sh", "-c", "kill -TERM $$"], &[]);
+    submit(s, "sig.3", "1", &["sh", "-c", "exit 3"], &[]);
+    wait_for("all three jobs to end", Duration::from_secs(20), || {
+        q(s).contains("0 idle, 0 running, 0 held, 0 succeeded, 3 failed")
+    });
+    assert_eq!(job(s, "1@local").2, "139", "SIGSEGV");
+    assert_eq!(job(s, "2@local").2, "143", "SIGTERM");
+    assert_eq!(job(s, "3@local").2, "3");
+}
+
+/// Holds and releases race with the daemon starting jobs; no job that never ran may end
+/// failed, and every job runs exactly once.
+#[test]
+fn hold_and_release_racing_job_starts_never_fail_a_job() {
+    let state = TempDir::new("proc-hold");
+    let s = state.path();
+    let marks = state.0.join("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    let script = format!(
+        "echo x >> {}/$CASCADE_JOB_INDEX; sleep 0.05",
+        marks.display()
+    );
+    submit(
+        s,
+        "h.1",
+        "60",
+        &["sh", "-c", &script],
+        &[("CASCADE_LOCAL_SLOTS", "3")],
+    );
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(4) {
+        for action in ["hold", "release"] {
+            let _ = cascade(&[action, "all", "--state", s, "--why", "race"]);
+        }
+    }
+    let _ = cascade(&["release", "all", "--state", s, "--why", "done racing"]);
+    wait_for("all jobs to end", Duration::from_secs(60), || {
+        let listing = q(s);
+        listing.contains("0 idle, 0 running, 0 held")
+            || (listing.contains("0 running") && listing.contains(" held") && {
+                let _ = cascade(&["release", "all", "--state", s, "--why", "again"]);
+                false
+            })
+    });
+    assert!(
+        q(s).contains("60 jobs: 0 idle, 0 running, 0 held, 60 succeeded, 0 failed"),
+        "{}",
+        q(s)
+    );
+    for index in 0..60 {
+        let runs = std::fs::read_to_string(marks.join(index.to_string())).unwrap_or_default();
+        assert_eq!(
+            runs.lines().count(),
+            1,
+            "job {index} ran {} times",
+            runs.lines().count()
+        );
+    }
+}
+
+#[test]
+fn two_jobs_writing_one_output_name_fail_loudly() {
+    let state = TempDir::new("proc-conflict");
+    let s = state.path();
+    submit(
+        s,
+        "c.1",
+        "2",
+        &[
+            "sh",
+            "-c",
+            "echo $CASCADE_JOB_INDEX > $CASCADE_OUTPUT_DIR/same.out",
+        ],
+        &[("CASCADE_OUTPUT_PATTERNS", "%.out")],
+    );
+    wait_for("both jobs to end", Duration::from_secs(20), || {
+        q(s).contains("0 idle, 0 running, 0 held")
+    });
+    assert!(
+        q(s).contains("2 jobs: 0 idle, 0 running, 0 held, 1 succeeded, 1 failed"),
+        "{}",
+        q(s)
+    );
+    let logs: String = (0..2)
+        .map(|i| std::fs::read_to_string(state.0.join(format!("jobs/c.1/{i}/job.log"))).unwrap())
+        .collect();
+    assert!(
+        logs.contains("output `same.out` is already in the catalog (declared by c.1)"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn a_job_log_is_cut_at_its_cap() {
+    let state = TempDir::new("proc-log");
+    let s = state.path();
+    submit(
+        s,
+        "l.1",
+        "1",
+        &[
+            "sh",
+            "-c",
+            "head -c 20000000 /dev/zero | tr '\\0' x; echo tail-never-kept",
+        ],
+        &[],
+    );
+    wait_for("the job to end", Duration::from_secs(60), || {
+        q(s).contains("1 succeeded")
+    });
+    let log = std::fs::read(state.0.join("jobs/l.1/0/job.log")).unwrap();
+    let cap = 16 * 1024 * 1024;
+    assert!(
+        log.len() > cap && log.len() < cap + 200,
+        "{} bytes",
+        log.len()
+    );
+    assert!(String::from_utf8_lossy(&log[cap..]).contains("job log cut at 16 MiB"));
+}
+
+#[test]
+fn submit_refuses_names_that_leave_the_state_directory() {
+    let state = TempDir::new("proc-name");
+    for name in ["../../escape", "/abs", "..", ".hidden", "a/b", ""] {
+        let out = cascade(&[
+            "submit",
+            "--submission",
+            name,
+            "--state",
+            state.path(),
+            "--",
+            "true",
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{name:?}");
+        assert!(
+            text(&out.stderr).contains("is not a plain name"),
+            "{name:?}"
+        );
+    }
+    assert!(!state.0.parent().unwrap().join("escape").exists());
+}
+
+/// SIGINT at any moment of a run: the controller stops cleanly (exit 2, says so), never
+/// dies of the signal, and a later run completes what was started.
+#[test]
+fn ctrl_c_at_any_moment_stops_cleanly_and_the_next_run_completes() {
+    let state = TempDir::new("proc-ctrl-c");
+    let s = state.path();
+    for round in 0..12u64 {
+        let child = Command::new(cascade_bin())
+            .args(["run", "examples/eve_mc", "--state", s, "-q"])
+            .current_dir(root())
+            .env("EVE_JOB_SECONDS", "0.2")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Once the controller holds its lock it is in its loop (its handlers are set).
+        wait_for("the controller to start", Duration::from_secs(20), || {
+            state.0.join("controller.lock").exists()
+        });
+        std::thread::sleep(Duration::from_millis(5 + (round * 37) % 400));
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let out = child.wait_with_output().unwrap();
+        // The next controller makes it again once its handlers are set.
+        let _ = std::fs::remove_file(state.0.join("controller.lock"));
+        match out.status.code() {
+            Some(0) => break, // the campaign finished before the signal
+            Some(2) => assert!(text(&out.stderr).contains("interrupted: the state is saved")),
+            other => panic!("round {round}: {other:?} {}", text(&out.stderr)),
+        }
+    }
+    let out = cascade(&["run", "examples/eve_mc", "--state", s, "-q"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for stage in status_json(s)["stages"].as_array().unwrap() {
+        assert_eq!(stage["state"], "Completed", "{stage}");
+    }
+}
+
+/// A watching controller with jobs waiting starts one daemon, not one per reconcile, and
+/// leaves no zombie behind.
+#[test]
+fn a_watching_controller_leaves_no_zombie_daemons() {
+    let state = TempDir::new("proc-zombie");
+    let s = state.path();
+    let mut controller = Command::new(cascade_bin())
+        .args(["run", "examples/eve_mc", "--state", s, "-q", "--watch"])
+        .current_dir(root())
+        .env("EVE_JOB_SECONDS", "1")
+        .env("CASCADE_LOCAL_SLOTS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let me = controller.id().to_string();
+    let zombies: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            let after = stat.rsplit_once(") ").map_or("", |(_, a)| a);
+            let f: Vec<&str> = after.split_whitespace().collect();
+            f.len() > 1 && f[0] == "Z" && f[1] == me
+        })
+        .collect();
+    unsafe { libc::kill(controller.id() as i32, libc::SIGTERM) };
+    let _ = controller.wait();
+    assert!(zombies.is_empty(), "zombies of the controller: {zombies:?}");
+}
+
+/// A runner killed while nothing else waits: the controller restarts the daemon, which
+/// fails the job, and the run ends instead of hanging.
+#[test]
+fn a_dead_runner_with_nothing_idle_does_not_hang_the_run() {
+    let state = TempDir::new("proc-hang");
+    let s = state.path();
+    let defs = state.0.join("slow.yaml");
+    std::fs::write(
+        &defs,
+        r#"apiVersion: cascade.dev/v1alpha1
+kind: LoginSetup
+metadata: {name: here, namespace: exp}
+spec: {host: localhost, account: prod}
+---
+apiVersion: cascade.dev/v1alpha1
+kind: JobType
+metadata: {name: slow, namespace: exp}
+spec:
+  launchScript: cascade submit --jobs 1 -- sleep 30
+  outputFilePatterns: ["%.out"]
+---
+apiVersion: cascade.dev/v1alpha1
+kind: Campaign
+metadata: {name: c, namespace: exp}
+spec:
+  defaults: {loginSetup: here, jobType: slow, softwareVersion: v1, completion: {type: complete, percent: 100}}
+---
+apiVersion: cascade.dev/v1alpha1
+kind: CampaignStage
+metadata: {name: gen, namespace: exp}
+spec: {campaign: c, type: generator}
+"#,
+    )
+    .unwrap();
+    let controller = Command::new(cascade_bin())
+        .args(["run", defs.to_str().unwrap(), "--state", s, "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the job to run", Duration::from_secs(20), || {
+        q(s).contains("1 running")
+    });
+    let (_, runner, _) = job(s, "1@local");
+    // The daemon and the runner die together; the job's sleep lives on in its group.
+    let _ = Command::new("pkill")
+        .args(["-9", "-f", &format!("batchd --state {s}")])
+        .status();
+    let _ = Command::new("kill").args(["-9", &runner]).status();
+    let start = Instant::now();
+    let out = controller.wait_with_output().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(25), "the run hung");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(job(s, "1@local").0, "failed");
+    assert!(group_members(&runner).is_empty());
+}
