@@ -4,6 +4,7 @@
 mod batch;
 mod crash;
 mod datasets;
+mod faults;
 mod ini;
 mod operator;
 mod plan;

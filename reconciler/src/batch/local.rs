@@ -24,6 +24,9 @@ pub const ENV_STATE_DIR: &str = "CASCADE_STATE_DIR";
 pub const ENV_OUTPUT_PATTERNS: &str = "CASCADE_OUTPUT_PATTERNS";
 pub const ENV_SLOTS: &str = "CASCADE_LOCAL_SLOTS";
 
+/// Runs of a job that may end with its runner's death before the job is failed.
+pub const MAX_RUNNER_DEATHS: i64 = 3;
+
 /// How long an idle daemon waits for new jobs before it exits.
 const DAEMON_IDLE: Duration = Duration::from_secs(5);
 /// How often the daemon looks for finished and new jobs: often while it has work, so a slot
@@ -212,9 +215,11 @@ pub fn daemon(state: &Path) -> Result<()> {
     }
 }
 
-/// Running jobs whose runner died without recording an end are failed, after what is left
-/// of their process group is killed (so their inputs are never processed twice at once);
-/// returns how many jobs still run (including held ones, which keep their slot).
+/// Running jobs whose runner died without recording an end: what is left of their process
+/// group is killed first (so their inputs are never processed twice at once), then the job
+/// is run again from the start, up to [`MAX_RUNNER_DEATHS`] times, after which it is failed.
+/// A runner's death is the machine's failure, not the job's. Returns how many jobs still run
+/// (including held ones, which keep their slot).
 fn adopt(ledger: &mut Ledger) -> Result<usize> {
     let rows: Vec<(i64, i64, Option<u64>)> = {
         ledger.rows(
@@ -246,6 +251,13 @@ fn adopt(ledger: &mut Ledger) -> Result<usize> {
         }
         // Re-read inside the transaction: the runner may have just recorded its end.
         ledger.write(|tx| {
+            let requeued = tx.execute(
+                "UPDATE jobs SET state = CASE state WHEN 'held' THEN 'held' ELSE 'idle' END, pid = NULL, pid_start = NULL, started = NULL, attempts = attempts + 1 WHERE id = ? AND state IN ('running', 'held') AND attempts < ?",
+                params![id, MAX_RUNNER_DEATHS],
+            )?;
+            if requeued > 0 {
+                return Ok(());
+            }
             tx.execute(
                 "UPDATE jobs SET state = 'failed', finished = ? WHERE id = ? AND state IN ('running', 'held')",
                 params![now(), id],

@@ -80,7 +80,15 @@ pub fn run(cmd: &CatalogCommand) -> std::io::Result<Exit> {
         CatalogCommand::Define(a) => &a.state,
         CatalogCommand::Show(a) => &a.state,
     };
-    let mut ledger = match state.open() {
+    // Reading commands work on a state that cannot be written; declaring and defining make
+    // the state when there is none yet.
+    let reading = matches!(cmd, CatalogCommand::Query(_) | CatalogCommand::Show(_));
+    let opened = if reading {
+        state.open_existing()
+    } else {
+        state.open()
+    };
+    let mut ledger = match opened {
         Ok(l) => l,
         Err(e) => return Ok(e),
     };

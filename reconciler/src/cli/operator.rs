@@ -314,6 +314,18 @@ pub fn jobs(args: &TargetArgs, action: Control) -> std::io::Result<Exit> {
 pub fn reset_split(args: &TargetArgs) -> std::io::Result<Exit> {
     Ok(act(&args.state, |ledger| {
         let stage = stage_of(ledger, &args.target)?;
+        let saved = ledger.saved_stage_status().map_err(text)?;
+        let split = saved
+            .iter()
+            .find(|s| s.stage == stage)
+            .and_then(|s| s.status.as_ref())
+            .map(|s| s.split.is_some());
+        if split == Some(false) {
+            return Err(format!(
+                "stage `{stage}` has no split: there is no position to reset (to launch its dataset again, `cascade launch {}`)",
+                stage.name
+            ));
+        }
         ledger
             .reset_split(&stage, &args.reason.who(), &args.reason.why)
             .map_err(text)?;

@@ -448,6 +448,25 @@ pub fn import(files: &[(String, String)], opts: &Options) -> (Vec<Imported>, Vec
             imported,
         );
     }
+    // A file that gives nothing says so: a wrong file, or one of sections POMS does not read.
+    for ((file, sections), imported) in parsed.iter().zip(&out) {
+        if imported.documents.is_empty() {
+            let seen: Vec<String> = sections.iter().map(|s| format!("[{}]", s.name)).collect();
+            diags.push(
+                Diagnostic::warning(
+                    file,
+                    sections.first().map_or(Pos { line: 1, col: 1 }, |s| s.pos),
+                    "nothing-imported",
+                    if seen.is_empty() {
+                        "nothing imported: the file has no section".to_string()
+                    } else {
+                        format!("nothing imported: no section of this file is one Cascade reads ({})", seen.join(", "))
+                    },
+                )
+                .with_hint("a campaign file has [campaign] and [campaign_stage NAME] sections; shared files have [login_setup NAME] and [job_type NAME]"),
+            );
+        }
+    }
     // References resolve across the whole set.
     check_references(&known_login, &known_job, &parsed, &mut diags);
     (out, diags)

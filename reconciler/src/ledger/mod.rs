@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-pub use submissions::{HistoryRow, SavedStage, SubmissionRow};
+pub use submissions::{HistoryRow, LaunchEnd, SavedStage, SubmissionRow};
 
 pub const DB_FILE: &str = "cascade.db";
 
@@ -75,6 +75,59 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// The database refused to be written (a read-only file, directory or file system).
+fn is_read_only(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
+    )
+}
+
+/// Makes the state directory if there is none, with a clear message when it cannot be.
+pub fn prepare_state_dir(dir: &Path) -> Result<()> {
+    check_not_dangling(dir)?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        LedgerError::Invalid(format!(
+            "cannot create state directory {}: {e}",
+            dir.display()
+        ))
+    })
+}
+
+/// A state directory given as a symlink to nothing gets a clear message rather than the
+/// `File exists` of creating it.
+fn check_not_dangling(dir: &Path) -> Result<()> {
+    let is_link = std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink());
+    if is_link && !dir.exists() {
+        let target = std::fs::read_link(dir)
+            .map(|t| t.display().to_string())
+            .unwrap_or_else(|_| "?".into());
+        return Err(LedgerError::Invalid(format!(
+            "state directory {} is a symlink to {target}, which does not exist: create it, or pass another --state",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// A state directory whose database is missing or empty while jobs or launches were
+/// recorded there lost its ledger: starting a new one would launch everything again and
+/// take the old jobs' files for new outputs.
+fn check_not_lost(dir: &Path) -> Result<()> {
+    let db = dir.join(DB_FILE);
+    let empty = std::fs::metadata(&db).map_or(true, |m| m.len() == 0);
+    let used = ["jobs", "launches"].iter().any(|d| dir.join(d).is_dir());
+    if empty && used {
+        return Err(LedgerError::Invalid(format!(
+            "{} is {} but {} holds jobs or launches of an earlier run: its ledger is lost, and a new one would launch everything again. Restore {DB_FILE} from a backup, or start over in a new state directory (or remove its jobs/ and launches/ first)",
+            db.display(),
+            if db.exists() { "empty" } else { "missing" },
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -82,24 +135,59 @@ pub fn now() -> i64 {
 impl Ledger {
     /// Opens (creating if needed) the state database in `dir` and brings its schema up to date.
     pub fn open(dir: &Path) -> Result<Ledger> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            LedgerError::Invalid(format!(
-                "cannot create state directory {}: {e}",
-                dir.display()
-            ))
-        })?;
+        prepare_state_dir(dir)?;
+        check_not_lost(dir)?;
         Self::connect(dir)
     }
 
-    /// Opens the state database of an existing state directory.
+    /// Opens the state database of an existing state directory. A state that cannot be
+    /// written (a read-only directory or file system) is opened read-only: the reading
+    /// commands still work.
     pub fn open_existing(dir: &Path) -> Result<Ledger> {
+        check_not_dangling(dir)?;
         if !dir.join(DB_FILE).exists() {
             return Err(LedgerError::Invalid(format!(
                 "no state in {}: run `cascade run` first, or pass the right --state",
                 dir.display()
             )));
         }
-        Self::connect(dir)
+        check_not_lost(dir)?;
+        match Self::connect(dir) {
+            Err(LedgerError::Sql { source, .. }) if is_read_only(&source) => {
+                Self::connect_read_only(dir)
+            }
+            other => other,
+        }
+    }
+
+    /// A read-only connection. In WAL mode SQLite needs to write beside the database even to
+    /// read; where it cannot, the file is read as immutable (nothing else can be writing a
+    /// state on a read-only file system).
+    fn connect_read_only(dir: &Path) -> Result<Ledger> {
+        let path = dir.join(DB_FILE);
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let uri = |extra: &str| format!("file:{}?mode=ro{extra}", path.display());
+        let wrap = |source| LedgerError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let readable = |conn: Connection| -> rusqlite::Result<Connection> {
+            conn.query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| {
+                r.get::<_, i64>(0)
+            })?;
+            Ok(conn)
+        };
+        let conn = Connection::open_with_flags(uri(""), flags)
+            .and_then(readable)
+            .or_else(|_| Connection::open_with_flags(uri("&immutable=1"), flags).and_then(readable))
+            .map_err(wrap)?;
+        conn.execute_batch("PRAGMA case_sensitive_like = ON;")
+            .map_err(wrap)?;
+        Ok(Ledger {
+            conn,
+            dir: dir.to_path_buf(),
+        })
     }
 
     fn connect(dir: &Path) -> Result<Ledger> {

@@ -13,6 +13,17 @@ use crate::plan::{
 };
 use cascade_crd::RecoveryType;
 
+/// How a launch command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaunchEnd {
+    /// Its exit code as a shell reports it (128 + n for signal n).
+    Exited(i32),
+    /// It never ran, and why.
+    NotStarted(String),
+    /// Nothing is known of its end (a restart found the launch over).
+    Unknown,
+}
+
 /// A submission row with what status and history displays need.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -164,9 +175,13 @@ impl Ledger {
     pub fn record_launch(
         &mut self,
         id: &str,
-        exit: Option<i32>,
+        ended: &LaunchEnd,
         batch_id: Option<&str>,
     ) -> Result<()> {
+        let exit = match ended {
+            LaunchEnd::Exited(code) => Some(*code),
+            _ => None,
+        };
         self.write(|tx| {
             let jobs: i64 = tx.query_row("SELECT COUNT(*) FROM jobs WHERE submission = ?", [id], |r| r.get(0))?;
             let ok = exit == Some(0) || jobs > 0;
@@ -175,9 +190,14 @@ impl Ledger {
                 params![if ok { "launched" } else { "failed" }, exit, batch_id, now(), id],
             )?;
             if !ok {
-                let reason = match exit {
-                    Some(code) => format!("launch command exited with {code} and submitted no jobs"),
-                    None => "launch command was killed and submitted no jobs".to_string(),
+                let reason = match ended {
+                    LaunchEnd::Exited(code) if *code > 128 => format!(
+                        "launch command was ended by signal {} and submitted no jobs",
+                        code - 128
+                    ),
+                    LaunchEnd::Exited(code) => format!("launch command exited with {code} and submitted no jobs"),
+                    LaunchEnd::NotStarted(why) => format!("launch command did not start: {why}"),
+                    LaunchEnd::Unknown => "launch command ended (its end was not recorded) and submitted no jobs".to_string(),
                 };
                 tx.execute("UPDATE submissions SET status = ? WHERE id = ?", params![Status::LaunchFailed.as_str(), id])?;
                 history(tx, id, Status::LaunchFailed, &reason)?;

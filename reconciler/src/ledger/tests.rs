@@ -87,7 +87,7 @@ fn a_version_1_state_is_migrated() {
         .unwrap();
     l.conn
         .execute_batch(
-            "ALTER TABLE stage_status DROP COLUMN since; ALTER TABLE definitions DROP COLUMN submission; ALTER TABLE submissions DROP COLUMN cursor_snapshot; ALTER TABLE jobs DROP COLUMN pid_start; DELETE FROM schema_migrations WHERE version >= 2;",
+            "ALTER TABLE stage_status DROP COLUMN since; ALTER TABLE definitions DROP COLUMN submission; ALTER TABLE submissions DROP COLUMN cursor_snapshot; ALTER TABLE jobs DROP COLUMN pid_start; ALTER TABLE jobs DROP COLUMN attempts; DELETE FROM schema_migrations WHERE version >= 2;",
         )
         .unwrap();
     drop(l);
@@ -192,7 +192,8 @@ fn reservation_is_unique_per_stage_and_origin() {
             .unwrap()
     );
     assert_eq!(l.open_reservations().unwrap(), ["exp.s.1"]);
-    l.record_launch("exp.s.1", Some(3), None).unwrap();
+    l.record_launch("exp.s.1", &crate::ledger::LaunchEnd::Exited(3), None)
+        .unwrap();
     let o = l.observed().unwrap();
     assert_eq!(o.submissions.len(), 1);
     assert_eq!(o.submissions[0].status, Status::LaunchFailed);

@@ -171,8 +171,11 @@ impl<'a> Builder<'a> {
                     return Err(too_deep(pos));
                 }
                 let err = YamlError::new(pos, format!("invalid YAML: {info}"));
-                Err(if info.contains("tab") {
+                let words: Vec<&str> = info.split(|c: char| !c.is_alphanumeric()).collect();
+                Err(if words.contains(&"tab") || words.contains(&"tabs") {
                     err.hint("indent with spaces: YAML does not allow tabs for indentation")
+                } else if words.contains(&"unprintable") {
+                    err.hint("the file holds a control character (a NUL byte, an escape code) that YAML does not allow: remove it; a file of YAML is text")
                 } else {
                     err
                 })
@@ -416,6 +419,14 @@ mod tests {
         let text = "[".repeat(10_000);
         let e = parse_stream(&text).unwrap_err();
         assert!(e.message.contains("nesting deeper"), "{e:?}");
+    }
+
+    #[test]
+    fn a_nul_byte_gets_a_control_character_hint_not_a_tab_one() {
+        let e = parse_stream("a: b\u{0}c\n").unwrap_err();
+        let hint = e.hint.clone().unwrap_or_default();
+        assert!(hint.contains("control character"), "{e:?}");
+        assert!(!hint.contains("tab"), "{e:?}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::executor::{self, MAX_ATTEMPTS, Reservation};
 use crate::batch::local::{self, ENV_OUTPUT_PATTERNS};
-use crate::ledger::{Ledger, LedgerError, Result};
+use crate::ledger::{LaunchEnd, Ledger, LedgerError, Result};
 use crate::model::{DesiredGraph, load_and_validate};
 use crate::plan::{Action, Plan, PlanInput, StageState, StageStatus, plan};
 use crate::source::dir::read_paths;
@@ -78,7 +78,7 @@ pub async fn run(opts: Options) -> Result<Summary> {
     // the default action, which would end the process mid-step).
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
-    std::fs::create_dir_all(&opts.state)?;
+    crate::ledger::prepare_state_dir(&opts.state)?;
     let state = std::path::absolute(&opts.state)?;
     let lock = File::options()
         .create(true)
@@ -134,11 +134,11 @@ pub async fn run(opts: Options) -> Result<Summary> {
                 Reservation::Running => {}
                 Reservation::Launched => {
                     let batch = executor::batch_id(&ledger, &id)?;
-                    ledger.record_launch(&id, None, batch.as_deref())?;
+                    ledger.record_launch(&id, &LaunchEnd::Unknown, batch.as_deref())?;
                 }
                 Reservation::NothingSubmitted => {
                     if ledger.count_attempt(&id)? > MAX_ATTEMPTS {
-                        ledger.record_launch(&id, None, None)?;
+                        ledger.record_launch(&id, &LaunchEnd::Unknown, None)?;
                     } else {
                         spawn_launch(&state, &id, &mut launching, &done_tx);
                     }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::batch::local::ENV_STATE_DIR;
-use crate::ledger::{Ledger, Result};
+use crate::ledger::{LaunchEnd, Ledger, Result};
 
 /// Launch attempts of one reservation before it is recorded as `LaunchFailed`.
 pub const MAX_ATTEMPTS: u32 = 3;
@@ -54,6 +54,18 @@ pub fn batch_id(ledger: &Ledger, id: &str) -> Result<Option<String>> {
         .map(|j| format!("{}@local", j.id)))
 }
 
+/// Why a launch command could not be started, in words.
+fn not_started(program: &str, argv: &[String], e: &std::io::Error) -> String {
+    if e.raw_os_error() == Some(libc::E2BIG) {
+        let bytes: usize = argv.iter().map(|a| a.len() + 1).sum();
+        return format!(
+            "the launch command is too long for the system ({bytes} bytes of arguments; E2BIG): the longest argument is {} bytes, and Linux takes at most 128 KiB in one",
+            argv.iter().map(String::len).max().unwrap_or(0)
+        );
+    }
+    format!("cannot start `{program}`: {e}")
+}
+
 /// Runs a reserved submission's launch command to its end and records the outcome. Blocking:
 /// the controller calls it off its event loop.
 pub fn launch(state: &Path, id: &str) -> Result<()> {
@@ -86,9 +98,9 @@ pub fn launch(state: &Path, id: &str) -> Result<()> {
         }
         None => exe_dir.into_os_string(),
     };
-    let status = match argv.split_first() {
-        None => None,
-        Some((program, args)) => Command::new(program)
+    let ended = match argv.split_first() {
+        None => LaunchEnd::NotStarted("the launch has no command".into()),
+        Some((program, args)) => match Command::new(program)
             .args(args)
             .current_dir(&dir)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -98,10 +110,13 @@ pub fn launch(state: &Path, id: &str) -> Result<()> {
             .stdout(log.try_clone()?)
             .stderr(log)
             .status()
-            .ok(),
+        {
+            Ok(status) => LaunchEnd::Exited(crate::batch::process::exit_code(status)),
+            Err(e) => LaunchEnd::NotStarted(not_started(program, &argv, &e)),
+        },
     };
     let batch = batch_id(&ledger, id)?;
-    ledger.record_launch(id, status.and_then(|s| s.code()), batch.as_deref())?;
+    ledger.record_launch(id, &ended, batch.as_deref())?;
     drop(lock);
     Ok(())
 }
