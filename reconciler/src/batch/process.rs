@@ -91,7 +91,7 @@ mod tests {
     fn an_orphaned_group_is_seen_and_killed() {
         // A leader that starts a long child in its own group, then exits: the group lives on.
         let leader = Command::new("sh")
-            .args(["-c", "sleep 30 & echo $!"])
+            .args(["-c", "sleep 30 >/dev/null 2>&1 & echo $!"])
             .process_group(0)
             .stdout(std::process::Stdio::piped())
             .spawn()

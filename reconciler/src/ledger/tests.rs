@@ -457,3 +457,46 @@ fn one_like_matcher_the_databases() {
     let name = "a".repeat(5_000);
     assert!(!like(&format!("{}b", "%a".repeat(40)), &name));
 }
+
+/// `added_files` on a sliced input (reference §5.1): the slice's query, re-evaluated, minus
+/// what the project delivered. It parses, and it counts the files added since.
+#[test]
+fn added_files_of_a_slice_counts_the_files_added_since() {
+    let dir = Dir::new("added");
+    let mut l = Ledger::open(&dir.0).unwrap();
+    l.declare(&[
+        file("a.raw", &[("data_tier", "raw")], &[]),
+        file("b.raw", &[("data_tier", "raw")], &[]),
+    ])
+    .unwrap();
+    l.define("raw", "data_tier raw", "alice").unwrap();
+    let input = "defname: raw with limit 3 offset 0";
+    assert!(
+        l.reserve(
+            &launch(
+                "exp.s.1",
+                Origin::Split {
+                    test: false,
+                    index: 0
+                },
+                Some(input)
+            ),
+            "alice",
+            "/"
+        )
+        .unwrap()
+    );
+    let basis = crate::plan::queries::RecoveryBasis {
+        reference: "exp.s.1".into(),
+        reference_created: 0,
+        input: Some(input.into()),
+        output_patterns: Vec::new(),
+        version: "v1".into(),
+        depth: 1,
+    };
+    let query = crate::plan::queries::recovery(cascade_crd::RecoveryType::AddedFiles, &basis);
+    assert_eq!(l.query_count(&query).unwrap(), 0);
+    l.declare(&[file("c.raw", &[("data_tier", "raw")], &[])])
+        .unwrap();
+    assert_eq!(l.query_names(&query).unwrap(), ["c.raw"]);
+}

@@ -1059,3 +1059,77 @@ fn a_recovery_of_a_killed_submission_takes_its_place() {
         }]
     );
 }
+
+/// Reference §6.4a, second row: 19 failed and 1 running of 20 at 95 % is `Completed`; when
+/// the last job then ends, the `Failed` that the counts now give is ignored (guard rule 4),
+/// and the recovery rounds run.
+#[test]
+fn completed_early_stays_completed_and_its_recovery_rounds_run() {
+    let g = graph(
+        "  keywords: {}",
+        &stage(
+            "proc",
+            "  dataset: raw\n  completion: {type: complete, percent: 95}",
+        ),
+    );
+    let mut o = Observed::default();
+    let p = run_plan(&g, &o, &FixedCatalog::default(), 0);
+    apply(&p, &mut o, 0);
+    let sub = &mut o.submissions[0];
+    sub.launched = true;
+    sub.status = Status::Running;
+    sub.jobs = JobCounts {
+        total: 20,
+        failed: 19,
+        running: 1,
+        ..JobCounts::default()
+    };
+    let mut catalog = FixedCatalog::default();
+    catalog.counts.insert(
+        queries::recovery(
+            cascade_crd::RecoveryType::ConsumedStatus,
+            &recovery_basis("exp.proc.1", "defname: raw"),
+        ),
+        19,
+    );
+    let p = run_plan(&g, &o, &catalog, 1);
+    assert!(
+        p.actions.iter().any(|a| matches!(
+            a,
+            Action::SetStatus {
+                from: Status::Running,
+                to: Status::Completed,
+                ..
+            }
+        )),
+        "{:?}",
+        p.actions
+    );
+    assert!(
+        p.launches()
+            .any(|l| matches!(l.origin, Origin::Recovery { round: 0, .. })),
+        "the first recovery round runs: {:?}",
+        p.actions
+    );
+    apply(&p, &mut o, 1);
+    // The last job ends: 19 failed, 1 succeeded.
+    o.submissions[0].jobs = JobCounts {
+        total: 20,
+        failed: 19,
+        succeeded: 1,
+        ..JobCounts::default()
+    };
+    let p = run_plan(&g, &o, &catalog, 2);
+    assert!(
+        !p.actions.iter().any(|a| matches!(
+            a,
+            Action::SetStatus {
+                to: Status::Failed,
+                ..
+            }
+        )),
+        "{:?}",
+        p.actions
+    );
+    assert_eq!(o.submissions[0].status, Status::Located);
+}
