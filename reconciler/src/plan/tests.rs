@@ -59,13 +59,30 @@ fn key(name: &str) -> ObjectKey {
 }
 
 fn run_plan(g: &DesiredGraph, o: &Observed, c: &FixedCatalog, now: i64) -> Plan {
+    plan_with(
+        g,
+        o,
+        c,
+        now,
+        crate::plan::submission::DEFAULT_LAUNCH_TIMEOUT_SECONDS,
+    )
+}
+
+/// A plan over any catalog view, with a launch timeout.
+fn plan_with(
+    g: &DesiredGraph,
+    o: &Observed,
+    catalog: &dyn CatalogView,
+    now: i64,
+    launch_timeout: i64,
+) -> Plan {
     plan(&PlanInput {
         graph: g,
         observed: o,
-        catalog: c,
+        catalog,
         now,
         experimenter: "alice",
-        launch_timeout: crate::plan::submission::DEFAULT_LAUNCH_TIMEOUT_SECONDS,
+        launch_timeout,
         local_offset: 0,
     })
 }
@@ -756,15 +773,13 @@ fn a_plan_asks_the_catalog_for_a_datasets_files_once() {
             .collect(),
         asked: std::cell::Cell::new(0),
     };
-    let p = plan(&PlanInput {
-        graph: &g,
-        observed: &Observed::default(),
-        catalog: &catalog,
-        now: 0,
-        experimenter: "alice",
-        launch_timeout: crate::plan::submission::DEFAULT_LAUNCH_TIMEOUT_SECONDS,
-        local_offset: 0,
-    });
+    let p = plan_with(
+        &g,
+        &Observed::default(),
+        &catalog,
+        0,
+        crate::plan::submission::DEFAULT_LAUNCH_TIMEOUT_SECONDS,
+    );
     assert_eq!(p.launches().count(), 1);
     // The split was walked for the launch and for the progress estimate (25 slices).
     assert_eq!(status_of(&p, "proc").progress, 0.0);
@@ -785,17 +800,7 @@ fn a_launch_without_jobs_stays_new_then_fails_and_starts_no_dependent() {
     apply(&p, &mut o, 0);
     o.submissions[0].launched = true; // the command ended; no job ever appeared
     let timeout = 600;
-    let plan_at = |o: &Observed, now| {
-        plan(&PlanInput {
-            graph: &g,
-            observed: o,
-            catalog: &FixedCatalog::default(),
-            now,
-            experimenter: "alice",
-            launch_timeout: timeout,
-            local_offset: 0,
-        })
-    };
+    let plan_at = |o: &Observed, now| plan_with(&g, o, &FixedCatalog::default(), now, timeout);
     let before = plan_at(&o, timeout - 1);
     assert!(before.actions.is_empty(), "{:?}", before.actions);
     assert_eq!(status_of(&before, "gen").state, StageState::Running);
@@ -855,15 +860,7 @@ fn a_catalog_that_cannot_answer_decides_nothing_and_degrades_the_stage() {
     apply(&p, &mut o, 0);
     finish_jobs(&mut o, &|_| false);
     o.submissions[0].status = Status::Completed;
-    let p = plan(&PlanInput {
-        graph: &g,
-        observed: &o,
-        catalog: &BrokenCatalog,
-        now: 10,
-        experimenter: "alice",
-        launch_timeout: 600,
-        local_offset: 0,
-    });
+    let p = plan_with(&g, &o, &BrokenCatalog, 10, 600);
     assert!(p.actions.is_empty(), "{:?}", p.actions);
     for name in ["proc", "split"] {
         let s = status_of(&p, name);
@@ -883,15 +880,7 @@ fn no_recovery_round_is_skipped_because_of_a_catalog_error() {
     apply(&p, &mut o, 0);
     finish_jobs(&mut o, &|_| false);
     o.submissions[0].status = Status::Located;
-    let p = plan(&PlanInput {
-        graph: &g,
-        observed: &o,
-        catalog: &BrokenCatalog,
-        now: 10,
-        experimenter: "alice",
-        launch_timeout: 600,
-        local_offset: 0,
-    });
+    let p = plan_with(&g, &o, &BrokenCatalog, 10, 600);
     assert!(
         !p.actions
             .iter()
