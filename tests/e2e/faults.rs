@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Match, TempDir, assert_eve_mc_converged, cascade, cascade_bin, expect_failure, root,
-    status_json, text,
+    Match, TempDir, assert_eve_mc_converged, cascade, cascade_bin, expect_failure,
+    generator_campaign, root, status_json, text,
 };
 
 /// A small deterministic generator, so that a failure can be replayed.
@@ -397,35 +397,10 @@ fn a_dangling_symlink_as_state_says_so() {
 fn an_over_long_launch_is_reported_as_too_long() {
     let dir = TempDir::new("fault-e2big");
     let defs = dir.0.join("long.yaml");
+    let keywords = format!("{{big: {}}}", "x".repeat(200_000));
     std::fs::write(
         &defs,
-        format!(
-            r#"apiVersion: cascade.dev/v1alpha1
-kind: LoginSetup
-metadata: {{name: here, namespace: exp}}
-spec: {{host: localhost, account: prod}}
----
-apiVersion: cascade.dev/v1alpha1
-kind: JobType
-metadata: {{name: long, namespace: exp}}
-spec:
-  launchScript: cascade submit -- echo %(big)s
-  outputFilePatterns: ["%.out"]
----
-apiVersion: cascade.dev/v1alpha1
-kind: Campaign
-metadata: {{name: c, namespace: exp}}
-spec:
-  keywords: {{big: {}}}
-  defaults: {{loginSetup: here, jobType: long, softwareVersion: v1}}
----
-apiVersion: cascade.dev/v1alpha1
-kind: CampaignStage
-metadata: {{name: gen, namespace: exp}}
-spec: {{campaign: c, type: generator}}
-"#,
-            "x".repeat(200_000)
-        ),
+        generator_campaign("cascade submit -- echo %(big)s", &keywords),
     )
     .unwrap();
     let s = dir.0.join("state");

@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{TempDir, cascade, cascade_bin, root, status_json, text};
+use crate::support::{TempDir, cascade, cascade_bin, generator_campaign, root, status_json, text};
 
 fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -324,29 +324,10 @@ fn a_dead_runner_with_nothing_idle_does_not_hang_the_run() {
     let defs = state.0.join("slow.yaml");
     std::fs::write(
         &defs,
-        r#"apiVersion: cascade.dev/v1alpha1
-kind: LoginSetup
-metadata: {name: here, namespace: exp}
-spec: {host: localhost, account: prod}
----
-apiVersion: cascade.dev/v1alpha1
-kind: JobType
-metadata: {name: slow, namespace: exp}
-spec:
-  launchScript: cascade submit --jobs 1 -- sh -c 'if [ -e second ]; then touch $CASCADE_OUTPUT_DIR/done.out; else touch second; sleep 30; fi'
-  outputFilePatterns: ["%.out"]
----
-apiVersion: cascade.dev/v1alpha1
-kind: Campaign
-metadata: {name: c, namespace: exp}
-spec:
-  defaults: {loginSetup: here, jobType: slow, softwareVersion: v1, completion: {type: complete, percent: 100}}
----
-apiVersion: cascade.dev/v1alpha1
-kind: CampaignStage
-metadata: {name: gen, namespace: exp}
-spec: {campaign: c, type: generator}
-"#,
+        generator_campaign(
+            "cascade submit --jobs 1 -- sh -c 'if [ -e second ]; then touch $CASCADE_OUTPUT_DIR/done.out; else touch second; sleep 30; fi'",
+            "{}",
+        ),
     )
     .unwrap();
     let controller = Command::new(cascade_bin())

@@ -190,3 +190,34 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
 }
+
+/// A campaign `exp/c` of one generator stage `gen` whose job type runs `launch_script` on
+/// this machine, with the campaign's `keywords` (a YAML flow mapping).
+pub fn generator_campaign(launch_script: &str, keywords: &str) -> String {
+    format!(
+        r#"apiVersion: cascade.dev/v1alpha1
+kind: LoginSetup
+metadata: {{name: here, namespace: exp}}
+spec: {{host: localhost, account: prod}}
+---
+apiVersion: cascade.dev/v1alpha1
+kind: JobType
+metadata: {{name: job, namespace: exp}}
+spec:
+  launchScript: {launch_script}
+  outputFilePatterns: ["%.out"]
+---
+apiVersion: cascade.dev/v1alpha1
+kind: Campaign
+metadata: {{name: c, namespace: exp}}
+spec:
+  keywords: {keywords}
+  defaults: {{loginSetup: here, jobType: job, softwareVersion: v1, completion: {{type: complete, percent: 100}}}}
+---
+apiVersion: cascade.dev/v1alpha1
+kind: CampaignStage
+metadata: {{name: gen, namespace: exp}}
+spec: {{campaign: c, type: generator}}
+"#
+    )
+}
