@@ -2,6 +2,7 @@
 //! repository root, and check its exit status and output.
 
 mod batch;
+mod cli;
 mod crash;
 mod datasets;
 mod faults;

@@ -271,7 +271,7 @@ fn ctrl_c_at_any_moment_stops_cleanly_and_the_next_run_completes() {
         let _ = std::fs::remove_file(state.0.join("controller.lock"));
         match out.status.code() {
             Some(0) => break, // the campaign finished before the signal
-            Some(2) => assert!(text(&out.stderr).contains("interrupted: the state is saved")),
+            Some(130) => assert!(text(&out.stderr).contains("interrupted: the state is saved")),
             other => panic!("round {round}: {other:?} {}", text(&out.stderr)),
         }
     }

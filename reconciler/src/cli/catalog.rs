@@ -66,10 +66,16 @@ pub struct ShowArgs {
 }
 
 fn report(e: CatalogError) -> Exit {
-    eprintln!("error: {e}");
     match e {
-        CatalogError::Query(_) => Exit::Rejected,
-        CatalogError::Ledger(_) => Exit::Failed,
+        // Located like a compiler's message: `query:1:5: error: ...`, `error:` said once.
+        CatalogError::Query(q) => {
+            eprintln!("{q}");
+            Exit::Rejected
+        }
+        CatalogError::Ledger(l) => {
+            eprintln!("error: {l}");
+            Exit::of(&l)
+        }
     }
 }
 

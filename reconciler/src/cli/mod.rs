@@ -53,11 +53,11 @@ pub enum Command {
     /// List the local batch system's jobs
     Q(batch::QueueArgs),
     /// Hold the jobs of a submission or a stage (running ones are stopped)
-    Hold(operator::TargetArgs),
+    Hold(operator::JobsArgs),
     /// Release held jobs of a submission or a stage
-    Release(operator::TargetArgs),
+    Release(operator::JobsArgs),
     /// Kill the jobs of a submission or a stage; the submissions become Removed
-    Kill(operator::TargetArgs),
+    Kill(operator::JobsArgs),
     /// Remove jobs of the local batch system (a job id, a submission, or `all`)
     Rm(batch::ControlArgs),
     /// Ask for a launch of a stage: the next slice, or a given dataset; `--test` for a test
@@ -92,12 +92,29 @@ pub enum Command {
     RunJob(batch::RunJobArgs),
 }
 
-/// Exit statuses by error class.
+/// Exit statuses by error class (the README's table).
 pub enum Exit {
+    /// 0
     Ok,
+    /// 1: input rejected (bad definitions, usage, no state yet).
     Rejected,
+    /// 2: an unexpected failure of the environment (unreadable files, a broken state).
     Failed,
+    /// 3: a stage failed or is degraded (`run`).
     StageFailed,
+    /// 130: stopped by Ctrl-C or SIGTERM, as shells report a SIGINT.
+    Interrupted,
+}
+
+impl Exit {
+    /// The exit status of an error of the state or the controller.
+    pub fn of(e: &crate::ledger::LedgerError) -> Exit {
+        match e {
+            crate::ledger::LedgerError::Rejected(_) => Exit::Rejected,
+            crate::ledger::LedgerError::Interrupted => Exit::Interrupted,
+            _ => Exit::Failed,
+        }
+    }
 }
 
 impl From<Exit> for ExitCode {
@@ -107,6 +124,7 @@ impl From<Exit> for ExitCode {
             Exit::Rejected => ExitCode::from(1),
             Exit::Failed => ExitCode::from(2),
             Exit::StageFailed => ExitCode::from(3),
+            Exit::Interrupted => ExitCode::from(130),
         }
     }
 }
@@ -142,6 +160,8 @@ pub fn run(cli: Cli) -> Exit {
     };
     match result {
         Ok(exit) => exit,
+        // A reader that went away (`cascade status | head -1`) is no failure.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Exit::Ok,
         Err(e) => {
             eprintln!("error: {e}");
             Exit::Failed

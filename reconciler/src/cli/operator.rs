@@ -54,6 +54,18 @@ pub struct TargetArgs {
     pub state: StateArg,
 }
 
+/// `hold`, `release` and `kill`: what their jobs belong to.
+#[derive(clap::Args, Debug)]
+pub struct JobsArgs {
+    /// A submission, a stage (`name` or `namespace/name`: every open submission of it); for
+    /// `hold` and `release` also a job id (`12` or `12@local`) or `all`
+    pub target: String,
+    #[command(flatten)]
+    pub reason: Reason,
+    #[command(flatten)]
+    pub state: StateArg,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct RecoverArgs {
     /// The original submission
@@ -132,7 +144,7 @@ fn resolve(ledger: &Ledger, text: &str) -> Result<Target, String> {
     }
     if stages.is_empty() {
         return Err(format!(
-            "no campaign, stage or submission `{text}` in this state directory (no stages yet: run the controller first)"
+            "no campaign, stage or submission `{text}` in this state directory (no stages yet: run the controller first, or pause with `namespace/name` before it)"
         ));
     }
     // Suggest among campaigns and stages, in the form given (`name` or `namespace/name`).
@@ -162,8 +174,10 @@ fn resolve(ledger: &Ledger, text: &str) -> Result<Target, String> {
     ))
 }
 
+/// Operator commands record into the state, making it if there is none yet: a pause can be
+/// recorded before the first run.
 fn open(state: &StateArg) -> Result<Ledger, Exit> {
-    state.open_existing()
+    state.open()
 }
 
 /// Runs `f` on the ledger, reporting refusals as input errors.
@@ -208,21 +222,38 @@ pub fn launch(args: &LaunchArgs) -> std::io::Result<Exit> {
                 &args.reason.why,
             )
             .map_err(text)?;
-        Ok(format!(
-            "launch request {id} for {stage} recorded; the controller launches it at its next reconcile (queued while the stage is paused)"
-        ))
+        let saved = ledger.saved_stage_status().map_err(text)?;
+        let paused = saved.iter().find(|s| s.stage == stage).is_some_and(|s| {
+            s.drift.is_some() || s.status.as_ref().is_some_and(|st| st.paused_by_definitions)
+        });
+        Ok(if paused {
+            format!(
+                "launch request {id} for {stage} recorded; the stage is paused, so it is queued and launched when it resumes"
+            )
+        } else {
+            format!(
+                "launch request {id} for {stage} recorded; the controller launches it at its next reconcile"
+            )
+        })
     }))
 }
 
 pub fn pause(args: &TargetArgs, what: Pause) -> std::io::Result<Exit> {
     Ok(act(&args.state, |ledger| {
-        let key = match resolve(ledger, &args.target)? {
-            Target::Campaign(k) | Target::Stage(k) => k,
-            Target::Submission(s) => {
+        let key = match resolve(ledger, &args.target) {
+            Ok(Target::Campaign(k) | Target::Stage(k)) => k,
+            Ok(Target::Submission(s)) => {
                 return Err(format!(
                     "`{s}` is a submission: pause its stage, or hold its jobs with `cascade hold`"
                 ));
             }
+            // Before the first run nothing is known yet: a `namespace/name` is taken as given
+            // (a campaign or a stage), so that a campaign can start paused.
+            Err(_) if no_stages_yet(ledger)? && args.target.contains('/') => {
+                let (ns, name) = args.target.split_once('/').unwrap_or_default();
+                ObjectKey::new(ns, name)
+            }
+            Err(e) => return Err(e),
         };
         let paused = matches!(what, Pause::Pause);
         ledger
@@ -234,6 +265,10 @@ pub fn pause(args: &TargetArgs, what: Pause) -> std::io::Result<Exit> {
             format!("{key} resumed: queued launches are released in order")
         })
     }))
+}
+
+fn no_stages_yet(ledger: &Ledger) -> Result<bool, String> {
+    Ok(ledger.saved_stage_status().map_err(text)?.is_empty())
 }
 
 /// The submissions a target designates (a stage: all of its submissions not yet final).
@@ -252,7 +287,7 @@ fn submissions(ledger: &Ledger, target: &str) -> Result<Vec<String>, String> {
 }
 
 /// `kill`, `hold` and `release` of a submission's or a stage's jobs.
-pub fn jobs(args: &TargetArgs, action: Control) -> std::io::Result<Exit> {
+pub fn jobs(args: &JobsArgs, action: Control) -> std::io::Result<Exit> {
     Ok(act(&args.state, |ledger| {
         let (who, why) = (args.reason.who(), &args.reason.why);
         // Jobs of the local batch system named directly: a job id, `all`, or a submission

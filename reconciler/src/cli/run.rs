@@ -45,7 +45,7 @@ pub fn run(args: &RunArgs) -> std::io::Result<Exit> {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            return Ok(Exit::Failed);
+            return Ok(Exit::of(&e));
         }
     };
     let mut out = std::io::stdout().lock();

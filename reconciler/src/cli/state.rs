@@ -32,5 +32,5 @@ impl StateArg {
 
 fn report(e: crate::ledger::LedgerError) -> Exit {
     eprintln!("error: {e}");
-    Exit::Failed
+    Exit::of(&e)
 }

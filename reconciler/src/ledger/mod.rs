@@ -24,6 +24,14 @@ pub enum LedgerError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// Input the user must fix (definitions that do not validate, no state yet).
+    #[error("{0}")]
+    Rejected(String),
+    /// Stopped by Ctrl-C or SIGTERM; the state is saved.
+    #[error(
+        "interrupted: the state is saved; jobs already submitted keep running (`cascade q` lists them, `cascade kill` stops a submission's); run again to continue"
+    )]
+    Interrupted,
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -146,7 +154,7 @@ impl Ledger {
     pub fn open_existing(dir: &Path) -> Result<Ledger> {
         check_not_dangling(dir)?;
         if !dir.join(DB_FILE).exists() {
-            return Err(LedgerError::Invalid(format!(
+            return Err(LedgerError::Rejected(format!(
                 "no state in {}: run `cascade run` first, or pass the right --state",
                 dir.display()
             )));

@@ -16,12 +16,15 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
 /// never overwrites a definition people made. `submissions.cursor_snapshot`: the catalog
 /// snapshot of the files delivered so far, for the splits whose cursor is such a set.
 /// `jobs.pid_start`: the start time of the job's runner, so a reused pid is never taken for
-/// it; `jobs.attempts`: runs of the job whose runner died before recording an end.
+/// it; `jobs.attempts`: runs of the job whose runner died before recording an end;
+/// `stage_status.position`: the stage's place in its pipeline, so `status` lists stages in the
+/// order they run.
 const V3: &str = r#"
 ALTER TABLE definitions ADD COLUMN submission TEXT;
 ALTER TABLE submissions ADD COLUMN cursor_snapshot BIGINT;
 ALTER TABLE jobs ADD COLUMN pid_start BIGINT;
 ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE stage_status ADD COLUMN position INTEGER NOT NULL DEFAULT 0;
 "#;
 
 /// `since`: when the stage's state last changed (conditions' lastTransitionTime); 0 for rows

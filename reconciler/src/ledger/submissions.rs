@@ -590,21 +590,29 @@ impl Ledger {
     pub fn save_stage_status(&mut self, stages: &[crate::plan::StageStatus]) -> Result<()> {
         let at = now();
         self.write(|tx| {
-            for s in stages {
+            for (position, s) in stages.iter().enumerate() {
                 tx.execute(
-                    "INSERT INTO stage_status (namespace, stage, campaign, state, reason, detail, updated, since) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                     ON CONFLICT (namespace, stage) DO UPDATE SET campaign = excluded.campaign, state = excluded.state, reason = excluded.reason, detail = excluded.detail, updated = excluded.updated,
+                    "INSERT INTO stage_status (namespace, stage, campaign, state, reason, detail, updated, since, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (namespace, stage) DO UPDATE SET campaign = excluded.campaign, state = excluded.state, reason = excluded.reason, detail = excluded.detail, updated = excluded.updated, position = excluded.position,
                        since = CASE WHEN stage_status.state = excluded.state AND stage_status.since > 0 THEN stage_status.since ELSE excluded.since END",
-                    params![s.stage.namespace, s.stage.name, s.campaign.name, s.state.as_str(), s.reason, json(s), at, at],
+                    params![s.stage.namespace, s.stage.name, s.campaign.name, s.state.as_str(), s.reason, json(s), at, at, position as i64],
                 )?;
             }
             Ok(())
         })
     }
 
+    /// The planner's last word on each stage, in pipeline order. Drift follows the pauses
+    /// recorded since: a pause an operator just recorded shows at once, one withdrawn no more.
     pub fn saved_stage_status(&self) -> Result<Vec<SavedStage>> {
-        self.rows(
-"SELECT namespace, stage, campaign, state, reason, detail, since FROM stage_status ORDER BY namespace, campaign, stage",
+        let paused: std::collections::HashSet<(String, String)> = self
+            .rows("SELECT namespace, name FROM pauses", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .into_iter()
+            .collect();
+        let mut saved = self.rows(
+"SELECT namespace, stage, campaign, state, reason, detail, since FROM stage_status ORDER BY namespace, campaign, position, stage",
 [],
 |r| {
                 let detail: String = r.get(5)?;
@@ -618,6 +626,21 @@ impl Ledger {
                     since: r.get(6)?,
                     status,
                 })
-            })
+            })?;
+        for s in &mut saved {
+            let ns = s.stage.namespace.clone();
+            let operator_paused = paused.contains(&(ns.clone(), s.stage.name.clone()))
+                || paused.contains(&(ns, s.campaign.clone()));
+            if !operator_paused {
+                s.drift = None;
+            } else if s.drift.is_none()
+                && s.status
+                    .as_ref()
+                    .is_some_and(|st| !st.paused_by_definitions)
+            {
+                s.drift = Some("paused by an operator while the definitions say it runs (recorded after the controller's last reconcile): set `paused: true` in the definitions or `cascade resume` it".into());
+            }
+        }
+        Ok(saved)
     }
 }

@@ -87,7 +87,7 @@ fn a_version_1_state_is_migrated() {
         .unwrap();
     l.conn
         .execute_batch(
-            "ALTER TABLE stage_status DROP COLUMN since; ALTER TABLE definitions DROP COLUMN submission; ALTER TABLE submissions DROP COLUMN cursor_snapshot; ALTER TABLE jobs DROP COLUMN pid_start; ALTER TABLE jobs DROP COLUMN attempts; DELETE FROM schema_migrations WHERE version >= 2;",
+            "ALTER TABLE stage_status DROP COLUMN since; ALTER TABLE definitions DROP COLUMN submission; ALTER TABLE submissions DROP COLUMN cursor_snapshot; ALTER TABLE jobs DROP COLUMN pid_start; ALTER TABLE jobs DROP COLUMN attempts; ALTER TABLE stage_status DROP COLUMN position; DELETE FROM schema_migrations WHERE version >= 2;",
         )
         .unwrap();
     drop(l);
@@ -143,6 +143,7 @@ fn stage_status(name: &str, state: StageState) -> StageStatus {
         queued: Vec::new(),
         next_fire: None,
         drift: None,
+        paused_by_definitions: false,
         split: None,
         split_position: None,
         exhausted: false,

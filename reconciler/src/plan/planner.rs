@@ -177,6 +177,9 @@ pub struct StageStatus {
     pub next_fire: Option<i64>,
     /// How the observed state contradicts the definitions (an operator's pause).
     pub drift: Option<String>,
+    /// The definitions pause the stage or its campaign.
+    #[serde(default)]
+    pub paused_by_definitions: bool,
     /// The split policy in normalised typed form (every parameter explicit).
     #[serde(default)]
     pub split: Option<SplitFields>,
@@ -345,6 +348,7 @@ struct Gate {
     compose_error: Option<String>,
     /// Launches left out because their input has no files, said in the reason.
     empty_inputs: Vec<String>,
+    paused_by_definitions: bool,
 }
 
 pub fn plan(input: &PlanInput) -> Plan {

@@ -134,6 +134,7 @@ mod tests {
             queued: Vec::new(),
             next_fire: None,
             drift: None,
+            paused_by_definitions: false,
             split: Some(SplitFields {
                 kind: SplitType::Nfiles,
                 n: Some(10),

@@ -78,6 +78,8 @@ pub async fn run(opts: Options) -> Result<Summary> {
     // the default action, which would end the process mid-step).
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
+    // Definitions that do not validate leave no state behind.
+    let mut graph = load(&opts.paths).map_err(LedgerError::Rejected)?;
     crate::ledger::prepare_state_dir(&opts.state)?;
     let state = std::path::absolute(&opts.state)?;
     let lock = File::options()
@@ -99,7 +101,6 @@ pub async fn run(opts: Options) -> Result<Summary> {
         )));
     }
     let mut ledger = Ledger::open(&state)?;
-    let mut graph = load(&opts.paths).map_err(LedgerError::Invalid)?;
 
     let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -278,7 +279,7 @@ pub async fn run(opts: Options) -> Result<Summary> {
 }
 
 fn interrupted() -> LedgerError {
-    LedgerError::Invalid("interrupted: the state is saved; run again to continue".into())
+    LedgerError::Interrupted
 }
 
 /// Whether one of the stop signals arrived since it was last looked at (without waiting).

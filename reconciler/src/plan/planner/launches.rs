@@ -345,6 +345,7 @@ impl<'a> Planner<'a> {
                 None
             },
             inactive: campaign.state == CampaignState::Inactive,
+            paused_by_definitions: stage.paused || campaign.paused,
             ..Gate::default()
         };
         let operator_paused =

@@ -116,6 +116,7 @@ impl<'a> Planner<'a> {
             queued: gate.queued,
             next_fire: work.next_fire,
             drift: gate.drift,
+            paused_by_definitions: gate.paused_by_definitions,
             split: stage.split.as_ref().map(SplitPolicy::to_fields),
             split_position: stage.split.as_ref().map(|_| split_cursor.to_string()),
             exhausted: split_exhausted,
