@@ -84,6 +84,7 @@ fn main() {
             experimenter: "bench",
             launch_timeout: cascade::plan::submission::DEFAULT_LAUNCH_TIMEOUT_SECONDS,
             local_offset: 0,
+            settings: &Default::default(),
         });
         best = best.min(started.elapsed().as_secs_f64());
         actions = p.actions.len();

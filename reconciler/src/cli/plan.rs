@@ -27,6 +27,8 @@ pub struct Args {
     pub experimenter: Option<String>,
     #[command(flatten)]
     pub launch_timeout: LaunchTimeoutArg,
+    #[command(flatten)]
+    pub launch_settings: LaunchSettingsArgs,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -40,6 +42,36 @@ pub fn experimenter(given: &Option<String>) -> String {
         .clone()
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "cascade".into())
+}
+
+/// Settings of the installation that launches carry in their environment.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LaunchSettingsArgs {
+    /// Where an experiment's uploaded files live, exported to launches as `UPLOADS`
+    /// (`{experiment}` is the namespace); default: STATE/uploads/{experiment}
+    #[arg(long, env = "CASCADE_UPLOADS")]
+    pub uploads: Option<String>,
+    /// `POMS_TEST` for POMS wrappers: which POMS instance they report to (empty on production)
+    #[arg(long = "poms-test", env = "CASCADE_POMS_TEST", default_value = "")]
+    pub poms_test: String,
+}
+
+impl LaunchSettingsArgs {
+    /// The settings of launches made with the state directory `state`.
+    pub fn settings(&self, state: &std::path::Path) -> crate::launch::compose::LaunchSettings {
+        let state = std::path::absolute(state).unwrap_or_else(|_| state.to_path_buf());
+        crate::launch::compose::LaunchSettings {
+            state_dir: state.display().to_string(),
+            uploads: self.uploads.clone().unwrap_or_else(|| {
+                state
+                    .join("uploads")
+                    .join("{experiment}")
+                    .display()
+                    .to_string()
+            }),
+            poms_test: self.poms_test.clone(),
+        }
+    }
 }
 
 /// How long a launch may go without any job seen before it is `LaunchFailed`.
@@ -72,6 +104,11 @@ pub fn run(args: &Args) -> std::io::Result<Exit> {
     };
     let experimenter = experimenter(&args.experimenter);
     let now = chrono::Utc::now().timestamp();
+    let settings = args.launch_settings.settings(
+        args.state
+            .as_deref()
+            .unwrap_or(std::path::Path::new(".cascade")),
+    );
     let plan = match &args.state {
         Some(dir) => {
             let store = match crate::ledger::Ledger::open_existing(dir) {
@@ -91,6 +128,7 @@ pub fn run(args: &Args) -> std::io::Result<Exit> {
                 experimenter: &experimenter,
                 launch_timeout: args.launch_timeout.seconds,
                 local_offset: crate::plan::local_offset(now),
+                settings: &settings,
             })
         }
         None => plan(&PlanInput {
@@ -101,6 +139,7 @@ pub fn run(args: &Args) -> std::io::Result<Exit> {
             experimenter: &experimenter,
             launch_timeout: args.launch_timeout.seconds,
             local_offset: crate::plan::local_offset(now),
+            settings: &settings,
         }),
     };
     let mut out = std::io::stdout().lock();
@@ -172,14 +211,11 @@ fn print_text(out: &mut impl Write, plan: &Plan, first: bool) -> std::io::Result
             )?;
             writeln!(out, "  command: {}", l.launch.command)?;
             writeln!(out, "  runs:    {}", l.launch.display)?;
-            let shown: Vec<String> = l
-                .launch
-                .env
-                .iter()
-                .filter(|(k, _)| k.starts_with("CASCADE_"))
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            writeln!(out, "  env:     {}", shown.join(" "))?;
+            // The whole environment, as the JSON form has it, as shell assignments.
+            writeln!(out, "  env:")?;
+            for (k, v) in &l.launch.env {
+                writeln!(out, "    {k}={}", crate::launch::shell::quote(v))?;
+            }
         }
     }
     Ok(())

@@ -26,6 +26,8 @@ pub struct RunArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub launch_timeout: super::plan::LaunchTimeoutArg,
+    #[command(flatten)]
+    pub launch_settings: super::plan::LaunchSettingsArgs,
 }
 
 pub fn run(args: &RunArgs) -> std::io::Result<Exit> {
@@ -37,6 +39,7 @@ pub fn run(args: &RunArgs) -> std::io::Result<Exit> {
         progress: !args.quiet,
         watch: args.watch,
         launch_timeout: args.launch_timeout.seconds,
+        settings: args.launch_settings.settings(&args.state.state),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

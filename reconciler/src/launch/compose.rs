@@ -8,6 +8,29 @@ use super::shell::{Context, Tracker, quote, quote_in};
 use super::template::{self, Segment};
 use crate::model::{DesiredGraph, Stage};
 
+/// Where a controller runs launches: settings of the installation, not of a campaign.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaunchSettings {
+    /// The state directory, absolute (`CASCADE_STATE_DIR`: `cascade submit` finds it there).
+    pub state_dir: String,
+    /// Where an experiment's uploaded files live (`UPLOADS`; configurations say
+    /// `-c $UPLOADS/x.cfg`). `{experiment}` in it is the namespace.
+    pub uploads: String,
+    /// POMS's `POMS_TEST`: which POMS instance a wrapper reports to (empty for production,
+    /// `int` for integration, `1` elsewhere). Not "a test launch": that is `POMS4_TEST_LAUNCH`.
+    pub poms_test: String,
+}
+
+impl Default for LaunchSettings {
+    fn default() -> Self {
+        LaunchSettings {
+            state_dir: ".cascade".into(),
+            uploads: ".cascade/uploads/{experiment}".into(),
+            poms_test: String::new(),
+        }
+    }
+}
+
 /// What one launch is about; everything else comes from the graph.
 #[derive(Clone, Debug)]
 pub struct LaunchRequest<'a> {
@@ -22,6 +45,7 @@ pub struct LaunchRequest<'a> {
     pub explicit_overrides: &'a [Param],
     /// Who the launch is done for (`%(experimenter)s`).
     pub experimenter: &'a str,
+    pub settings: &'a LaunchSettings,
 }
 
 /// The composed launch.
@@ -33,7 +57,7 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     /// The launch command: script and merged parameters, substituted.
     pub command: String,
-    /// The whole launch on one line, as shown to people.
+    /// The whole launch as shell a person can paste (`/bin/sh -c '...'` or `ssh ... '...'`).
     pub display: String,
 }
 
@@ -230,9 +254,20 @@ pub fn compose(graph: &DesiredGraph, req: &LaunchRequest) -> Result<Launch, Comp
         ("POMS_TASK_ID", req.submission_id.to_string()),
         ("POMS_LAUNCHER", req.experimenter.to_string()),
         ("POMS_TASK_DEFINITION_ID", stage.job_type.name.clone()),
-        ("POMS_TEST", if test { "1" } else { "" }.to_string()),
+        ("POMS_TEST", req.settings.poms_test.clone()),
         ("JOBSUB_GROUP", group.clone()),
         ("GROUP", group.clone()),
+        (
+            "UPLOADS",
+            req.settings.uploads.replace("{experiment}", &experiment),
+        ),
+        // What the local batch system needs from a launch: which outputs to declare, and
+        // where the state is.
+        (
+            "CASCADE_OUTPUT_PATTERNS",
+            job_type.output_file_patterns.join("\n"),
+        ),
+        ("CASCADE_STATE_DIR", req.settings.state_dir.clone()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -247,7 +282,7 @@ pub fn compose(graph: &DesiredGraph, req: &LaunchRequest) -> Result<Launch, Comp
         format!("{setup}\n{command}")
     };
     let (argv, display) = if host == "localhost" {
-        let display = script.replace('\n', "; ");
+        let display = format!("/bin/sh -c {}", quote(&script));
         (
             vec!["/bin/sh".to_string(), "-c".to_string(), script],
             display,
@@ -260,9 +295,9 @@ pub fn compose(graph: &DesiredGraph, req: &LaunchRequest) -> Result<Launch, Comp
         let remote = format!("{}\n{script}", exports.join("\n"));
         let target = format!("{account}@{host}");
         let display = format!(
-            "ssh {} {}",
+            "ssh -o BatchMode=yes -- {} {}",
             quote(&target),
-            quote(&script.replace('\n', "; "))
+            quote(&script)
         );
         (
             // `--`: nothing after it is an option, whatever the target is.

@@ -292,6 +292,7 @@ impl<'r> Validator<'r> {
                     test,
                     explicit_overrides: explicit,
                     experimenter: "validate",
+                    settings: &Default::default(),
                 };
                 let Err(e) = compose(graph, &request) else {
                     continue;

@@ -33,7 +33,7 @@ use super::observed::{
     CatalogView, JobCounts, Observed, Origin, RecoveryRound, Status, Submission,
 };
 use super::{queries, submission};
-use crate::launch::compose::{Launch, LaunchRequest, compose};
+use crate::launch::compose::{Launch, LaunchRequest, LaunchSettings, compose};
 use crate::model::{DesiredGraph, ObjectKey, Stage};
 use crate::split::{Cursor, FileFact, Next, SplitContext, next};
 
@@ -54,6 +54,8 @@ pub struct PlanInput<'a> {
     pub local_offset: i32,
     /// Seconds a launch may go without any job seen before it is `LaunchFailed`.
     pub launch_timeout: i64,
+    /// Where launches run: the state directory, uploads, the POMS instance.
+    pub settings: &'a LaunchSettings,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

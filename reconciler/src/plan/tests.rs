@@ -84,6 +84,7 @@ fn plan_with(
         experimenter: "alice",
         launch_timeout,
         local_offset: 0,
+        settings: &Default::default(),
     })
 }
 

@@ -16,7 +16,7 @@ use notify::Watcher;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::executor::{self, MAX_ATTEMPTS, Reservation};
-use crate::batch::local::{self, ENV_OUTPUT_PATTERNS};
+use crate::batch::local;
 use crate::ledger::{LaunchEnd, Ledger, LedgerError, Result};
 use crate::model::{DesiredGraph, load_and_validate};
 use crate::plan::{Action, Plan, PlanInput, StageState, StageStatus, plan};
@@ -34,6 +34,8 @@ pub struct Options {
     pub watch: bool,
     /// Seconds a launch may go without any job seen before it is `LaunchFailed`.
     pub launch_timeout: i64,
+    /// Where launches run (`state_dir` is set from `state` when the controller starts).
+    pub settings: crate::launch::compose::LaunchSettings,
 }
 
 pub struct Summary {
@@ -73,7 +75,7 @@ fn load(paths: &[PathBuf]) -> std::result::Result<DesiredGraph, String> {
     }
 }
 
-pub async fn run(opts: Options) -> Result<Summary> {
+pub async fn run(mut opts: Options) -> Result<Summary> {
     // Registered first, so that Ctrl-C or SIGTERM at any moment of the loop is seen (and not
     // the default action, which would end the process mid-step).
     let mut interrupt = signal(SignalKind::interrupt())?;
@@ -82,6 +84,7 @@ pub async fn run(opts: Options) -> Result<Summary> {
     let mut graph = load(&opts.paths).map_err(LedgerError::Rejected)?;
     crate::ledger::prepare_state_dir(&opts.state)?;
     let state = std::path::absolute(&opts.state)?;
+    opts.settings.state_dir = state.display().to_string();
     let lock = File::options()
         .create(true)
         .truncate(false)
@@ -169,6 +172,7 @@ pub async fn run(opts: Options) -> Result<Summary> {
                 experimenter: &opts.experimenter,
                 launch_timeout: opts.launch_timeout,
                 local_offset: crate::plan::local_offset(now),
+                settings: &opts.settings,
             }))
         })?;
         let mut acted = false;
@@ -200,17 +204,8 @@ pub async fn run(opts: Options) -> Result<Summary> {
                         .iter()
                         .find(|(k, _)| k == "CASCADE_LAUNCHER")
                         .map_or(opts.experimenter.as_str(), |(_, v)| v.as_str());
-                    // The local batch system declares the job type's outputs found in a job's
-                    // directory; the launch hands the patterns down to `cascade submit`.
-                    let mut l = l.as_ref().clone();
                     let dir = launch_dir(graph.stage(&l.stage));
-                    if let Some(stage) = graph.stage(&l.stage) {
-                        let patterns = &graph.job_type_of(stage).output_file_patterns;
-                        l.launch
-                            .env
-                            .push((ENV_OUTPUT_PATTERNS.into(), patterns.join("\n")));
-                    }
-                    let reserved = ledger.reserve(&l, launcher, &dir.display().to_string())?;
+                    let reserved = ledger.reserve(l, launcher, &dir.display().to_string())?;
                     if reserved && !l.approval {
                         spawn_launch(&state, &l.id, &mut launching, &done_tx);
                     }

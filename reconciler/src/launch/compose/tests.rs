@@ -63,6 +63,7 @@ fn launch(g: &DesiredGraph, dataset: &str, test: bool, merge: bool, explicit: &[
         test,
         explicit_overrides: explicit,
         experimenter: "alice",
+        settings: &Default::default(),
     };
     compose(g, &req).unwrap()
 }
@@ -132,11 +133,67 @@ fn remote_launch_goes_through_ssh_with_exports() {
     );
     assert!(l.argv[5].contains("export POMS_TASK_ID=42\n"));
     assert!(
-        l.display
-            .starts_with("ssh prod@expgpvm01.example.org 'source /opt/exp/setup.sh; fife_launch"),
+        l.display.starts_with(
+            "ssh -o BatchMode=yes -- prod@expgpvm01.example.org 'source /opt/exp/setup.sh\nfife_launch"
+        ),
         "{}",
         l.display
     );
+}
+
+/// What is shown as `runs:` is the shell that runs, quoted so that it can be pasted: a setup
+/// ending in `;` gives no `;;`, and the shell reads back exactly the script.
+#[test]
+fn the_shown_launch_is_shell_that_runs_the_same_script() {
+    let g = graph("localhost", "kw_fred");
+    let l = launch(&g, "ds_A", false, false, &[]);
+    assert_eq!(l.display, format!("/bin/sh -c {}", quote(&l.argv[2])));
+    // `sh -c 'printf %s "$0"' <display's argument>` prints the script the launch runs.
+    let quoted = l.display.strip_prefix("/bin/sh -c ").unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("printf %s {quoted}"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), l.argv[2]);
+    assert!(!l.display.contains(";;"), "{}", l.display);
+}
+
+/// POMS's meanings: `POMS_TEST` names the POMS instance (empty in production), not a test
+/// launch (`POMS4_TEST_LAUNCH`); `UPLOADS` is the experiment's upload area; the local batch
+/// system's variables are in the composed environment, so `plan` shows them.
+#[test]
+fn the_environment_carries_pomss_meanings_and_the_batch_systems_needs() {
+    let g = graph("localhost", "kw_fred");
+    let settings = LaunchSettings {
+        state_dir: "/srv/cascade".into(),
+        uploads: "/srv/uploads/{experiment}".into(),
+        poms_test: "int".into(),
+    };
+    let stage = g.stages.first().unwrap();
+    let req = LaunchRequest {
+        stage,
+        dataset: Some("ds_A"),
+        submission_id: "42",
+        parent_submission_id: None,
+        test: true,
+        explicit_overrides: &[],
+        experimenter: "alice",
+        settings: &settings,
+    };
+    let l = compose(&g, &req).unwrap();
+    let env = |k: &str| {
+        l.env
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {k}"))
+    };
+    assert_eq!(env("POMS_TEST"), "int");
+    assert_eq!(env("POMS4_TEST_LAUNCH"), "True");
+    assert_eq!(env("UPLOADS"), "/srv/uploads/exp");
+    assert_eq!(env("CASCADE_STATE_DIR"), "/srv/cascade");
+    assert!(!env("CASCADE_OUTPUT_PATTERNS").is_empty());
 }
 
 /// Runs the composed command's argument list through a real shell and returns the words it

@@ -436,6 +436,7 @@ impl<'a> Planner<'a> {
             test: c.test,
             explicit_overrides: &c.overrides,
             experimenter,
+            settings: self.input.settings,
         };
         let launch = compose(self.input.graph, &request).map_err(|e| e.to_string())?;
         let recovery = c.recovery.map(|mut r| {
