@@ -103,3 +103,36 @@ fn an_example_exports_and_imports_back_the_same() {
         text(&res.stderr)
     );
 }
+
+/// POMS reads stages from their sections and ignores `campaign_stage_list` when it saves: a
+/// stale list entry, or dependencies of a stage that has no section, are warnings, and the
+/// rest of the campaign imports.
+#[test]
+fn a_stale_stage_list_warns_and_the_campaign_imports() {
+    let dir = TempDir::new("import-stale");
+    let ini = dir.0.join("stale.ini");
+    fs::write(
+        &ini,
+        "[campaign]\nexperiment = nova\nname = stale\ncampaign_stage_list = gen, retired\n\n\
+         [campaign_defaults]\nvo_role = Production\nsoftware_version = v1\ndataset_or_split_data = none\n\
+         cs_split_type = None\ncompletion_type = complete\ncompletion_pct = 100\nparam_overrides = []\n\
+         test_param_overrides = []\nmerge_overrides = False\nlogin_setup = nova_prod_launch\njob_type = nova_fcl_gen\nstage_type = generator\n\n\
+         [campaign_stage gen]\n\n[dependencies retired]\ncampaign_stage_1 = gen\nfile_pattern_1 = %.root\n",
+    )
+    .unwrap();
+    let out_dir = dir.0.join("out");
+    let res = cascade(&[
+        "import-ini",
+        "tests/ini/good/shared.ini",
+        ini.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stderr = text(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(stderr.contains("stale.ini:4:1: warning[unknown-stage]: campaign_stage_list names `retired`"), "{stderr}");
+    assert!(stderr.contains("warning[unknown-stage]: `[dependencies retired]` is for a stage that has no `[campaign_stage retired]` section"), "{stderr}");
+    let yaml = fs::read_to_string(out_dir.join("stale.yaml")).unwrap();
+    assert!(yaml.contains("name: gen"), "{yaml}");
+    assert!(!yaml.contains("retired"), "{yaml}");
+}

@@ -724,7 +724,8 @@ fn campaign(
     if let Some(list) = &listed {
         for (stage, pos) in list {
             if !sectioned.contains(stage.as_str()) {
-                ctx.error(*pos, "unknown-stage", format!("campaign_stage_list names `{stage}` but there is no `[campaign_stage {stage}]`"), "add the section or remove the name from the list");
+                // POMS reads stages from their sections and ignores the list when it saves.
+                ctx.warn(*pos, "unknown-stage", format!("campaign_stage_list names `{stage}` but there is no `[campaign_stage {stage}]`: POMS ignores the list, and so does the import"), "remove the name from the list, or add the section");
             }
         }
     }
@@ -758,7 +759,7 @@ fn campaign(
     {
         let down = s.kind_and_name().1;
         if !names.contains_key(down) {
-            ctx.error(s.pos, "unknown-stage", format!("`[dependencies {down}]` is for a stage that is not in campaign_stage_list nor a `[campaign_stage]` section"), "fix the stage name");
+            ctx.warn(s.pos, "unknown-stage", format!("`[dependencies {down}]` is for a stage that has no `[campaign_stage {down}]` section: not imported"), "fix the stage name, or remove the section");
             continue;
         }
         let mut k = 1;

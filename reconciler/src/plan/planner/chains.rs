@@ -57,7 +57,13 @@ impl<'a> Planner<'a> {
                     "failed"
                 }
             };
-            states.insert(original.id.as_str(), state);
+            // Only the chains a later slice can follow are looked up again.
+            if matches!(
+                original.origin,
+                Origin::Split { .. } | Origin::Schedule { .. } | Origin::Request { .. }
+            ) {
+                states.insert(original.id.as_str(), state);
+            }
         }
         t.last_slice = last_slice.map(|mut id| {
             while let Some(next) = superseded.get(id) {
@@ -92,6 +98,9 @@ impl<'a> Planner<'a> {
             return Chain::InFlight;
         }
         let recipe = &self.input.graph.job_type_of(stage).recoveries;
+        if recipe.len() <= decided.len() {
+            return Chain::Located;
+        }
         let basis = self.recovery_basis(stage, original, head);
         for (round, step) in recipe.iter().enumerate().skip(decided.len()) {
             let query = queries::recovery(step.kind, &basis);
