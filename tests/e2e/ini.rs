@@ -130,7 +130,11 @@ fn a_stale_stage_list_warns_and_the_campaign_imports() {
     ]);
     let stderr = text(&res.stderr);
     assert!(res.status.success(), "{stderr}");
-    assert!(stderr.contains("stale.ini:4:1: warning[unknown-stage]: campaign_stage_list names `retired`"), "{stderr}");
+    assert!(
+        stderr
+            .contains("stale.ini:4:1: warning[unknown-stage]: campaign_stage_list names `retired`"),
+        "{stderr}"
+    );
     assert!(stderr.contains("warning[unknown-stage]: `[dependencies retired]` is for a stage that has no `[campaign_stage retired]` section"), "{stderr}");
     let yaml = fs::read_to_string(out_dir.join("stale.yaml")).unwrap();
     assert!(yaml.contains("name: gen"), "{yaml}");

@@ -278,3 +278,36 @@ pub fn tempdir(tag: &str) -> std::path::PathBuf {
     fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn a_dependency_pattern_no_upstream_output_matches_is_a_warning() {
+    let dir = crate::support::TempDir::new("validate-pattern");
+    let defs = dir.0.join("defs.yaml");
+    std::fs::write(
+        &defs,
+        r#"apiVersion: cascade.dev/v1alpha1
+kind: CampaignStage
+metadata: {name: gen, namespace: exp}
+spec: {campaign: camp, type: generator}
+---
+apiVersion: cascade.dev/v1alpha1
+kind: CampaignStage
+metadata: {name: reco, namespace: exp}
+spec:
+  campaign: camp
+  dependsOn: [{stage: gen, filePattern: "%.txt"}]
+"#,
+    )
+    .unwrap();
+    let out = cascade(&[
+        "validate",
+        "tests/fixtures/base.yaml",
+        defs.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "a warning: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("defs.yaml:11:41: warning[pattern-matches-no-output]: `%.txt` matches none of the outputs of stage `gen` (its job type `jt` writes `%.root`): this stage would run over nothing"),
+        "{stderr}"
+    );
+}

@@ -6,7 +6,7 @@
 //! `template`, `dependency-cycle`, `invalid-join`, `endless-self-dependency`,
 //! `invalid-keyword`, `invalid-value`, `batch-system-unavailable`, `unsafe-substitution`;
 //! warnings: `no-outputs`, `split-ignored`,
-//! `keyword-shadowed`, `self-dependency-trigger`.
+//! `keyword-shadowed`, `self-dependency-trigger`, `pattern-matches-no-output`.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
@@ -229,6 +229,7 @@ impl<'r> Validator<'r> {
         self.check_dependencies(&stages);
         self.warn_unlocatable(&stages);
         self.check_compositions(&graph, &stages);
+        self.warn_unmatched_patterns(&graph, &stages);
         graph.stages = self.topological(stages)?;
         Some(graph)
     }
@@ -1024,6 +1025,47 @@ impl<'r> Validator<'r> {
         }
     }
 
+    /// A dependency whose file pattern none of the upstream job type's output patterns can
+    /// match runs over nothing (unless the upstream's jobs declare such files themselves).
+    fn warn_unmatched_patterns(&mut self, graph: &DesiredGraph, stages: &[(&'r Resource, Stage)]) {
+        let by_key: HashMap<&ObjectKey, &Stage> = stages.iter().map(|(_, s)| (&s.key, s)).collect();
+        for (res, stage) in stages {
+            for (i, edge) in stage.depends_on.iter().enumerate() {
+                let Some(up) = by_key
+                    .get(&edge.upstream)
+                    .filter(|_| edge.upstream != stage.key)
+                else {
+                    continue;
+                };
+                let outputs = &graph.job_type_of(up).output_file_patterns;
+                let fragment = |p: &str| p.contains(' ');
+                if outputs.is_empty()
+                    || fragment(&edge.file_pattern)
+                    || outputs.iter().any(|o| fragment(o))
+                    || outputs
+                        .iter()
+                        .any(|o| like_patterns_meet(&edge.file_pattern, o))
+                {
+                    continue;
+                }
+                self.diags.push(
+                    res.warning(
+                        &["spec", "dependsOn", &i.to_string(), "filePattern"],
+                        "pattern-matches-no-output",
+                        format!(
+                            "`{}` matches none of the outputs of stage `{}` (its job type `{}` writes {}): this stage would run over nothing",
+                            edge.file_pattern,
+                            edge.upstream.name,
+                            up.job_type.name,
+                            outputs.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ")
+                        ),
+                    )
+                    .with_hint("use a pattern of the upstream's outputs, or add it to the upstream job type's `outputFilePatterns`"),
+                );
+            }
+        }
+    }
+
     /// Orders stages so that each comes after its upstream stages: Kahn's algorithm in waves,
     /// each wave sorted by namespace and name, so the order is stable. `None` when a cycle
     /// prevents it (already reported).
@@ -1063,6 +1105,42 @@ impl<'r> Validator<'r> {
 
 /// For each stage, the indices of its upstream stages (one per edge whose upstream validated;
 /// self-dependencies excluded).
+/// Whether some file name matches both SQL LIKE patterns (`%` any run of characters, `_` any
+/// one): a search over pairs of positions in the two patterns, so it is linear in their
+/// product, never exponential.
+pub fn like_patterns_meet(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut seen = HashSet::new();
+    let mut todo = vec![(0usize, 0usize)];
+    while let Some((i, j)) = todo.pop() {
+        if !seen.insert((i, j)) {
+            continue;
+        }
+        if i == a.len() && j == b.len() {
+            return true;
+        }
+        let (x, y) = (a.get(i), b.get(j));
+        // `%` may match nothing.
+        if x == Some(&'%') {
+            todo.push((i + 1, j));
+        }
+        if y == Some(&'%') {
+            todo.push((i, j + 1));
+        }
+        // Or both take one character they can agree on.
+        let (Some(&x), Some(&y)) = (x, y) else {
+            continue;
+        };
+        let next_i = if x == '%' { i } else { i + 1 };
+        let next_j = if y == '%' { j } else { j + 1 };
+        let agree = matches!(x, '%' | '_') || matches!(y, '%' | '_') || x == y;
+        if agree {
+            todo.push((next_i, next_j));
+        }
+    }
+    false
+}
+
 fn upstream_indices(stages: &[(&Resource, Stage)]) -> Vec<Vec<usize>> {
     let index: HashMap<&ObjectKey, usize> = stages
         .iter()
@@ -1139,5 +1217,41 @@ fn scalar_offset_pos(pos: Pos, node: &super::yaml::Node, offset: usize) -> Pos {
             col: pos.col + offset as u32 + u32::from(!plain),
         },
         _ => pos,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_patterns_meet;
+
+    #[test]
+    fn like_patterns_meet_when_one_name_matches_both() {
+        for (a, b) in [
+            ("%.reco.root", "%.root"),
+            ("%", "%.gen.root"),
+            ("eve_%_1.gen.root", "%.gen.root"),
+            ("a_c", "abc"),
+            ("%a%", "%b%"),
+            ("", "%"),
+        ] {
+            assert!(like_patterns_meet(a, b), "{a} ~ {b}");
+            assert!(like_patterns_meet(b, a), "{b} ~ {a}");
+        }
+        for (a, b) in [
+            ("%.reco.root", "%.gen.root"),
+            ("a%", "b%"),
+            ("%.txt", "%.root"),
+            ("a_", "abc"),
+            ("", "_"),
+        ] {
+            assert!(!like_patterns_meet(a, b), "{a} !~ {b}");
+            assert!(!like_patterns_meet(b, a), "{b} !~ {a}");
+        }
+        // Many wildcards stay cheap.
+        let long = "%a".repeat(200);
+        assert!(!like_patterns_meet(
+            &format!("{long}b"),
+            &format!("{long}c")
+        ));
     }
 }
