@@ -83,6 +83,18 @@ fn an_example_exports_and_imports_back_the_same() {
     ]);
     assert!(res.status.success(), "{}", text(&res.stderr));
     assert_eq!(text(&res.stderr), "", "everything carried");
+    // What POMS's save needs and how its own export writes patterns.
+    let written = fs::read_to_string(&ini).unwrap();
+    assert!(
+        written.contains("[campaign_defaults]\ndataset_or_split_data=None\n"),
+        "{written}"
+    );
+    assert!(written.contains("file_pattern_1=%.gen.root\n"), "{written}");
+    assert!(
+        written.contains("output_file_patterns=%.gen.root\n"),
+        "{written}"
+    );
+    assert!(!written.contains("%%"), "{written}");
     let yaml = dir.0.join("yaml");
     let res = cascade(&[
         "import-ini",

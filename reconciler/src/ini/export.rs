@@ -25,10 +25,6 @@ fn params(ps: &[Param]) -> String {
 }
 
 /// POMS writes `%` in file patterns as `%%`.
-fn pattern(p: &str) -> String {
-    p.replace('%', "%%")
-}
-
 fn split(s: &SplitSpec) -> String {
     match s.policy() {
         Ok(Some(p)) => p.to_string(),
@@ -127,12 +123,12 @@ fn job_type(out: &mut String, name: &str, spec: &JobTypeSpec) {
     let _ = writeln!(out, "\n[job_type {name}]");
     let _ = writeln!(out, "launch_script={}", spec.launch_script);
     let _ = writeln!(out, "parameters={}", params(&spec.parameters));
-    let patterns: Vec<String> = spec
-        .output_file_patterns
-        .iter()
-        .map(|p| pattern(p))
-        .collect();
-    let _ = writeln!(out, "output_file_patterns={}", patterns.join(","));
+    // File patterns with a single `%`, as POMS's own export writes them.
+    let _ = writeln!(
+        out,
+        "output_file_patterns={}",
+        spec.output_file_patterns.join(",")
+    );
     let recoveries: Vec<serde_json::Value> = spec
         .recoveries
         .iter()
@@ -232,10 +228,14 @@ pub fn export(
     if let Some(d) = &campaign.description {
         let _ = writeln!(out, "description={}", d.replace('\n', " "));
     }
-    if let Some(d) = &campaign.defaults {
-        let _ = writeln!(out, "\n[campaign_defaults]");
-        settings(&mut out, d);
+    // POMS's save needs `dataset_or_split_data` for every stage once defaults are applied;
+    // `None` is what it reads as "no dataset" (generators, dependent stages).
+    let _ = writeln!(out, "\n[campaign_defaults]");
+    let defaults = campaign.defaults.clone().unwrap_or_default();
+    if defaults.dataset.is_none() {
+        let _ = writeln!(out, "dataset_or_split_data=None");
     }
+    settings(&mut out, &defaults);
     let mut logins = BTreeSet::new();
     let mut jobs = BTreeSet::new();
     if let Some(d) = &campaign.defaults {
@@ -257,7 +257,7 @@ pub fn export(
         for (k, d) in spec.depends_on.iter().enumerate() {
             let k = k + 1;
             let _ = writeln!(out, "campaign_stage_{k}={}", d.stage);
-            let _ = writeln!(out, "file_pattern_{k}={}", pattern(&d.file_pattern));
+            let _ = writeln!(out, "file_pattern_{k}={}", d.file_pattern);
             if d.trigger == DependencyTrigger::StageComplete {
                 let _ = writeln!(out, "cascade_trigger_{k}=stageComplete");
             }
