@@ -488,11 +488,11 @@ fn added_files_of_a_slice_counts_the_files_added_since() {
         .unwrap()
     );
     let basis = crate::plan::queries::RecoveryBasis {
-        reference: "exp.s.1".into(),
+        reference: "exp.s.1",
         reference_created: 0,
-        input: Some(input.into()),
-        output_patterns: Vec::new(),
-        version: "v1".into(),
+        input: Some(input),
+        output_patterns: &[],
+        version: "v1",
         depth: 1,
     };
     let query = crate::plan::queries::recovery(cascade_crd::RecoveryType::AddedFiles, &basis);

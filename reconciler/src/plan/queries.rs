@@ -97,23 +97,23 @@ fn dedup_consecutive(patterns: &[String]) -> Vec<&str> {
 }
 
 /// What a recovery round's dataset is computed from (reference §5.1).
-pub struct RecoveryBasis {
+pub struct RecoveryBasis<'a> {
     /// The submission whose project the round is computed against.
-    pub reference: String,
+    pub reference: &'a str,
     /// When the reference submission was made (outputs older than it do not count).
     pub reference_created: i64,
     /// The original's input query, for `added_files`.
-    pub input: Option<String>,
+    pub input: Option<&'a str>,
     /// The job type's output patterns and the stage's software version and ancestor depth,
     /// for `pending_files`.
-    pub output_patterns: Vec<String>,
-    pub version: String,
+    pub output_patterns: &'a [String],
+    pub version: &'a str,
     pub depth: u32,
 }
 
 /// The dataset of a recovery round of `kind` (reference §5.1).
 pub fn recovery(kind: RecoveryType, basis: &RecoveryBasis) -> String {
-    let reference = basis.reference.as_str();
+    let reference = basis.reference;
     let snapshot = project_inputs(reference);
     let project = format!("project_name {}", lit(reference));
     match kind {
@@ -122,15 +122,15 @@ pub fn recovery(kind: RecoveryType, basis: &RecoveryBasis) -> String {
         RecoveryType::ConsumedStatus | RecoveryType::ProcessStatus => {
             format!("{snapshot} minus ({project} and consumed_status 'consumed')")
         }
-        RecoveryType::AddedFiles => match &basis.input {
+        RecoveryType::AddedFiles => match basis.input {
             Some(q) => format!("({q}) minus {snapshot}"),
             None => format!("{snapshot} minus {snapshot}"),
         },
         RecoveryType::PendingFiles => {
             let located = located_inputs(
                 reference,
-                &basis.output_patterns,
-                &basis.version,
+                basis.output_patterns,
+                basis.version,
                 basis.depth,
                 basis.reference_created,
             );
@@ -176,11 +176,11 @@ mod tests {
     #[test]
     fn delivered_not_consumed_names_the_project_unlike_poms() {
         let basis = RecoveryBasis {
-            reference: "s1".into(),
+            reference: "s1",
             reference_created: 0,
             input: None,
-            output_patterns: Vec::new(),
-            version: "v".into(),
+            output_patterns: &[],
+            version: "v",
             depth: 1,
         };
         let q = recovery(RecoveryType::DeliveredNotConsumed, &basis);

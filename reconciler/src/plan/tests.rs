@@ -727,13 +727,13 @@ proptest! {
 
 /// What the planner computes a recovery round of `reference` from (the types these tests
 /// use read only the reference's project).
-fn recovery_basis(reference: &str, input: &str) -> queries::RecoveryBasis {
+fn recovery_basis<'a>(reference: &'a str, input: &'a str) -> queries::RecoveryBasis<'a> {
     queries::RecoveryBasis {
-        reference: reference.into(),
+        reference,
         reference_created: 0,
-        input: Some(input.into()),
-        output_patterns: Vec::new(),
-        version: "v1".into(),
+        input: Some(input),
+        output_patterns: &[],
+        version: "v1",
         depth: 1,
     }
 }

@@ -101,9 +101,17 @@ impl<'a> Planner<'a> {
         if recipe.len() <= decided.len() {
             return Chain::Located;
         }
-        let basis = self.recovery_basis(stage, original, head);
-        for (round, step) in recipe.iter().enumerate().skip(decided.len()) {
-            let query = queries::recovery(step.kind, &basis);
+        let mut queries_by_round: Vec<(usize, String)> = {
+            let basis = self.recovery_basis(stage, original, head);
+            recipe
+                .iter()
+                .enumerate()
+                .skip(decided.len())
+                .map(|(round, step)| (round, queries::recovery(step.kind, &basis)))
+                .collect()
+        };
+        for (round, query) in queries_by_round.drain(..) {
+            let step = &recipe[round];
             let round = round as u32;
             // A round is skipped only when the catalog says it has nothing: a question without
             // an answer decides nothing and is asked again.
@@ -227,23 +235,18 @@ impl<'a> Planner<'a> {
 
     /// What a recovery round of `original` is computed from, with `head` the submission of the
     /// chain that got located last.
-    pub(super) fn recovery_basis(
-        &self,
-        stage: &Stage,
-        original: &Submission,
-        head: &str,
-    ) -> queries::RecoveryBasis {
+    pub(super) fn recovery_basis<'b>(
+        &'b self,
+        stage: &'b Stage,
+        original: &'b Submission,
+        head: &'b str,
+    ) -> queries::RecoveryBasis<'b> {
         queries::RecoveryBasis {
-            reference: head.to_string(),
+            reference: head,
             reference_created: self.by_id.get(head).map_or(original.created, |s| s.created),
-            input: original.input.clone(),
-            output_patterns: self
-                .input
-                .graph
-                .job_type_of(stage)
-                .output_file_patterns
-                .clone(),
-            version: self.outputs[&stage.key].version.clone(),
+            input: original.input.as_deref(),
+            output_patterns: &self.input.graph.job_type_of(stage).output_file_patterns,
+            version: &self.outputs[&stage.key].version,
             depth: stage.output_ancestor_depth,
         }
     }
