@@ -152,3 +152,65 @@ fn a_stale_stage_list_warns_and_the_campaign_imports() {
     assert!(yaml.contains("name: gen"), "{yaml}");
     assert!(!yaml.contains("retired"), "{yaml}");
 }
+
+/// A campaign file alone names login setups and job types that POMS keeps in its database:
+/// one error lists them all with where they are named. Converted once (`shared.ini`), they
+/// are passed with `--with`, and each campaign file imports on its own.
+#[test]
+fn missing_shared_resources_are_listed_together_and_with_resolves_them() {
+    let dir = TempDir::new("import-with");
+    let res = cascade(&[
+        "import-ini",
+        "tests/ini/good/nd_mc.ini",
+        "--out",
+        dir.path(),
+    ]);
+    assert_eq!(res.status.code(), Some(1));
+    let stderr = text(&res.stderr);
+    assert_eq!(
+        stderr.matches("error[unknown-reference]").count(),
+        1,
+        "{stderr}"
+    );
+    for name in [
+        "job type `nova_ana`",
+        "job type `nova_art`",
+        "job type `nova_fcl_gen`",
+        "login setup `nova_prod_launch`",
+    ] {
+        assert!(stderr.contains(name), "{name}: {stderr}");
+    }
+    assert!(
+        stderr.contains("tests/ini/good/nd_mc.ini:19:1: error[unknown-reference]"),
+        "{stderr}"
+    );
+    let shared = dir.0.join("shared");
+    // A file of shared resources has no experiment of its own: it is given one.
+    let res = cascade(&[
+        "import-ini",
+        "tests/ini/good/shared.ini",
+        "--namespace",
+        "nova",
+        "--out",
+        shared.to_str().unwrap(),
+    ]);
+    assert!(res.status.success(), "{}", text(&res.stderr));
+    let campaign = dir.0.join("campaign");
+    let res = cascade(&[
+        "import-ini",
+        "tests/ini/good/nd_mc.ini",
+        "--with",
+        shared.to_str().unwrap(),
+        "--out",
+        campaign.to_str().unwrap(),
+    ]);
+    assert!(res.status.success(), "{}", text(&res.stderr));
+    // Only the campaign file's own resources are written; with the shared ones they validate.
+    assert!(!campaign.join("shared.yaml").exists());
+    let res = cascade(&[
+        "validate",
+        shared.to_str().unwrap(),
+        campaign.to_str().unwrap(),
+    ]);
+    assert!(res.status.success(), "{}", text(&res.stderr));
+}

@@ -20,6 +20,10 @@ pub struct ImportArgs {
     /// Namespace (experiment) for everything (default: each campaign's `experiment`)
     #[arg(long)]
     pub namespace: Option<String>,
+    /// Cascade YAML already converted (files or directories, repeatable): the login setups
+    /// and job types it defines may be used by the imported campaigns
+    #[arg(long = "with")]
+    pub with: Vec<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -68,8 +72,23 @@ pub fn import_ini(args: &ImportArgs) -> std::io::Result<Exit> {
         };
         files.push((path.display().to_string(), text));
     }
+    let with = if args.with.is_empty() {
+        Vec::new()
+    } else {
+        read_paths(&args.with)?
+    };
+    let with_resources = crate::model::load(&with).resources;
+    let names = |kind: &str| {
+        with_resources
+            .iter()
+            .filter(|r| r.kind() == kind)
+            .map(|r| r.name().to_string())
+            .collect()
+    };
     let opts = Options {
         namespace: args.namespace.clone(),
+        login_setups: names("LoginSetup"),
+        job_types: names("JobType"),
     };
     let (imported, mut diags) = import(&files, &opts);
     crate::model::diagnostic::sort_and_dedup(&mut diags);
@@ -81,14 +100,21 @@ pub fn import_ini(args: &ImportArgs) -> std::io::Result<Exit> {
     let rendered = render(&imported);
     // What we write must pass `cascade validate`: check it as it will be read.
     let dir = args.out.clone().unwrap_or_default();
-    let sources: Vec<SourceFile> = rendered
+    // With what `--with` gives, as the two will be read together.
+    let mut sources: Vec<SourceFile> = rendered
         .iter()
         .map(|(name, text)| SourceFile {
             path: dir.join(name).display().to_string(),
             bytes: text.clone().into_bytes(),
         })
         .collect();
+    let converted = sources.len();
+    sources.extend(with);
     let (resources, validated) = load_and_validate(&sources);
+    let resources: Vec<_> = resources
+        .iter()
+        .filter(|r| sources[..converted].iter().any(|s| *s.path == *r.file))
+        .collect();
     print_diagnostics(&mut std::io::stderr().lock(), &validated.diagnostics)?;
     if validated.graph.is_none() {
         eprintln!("error: the converted resources do not validate; nothing written");

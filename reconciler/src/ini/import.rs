@@ -28,9 +28,14 @@ pub struct Imported {
 /// Shared resources seen so far: where each was first defined, and how.
 type Known<T> = BTreeMap<String, (String, Pos, T)>;
 
+#[derive(Default)]
 pub struct Options {
     /// Namespace (experiment) for everything; default: each campaign's `experiment`.
     pub namespace: Option<String>,
+    /// Names of login setups and job types already converted (`import-ini --with`), which
+    /// campaigns may use without a section of their own.
+    pub login_setups: BTreeSet<String>,
+    pub job_types: BTreeSet<String>,
 }
 
 /// A Kubernetes name for a POMS name: lowercase, `-` for anything else than letters, digits,
@@ -468,7 +473,7 @@ pub fn import(files: &[(String, String)], opts: &Options) -> (Vec<Imported>, Vec
         }
     }
     // References resolve across the whole set.
-    check_references(&known_login, &known_job, &parsed, &mut diags);
+    check_references(&known_login, &known_job, opts, &parsed, &mut diags);
     (out, diags)
 }
 
@@ -862,44 +867,67 @@ fn campaign(
     }
 }
 
-/// Every stage's job type and login setup must be defined somewhere in the set.
+/// Every stage's job type and login setup must be defined somewhere in the set (or by
+/// `--with`). In POMS they often live only in its database, so all that are missing are
+/// listed in one error, each with where it is named.
 fn check_references(
     logins: &Known<LoginSetupSpec>,
     jobs: &Known<JobTypeSpec>,
+    opts: &Options,
     parsed: &[(String, Vec<Section>)],
     diags: &mut Vec<Diagnostic>,
 ) {
-    let mut reported = BTreeSet::new();
+    let mut missing: BTreeMap<(&str, String), Vec<(String, Pos)>> = BTreeMap::new();
     for (file, sections) in parsed {
-        for (kind, known, what) in [
-            (
-                "login_setup",
-                logins.keys().collect::<BTreeSet<_>>(),
-                "login setup",
-            ),
-            ("job_type", jobs.keys().collect(), "job type"),
-        ] {
+        for (kind, what) in [("login_setup", "login setup"), ("job_type", "job type")] {
             for s in sections {
                 let Some(e) = s.get(kind) else { continue };
                 let name = kube_name(&e.value);
-                if !e.value.is_empty()
-                    && !known.contains(&name)
-                    && reported.insert((file.clone(), e.pos))
-                {
-                    diags.push(
-                        Diagnostic::error(
-                            file,
-                            e.pos,
-                            "unknown-reference",
-                            format!("{what} `{}` is not defined in the imported files", e.value),
-                        )
-                        .with_hint(format!(
-                            "import the file with its `[{kind} {}]` section too",
-                            e.value
-                        )),
-                    );
+                let known = match kind {
+                    "login_setup" => {
+                        logins.contains_key(&name) || opts.login_setups.contains(&name)
+                    }
+                    _ => jobs.contains_key(&name) || opts.job_types.contains(&name),
+                };
+                if !e.value.is_empty() && !known {
+                    missing
+                        .entry((what, e.value.clone()))
+                        .or_default()
+                        .push((file.clone(), e.pos));
                 }
             }
         }
     }
+    // Said at the first place, in file and line order, that names one of them.
+    let Some((file, pos)) = missing
+        .values()
+        .flatten()
+        .min_by_key(|(f, p)| (f.clone(), p.line, p.col))
+        .cloned()
+    else {
+        return;
+    };
+    let list: Vec<String> = missing
+        .iter()
+        .map(|((what, name), places)| {
+            let at: Vec<String> = places
+                .iter()
+                .map(|(f, p)| format!("{f}:{}", p.line))
+                .collect();
+            format!("{what} `{name}` (named at {})", at.join(", "))
+        })
+        .collect();
+    diags.push(
+        Diagnostic::error(
+            &file,
+            pos,
+            "unknown-reference",
+            format!(
+                "{} not defined in the imported files: {}",
+                if list.len() == 1 { "one resource is" } else { "these resources are" },
+                list.join("; ")
+            ),
+        )
+        .with_hint("in POMS they often live only in its database: import the .ini files that define them (`[login_setup NAME]`, `[job_type NAME]`) together with this one, or pass what is already converted with `--with DIR`"),
+    );
 }

@@ -31,7 +31,7 @@ fn corpus() -> Vec<(String, String)> {
 }
 
 fn import_ok(files: &[(String, String)]) -> Vec<Imported> {
-    let (imported, diags) = import(files, &Options { namespace: None });
+    let (imported, diags) = import(files, &Options::default());
     let errors: Vec<String> = diags
         .iter()
         .filter(|d| d.is_error())
@@ -197,7 +197,7 @@ fn ini_to_yaml_to_ini_to_yaml_is_stable() {
 fn the_same_shared_resource_twice_is_kept_once_and_a_different_one_refused() {
     let mut files = corpus();
     files.push(("again.ini".into(), "[login_setup nova_prod_launch]\nhost=novagpvm01.fnal.gov\naccount=novapro\nsetup=source /cvmfs/nova.opensciencegrid.org/novasoft/slf6/novasoft/setup/setup_nova.sh; setup fife_utils\n".into()));
-    let (_, diags) = import(&files, &Options { namespace: None });
+    let (_, diags) = import(&files, &Options::default());
     assert!(
         diags
             .iter()
@@ -207,7 +207,7 @@ fn the_same_shared_resource_twice_is_kept_once_and_a_different_one_refused() {
         "other.ini".into(),
         "[login_setup nova_prod_launch]\nhost=elsewhere\naccount=x\n".into(),
     ));
-    let (_, diags) = import(&files, &Options { namespace: None });
+    let (_, diags) = import(&files, &Options::default());
     let e = diags.iter().find(|d| d.code == "duplicate-name").unwrap();
     assert_eq!(
         e.to_string(),
