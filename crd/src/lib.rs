@@ -23,6 +23,10 @@ pub use stage::{
 };
 pub use status::{CampaignStageStatus, CampaignStatus, Condition, SimpleStatus};
 
+/// Annotation keeping the name a resource had in POMS when `import-ini` had to change it to a
+/// Kubernetes name; `export-ini` writes it back and launches report it to POMS's wrappers.
+pub const POMS_NAME_ANNOTATION: &str = "cascade.dev/poms-name";
+
 /// API group of every Cascade resource.
 pub const GROUP: &str = "cascade.dev";
 /// API version of every Cascade resource.

@@ -214,3 +214,62 @@ fn missing_shared_resources_are_listed_together_and_with_resolves_them() {
     ]);
     assert!(res.status.success(), "{}", text(&res.stderr));
 }
+
+/// Names that had to change keep their POMS form: an annotation on the resource, written
+/// back by `export-ini`, and reported to POMS's wrappers in the launch environment.
+#[test]
+fn poms_names_are_kept_exported_and_reported_to_launches() {
+    let dir = TempDir::new("import-names");
+    let yaml = dir.0.join("yaml");
+    let res = cascade(&[
+        "import-ini",
+        "tests/ini/good/shared.ini",
+        "tests/ini/good/nd_mc.ini",
+        "--out",
+        yaml.to_str().unwrap(),
+    ]);
+    assert!(res.status.success(), "{}", text(&res.stderr));
+    let campaign = fs::read_to_string(yaml.join("nd_mc.yaml")).unwrap();
+    assert!(
+        campaign.contains("cascade.dev/poms-name: nd_mc_2025"),
+        "{campaign}"
+    );
+    let ini = dir.0.join("back.ini");
+    let res = cascade(&[
+        "export-ini",
+        yaml.to_str().unwrap(),
+        "--campaign",
+        "nova/nd-mc-2025",
+        "--out",
+        ini.to_str().unwrap(),
+    ]);
+    assert!(res.status.success(), "{}", text(&res.stderr));
+    let back = fs::read_to_string(&ini).unwrap();
+    for line in [
+        "name=nd_mc_2025\n",
+        "login_setup=nova_prod_launch\n",
+        "[login_setup nova_prod_launch]\n",
+        "[job_type nova_art]\n",
+    ] {
+        assert!(back.contains(line), "{line:?} in\n{back}");
+    }
+    let plan = cascade(&["plan", yaml.to_str().unwrap(), "--format", "json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let env = plan["actions"][0]["launch"]["env"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let get = |k: &str| {
+        env.iter()
+            .find(|kv| kv[0] == k)
+            .map(|kv| kv[1].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(get("POMS4_CAMPAIGN_NAME"), "nd_mc_2025");
+    assert_eq!(get("CASCADE_CAMPAIGN"), "nd-mc-2025");
+    assert!(
+        get("POMS_CAMPAIGN_NAME").starts_with("nd_mc_2025__"),
+        "{}",
+        get("POMS_CAMPAIGN_NAME")
+    );
+}

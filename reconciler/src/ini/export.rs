@@ -32,7 +32,10 @@ fn split(s: &SplitSpec) -> String {
     }
 }
 
-fn settings(out: &mut String, s: &StageDefaults) {
+/// The name POMS knows a resource by: `kind`, Cascade name -> POMS name.
+type PomsNames<'a> = dyn Fn(&str, &str) -> String + 'a;
+
+fn settings(out: &mut String, s: &StageDefaults, poms: &PomsNames) {
     let mut line = |k: &str, v: String| {
         let _ = writeln!(out, "{k}={v}");
     };
@@ -78,10 +81,10 @@ fn settings(out: &mut String, s: &StageDefaults) {
         line("merge_overrides", if v { "True" } else { "False" }.into());
     }
     if let Some(v) = &s.login_setup {
-        line("login_setup", v.clone());
+        line("login_setup", poms("LoginSetup", v));
     }
     if let Some(v) = &s.job_type {
-        line("job_type", v.clone());
+        line("job_type", poms("JobType", v));
     }
     if let Some(t) = s.stage_type
         && t != StageType::Regular
@@ -180,6 +183,13 @@ pub fn export(
         ));
     };
     let campaign: &CampaignSpec = campaign;
+    // Names written back as POMS knew them, where import had to change them.
+    let poms = |kind: &str, n: &str| -> String {
+        find(kind, n)
+            .and_then(|r| r.meta.annotations.get(cascade_crd::POMS_NAME_ANNOTATION))
+            .cloned()
+            .unwrap_or_else(|| n.to_string())
+    };
     let mut notes = Vec::new();
     // Stages in dependency order, as the graph keeps them.
     let stages: Vec<(&str, &cascade_crd::CampaignStageSpec)> = graph
@@ -197,7 +207,7 @@ pub fn export(
     let _ = writeln!(out, "[campaign]");
     let _ = writeln!(out, "experiment={namespace}");
     let _ = writeln!(out, "poms_role=production");
-    let _ = writeln!(out, "name={name}");
+    let _ = writeln!(out, "name={}", poms("Campaign", name));
     let _ = writeln!(
         out,
         "state={}",
@@ -235,7 +245,7 @@ pub fn export(
     if defaults.dataset.is_none() {
         let _ = writeln!(out, "dataset_or_split_data=None");
     }
-    settings(&mut out, &defaults);
+    settings(&mut out, &defaults, &poms);
     let mut logins = BTreeSet::new();
     let mut jobs = BTreeSet::new();
     if let Some(d) = &campaign.defaults {
@@ -243,20 +253,24 @@ pub fn export(
         jobs.extend(d.job_type.clone());
     }
     for (stage, spec) in &stages {
-        let _ = writeln!(out, "\n[campaign_stage {stage}]");
+        let _ = writeln!(out, "\n[campaign_stage {}]", poms("CampaignStage", stage));
         let own = spec.settings();
         logins.extend(own.login_setup.clone());
         jobs.extend(own.job_type.clone());
-        settings(&mut out, &own);
+        settings(&mut out, &own, &poms);
     }
     for (stage, spec) in &stages {
         if spec.depends_on.is_empty() {
             continue;
         }
-        let _ = writeln!(out, "\n[dependencies {stage}]");
+        let _ = writeln!(out, "\n[dependencies {}]", poms("CampaignStage", stage));
         for (k, d) in spec.depends_on.iter().enumerate() {
             let k = k + 1;
-            let _ = writeln!(out, "campaign_stage_{k}={}", d.stage);
+            let _ = writeln!(
+                out,
+                "campaign_stage_{k}={}",
+                poms("CampaignStage", &d.stage)
+            );
             let _ = writeln!(out, "file_pattern_{k}={}", d.file_pattern);
             if d.trigger == DependencyTrigger::StageComplete {
                 let _ = writeln!(out, "cascade_trigger_{k}=stageComplete");
@@ -265,13 +279,13 @@ pub fn export(
     }
     for l in &logins {
         match find("LoginSetup", l).map(|r| &r.spec) {
-            Some(Spec::LoginSetup(spec)) => login_setup(&mut out, l, spec),
+            Some(Spec::LoginSetup(spec)) => login_setup(&mut out, &poms("LoginSetup", l), spec),
             _ => notes.push(format!("login setup `{l}` is not in the definitions")),
         }
     }
     for j in &jobs {
         match find("JobType", j).map(|r| &r.spec) {
-            Some(Spec::JobType(spec)) => job_type(&mut out, j, spec),
+            Some(Spec::JobType(spec)) => job_type(&mut out, &poms("JobType", j), spec),
             _ => notes.push(format!("job type `{j}` is not in the definitions")),
         }
     }

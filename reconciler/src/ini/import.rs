@@ -505,7 +505,22 @@ fn login_setup(ctx: &mut Ctx, section: &Section, name: &str, ns: &str) -> LoginS
     }
     let mut r = LoginSetup::new(name, spec);
     r.metadata.namespace = Some(ns.to_string());
+    keep_poms_name(&mut r.metadata, name, section.kind_and_name().1);
     r
+}
+
+/// Keeps the name POMS knew a resource by when it had to change (an annotation, which
+/// `export-ini` writes back and launches report to POMS's wrappers).
+fn keep_poms_name(
+    meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    name: &str,
+    poms: &str,
+) {
+    if name != poms {
+        meta.annotations
+            .get_or_insert_with(Default::default)
+            .insert(cascade_crd::POMS_NAME_ANNOTATION.into(), poms.into());
+    }
 }
 
 fn job_type(ctx: &mut Ctx, section: &Section, name: &str, ns: &str) -> Option<JobType> {
@@ -601,6 +616,7 @@ fn job_type(ctx: &mut Ctx, section: &Section, name: &str, ns: &str) -> Option<Jo
     }
     let mut r = JobType::new(name, spec);
     r.metadata.namespace = Some(ns.to_string());
+    keep_poms_name(&mut r.metadata, name, section.kind_and_name().1);
     Some(r)
 }
 
@@ -824,6 +840,7 @@ fn campaign(
 
     let mut c = Campaign::new(&name, spec);
     c.metadata.namespace = Some(ns.to_string());
+    keep_poms_name(&mut c.metadata, &name, raw_name.value.trim());
     imported.documents.push(Document::Campaign(Box::new(c)));
     for s in &stage_sections {
         let raw = s.kind_and_name().1;
@@ -855,6 +872,7 @@ fn campaign(
         }
         let mut stage = CampaignStage::new(&names[raw], spec);
         stage.metadata.namespace = Some(ns.to_string());
+        keep_poms_name(&mut stage.metadata, &names[raw], raw);
         imported.documents.push(Document::Stage(Box::new(stage)));
     }
     for s in sections {

@@ -220,6 +220,16 @@ pub fn compose(graph: &DesiredGraph, req: &LaunchRequest) -> Result<Launch, Comp
     let bool_text = |b: bool| if b { "True" } else { "False" };
     let stage_name = stage.key.name.clone();
     let campaign_name = stage.campaign.name.clone();
+    // POMS's wrappers put the names into job attributes: the names POMS knew, where import
+    // had to change them.
+    let poms_stage = stage
+        .poms_name
+        .clone()
+        .unwrap_or_else(|| stage_name.clone());
+    let poms_campaign = stage
+        .campaign_poms_name
+        .clone()
+        .unwrap_or_else(|| campaign_name.clone());
     let parent = req.parent_submission_id.unwrap_or("").to_string();
     let mut env: Vec<(String, String)> = vec![
         ("CASCADE_NAMESPACE", experiment.clone()),
@@ -236,19 +246,19 @@ pub fn compose(graph: &DesiredGraph, req: &LaunchRequest) -> Result<Launch, Comp
         ("CASCADE_SOFTWARE_VERSION", version.clone()),
         ("CASCADE_LAUNCHER", req.experimenter.to_string()),
         ("POMS4_CAMPAIGN_STAGE_ID", stage_name.clone()),
-        ("POMS4_CAMPAIGN_STAGE_NAME", stage_name.clone()),
+        ("POMS4_CAMPAIGN_STAGE_NAME", poms_stage.clone()),
         (
             "POMS4_CAMPAIGN_STAGE_TYPE",
             stage.stage_type.as_str().to_string(),
         ),
         ("POMS4_CAMPAIGN_ID", campaign_name.clone()),
-        ("POMS4_CAMPAIGN_NAME", campaign_name.clone()),
+        ("POMS4_CAMPAIGN_NAME", poms_campaign.clone()),
         ("POMS4_SUBMISSION_ID", req.submission_id.to_string()),
         ("POMS4_TEST_LAUNCH", bool_text(test).to_string()),
         ("POMS_CAMPAIGN_ID", stage_name.clone()),
         (
             "POMS_CAMPAIGN_NAME",
-            combined_name(&campaign_name, &stage_name),
+            combined_name(&poms_campaign, &poms_stage),
         ),
         ("POMS_PARENT_TASK_ID", parent),
         ("POMS_TASK_ID", req.submission_id.to_string()),

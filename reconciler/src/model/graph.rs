@@ -103,6 +103,9 @@ pub struct Stage {
     pub join: bool,
     pub depends_on: Vec<Edge>,
     pub generation: Option<i64>,
+    /// The names POMS knew the stage and its campaign by, when import renamed them.
+    pub poms_name: Option<String>,
+    pub campaign_poms_name: Option<String>,
     /// The file that defines the stage; its launches run in that file's directory, so job
     /// types can refer to scripts kept beside the definitions.
     pub source: String,

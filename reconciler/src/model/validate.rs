@@ -11,6 +11,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
 
+use cascade_crd::POMS_NAME_ANNOTATION;
 use cascade_crd::stage::SplitData;
 use cascade_crd::{
     CampaignSpec, CampaignStageSpec, JobTypeSpec, LoginSetupSpec, Param, SplitPolicy, SplitSpec,
@@ -499,6 +500,12 @@ impl<'r> Validator<'r> {
             join,
             depends_on: edges,
             generation: r.meta.generation,
+            poms_name: r.meta.annotations.get(POMS_NAME_ANNOTATION).cloned(),
+            campaign_poms_name: campaign_res
+                .meta
+                .annotations
+                .get(POMS_NAME_ANNOTATION)
+                .cloned(),
             source: r.file.to_string(),
         })
     }
