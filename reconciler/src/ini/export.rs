@@ -253,7 +253,12 @@ pub fn export(
         jobs.extend(d.job_type.clone());
     }
     for (stage, spec) in &stages {
-        let _ = writeln!(out, "\n[campaign_stage {}]", poms("CampaignStage", stage));
+        let poms_stage = poms("CampaignStage", stage);
+        let _ = writeln!(out, "\n[campaign_stage {poms_stage}]");
+        // A name the import rule would not give back is written, so round trips keep it.
+        if super::import::stage_name(name, &super::import::kube_name(&poms_stage)) != *stage {
+            let _ = writeln!(out, "cascade_name={stage}");
+        }
         let own = spec.settings();
         logins.extend(own.login_setup.clone());
         jobs.extend(own.job_type.clone());

@@ -325,6 +325,8 @@ fn settings(ctx: &mut Ctx, section: &Section, defaults: Option<&Settings>) -> Se
                 ),
             },
             "cascade_schedule" => st.schedule = Some(e.value.clone()),
+            // Read where the stage is named.
+            "cascade_name" => {}
             "cascade_paused" => st.paused = ctx.boolean(e).filter(|b| *b),
             "cascade_join" => st.join = ctx.boolean(e).filter(|b| *b),
             // Read by the GUI editor, handled with [campaign].
@@ -390,7 +392,6 @@ pub fn import(files: &[(String, String)], opts: &Options) -> (Vec<Imported>, Vec
         .unwrap_or_else(|| opts.namespace.clone().unwrap_or_else(|| "default".into()));
     let mut known_login: Known<LoginSetupSpec> = BTreeMap::new();
     let mut known_job: Known<JobTypeSpec> = BTreeMap::new();
-    let mut stage_names: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut out = Vec::new();
     let mut renamed = BTreeSet::new();
     for (file, sections) in &parsed {
@@ -445,13 +446,7 @@ pub fn import(files: &[(String, String)], opts: &Options) -> (Vec<Imported>, Vec
             diags: &mut diags,
             renamed: &mut renamed,
         };
-        campaign(
-            &mut ctx,
-            sections,
-            &namespace_of(sections),
-            &mut stage_names,
-            imported,
-        );
+        campaign(&mut ctx, sections, &namespace_of(sections), imported);
     }
     // A file that gives nothing says so: a wrong file, or one of sections POMS does not read.
     for ((file, sections), imported) in parsed.iter().zip(&out) {
@@ -507,6 +502,18 @@ fn login_setup(ctx: &mut Ctx, section: &Section, name: &str, ns: &str) -> LoginS
     r.metadata.namespace = Some(ns.to_string());
     keep_poms_name(&mut r.metadata, name, section.kind_and_name().1);
     r
+}
+
+/// The name of stage `stage` (in Kubernetes form) of campaign `campaign`. Stage names are
+/// unique per campaign in POMS and per namespace in Cascade, so a stage is named after its
+/// campaign (`<campaign>-<stage>`, unless its name already starts so), whatever else is
+/// imported with it; its POMS name is kept in an annotation.
+pub fn stage_name(campaign: &str, stage: &str) -> String {
+    if stage == campaign || stage.starts_with(&format!("{campaign}-")) {
+        stage.to_string()
+    } else {
+        format!("{campaign}-{stage}")
+    }
 }
 
 /// Keeps the name POMS knew a resource by when it had to change (an annotation, which
@@ -620,13 +627,7 @@ fn job_type(ctx: &mut Ctx, section: &Section, name: &str, ns: &str) -> Option<Jo
     Some(r)
 }
 
-fn campaign(
-    ctx: &mut Ctx,
-    sections: &[Section],
-    ns: &str,
-    stage_names: &mut BTreeMap<(String, String), String>,
-    imported: &mut Imported,
-) {
+fn campaign(ctx: &mut Ctx, sections: &[Section], ns: &str, imported: &mut Imported) {
     let Some(head) = sections.iter().find(|s| s.name == "campaign") else {
         for s in sections {
             let (kind, _) = s.kind_and_name();
@@ -761,15 +762,12 @@ fn campaign(
                 "it is imported anyway; add it to the list",
             );
         }
-        let mut kube = ctx.name(raw, s.pos, "stage");
-        let key = (ns.to_string(), kube.clone());
-        if let Some(other) = stage_names.get(&key) {
-            let prefixed = format!("{name}-{kube}");
-            ctx.warn(s.pos, "renamed", format!("stage `{raw}` is named `{prefixed}`: campaign `{other}` has a stage `{kube}` too"), "stage names are unique per namespace in Cascade, per campaign in POMS");
-            kube = prefixed;
-        }
-        stage_names.insert((ns.to_string(), kube.clone()), name.clone());
-        names.insert(raw.to_string(), kube);
+        // A name Cascade gave the stage before (written back by `export-ini`) is kept.
+        let full = match s.get("cascade_name") {
+            Some(e) => ctx.name(&e.value, e.pos, "stage"),
+            None => stage_name(&name, &ctx.name(raw, s.pos, "stage")),
+        };
+        names.insert(raw.to_string(), full);
     }
 
     // Dependencies, per downstream stage.

@@ -121,7 +121,7 @@ fn keywords_defaults_recoveries_and_patterns_are_carried() {
         ["%.caf.root", "%.hist.root"]
     );
     // `%%` in patterns is `%`; a dimension fragment stays a fragment.
-    let Document::Stage(ana_stage) = find(&imported, "CampaignStage", "ana") else {
+    let Document::Stage(ana_stage) = find(&imported, "CampaignStage", "nd-mc-2025-ana") else {
         unreachable!()
     };
     assert_eq!(
@@ -130,7 +130,7 @@ fn keywords_defaults_recoveries_and_patterns_are_carried() {
     );
     assert_eq!(ana_stage.spec.merge_default_overrides, Some(true));
     // `%%` in a parameter stays: it is a template, where `%%` is a literal `%`.
-    let Document::Stage(skim) = find(&imported, "CampaignStage", "skim") else {
+    let Document::Stage(skim) = find(&imported, "CampaignStage", "jdoe-numu-ana-skim") else {
         unreachable!()
     };
     assert_eq!(
@@ -142,7 +142,7 @@ fn keywords_defaults_recoveries_and_patterns_are_carried() {
 #[test]
 fn legacy_splits_with_stray_whitespace_and_boolean_spellings() {
     let imported = import_ok(&corpus());
-    let Document::Stage(drain) = find(&imported, "CampaignStage", "drain") else {
+    let Document::Stage(drain) = find(&imported, "CampaignStage", "calib-2025-drain") else {
         unreachable!()
     };
     assert_eq!(
@@ -150,7 +150,7 @@ fn legacy_splits_with_stray_whitespace_and_boolean_spellings() {
         Some(cascade_crd::SplitSpec::Legacy("drainingn(25)".into()))
     );
     assert_eq!(drain.spec.merge_default_overrides, None, "0 is false");
-    let Document::Stage(guns) = find(&imported, "CampaignStage", "guns") else {
+    let Document::Stage(guns) = find(&imported, "CampaignStage", "calib-2025-guns") else {
         unreachable!()
     };
     assert_eq!(guns.spec.merge_default_overrides, Some(true), "yes is true");
@@ -164,7 +164,7 @@ fn legacy_splits_with_stray_whitespace_and_boolean_spellings() {
     let d = calib.spec.defaults.as_ref().unwrap();
     assert_eq!(d.clear_schedule_on_exhaustion, Some(false));
     // A stage that sets only completion_type takes the percent from the defaults.
-    let Document::Stage(guns) = find(&imported, "CampaignStage", "guns") else {
+    let Document::Stage(guns) = find(&imported, "CampaignStage", "calib-2025-guns") else {
         unreachable!()
     };
     assert_eq!(guns.spec.completion.as_ref().unwrap().percent, 80.0);
@@ -224,7 +224,9 @@ fn names_become_kubernetes_names() {
 }
 
 #[test]
-fn same_stage_name_in_two_campaigns_is_prefixed() {
+/// A stage is named after its campaign whatever else is imported with it, so that stages
+/// of different campaigns never collide in a namespace.
+fn same_stage_name_in_two_campaigns_gets_each_campaigns_name() {
     let a = "[campaign]\nname=a\n[campaign_defaults]\nlogin_setup=l\njob_type=j\nsoftware_version=v\n[campaign_stage gen]\n";
     let b = "[campaign]\nname=b\n[campaign_defaults]\nlogin_setup=l\njob_type=j\nsoftware_version=v\n[campaign_stage gen]\n";
     let shared = "[login_setup l]\nhost=localhost\naccount=me\n[job_type j]\nlaunch_script=true\noutput_file_patterns=%%.root\n";
@@ -234,6 +236,9 @@ fn same_stage_name_in_two_campaigns_is_prefixed() {
         ("b.ini".into(), b.into()),
     ];
     let imported = import_ok(&files);
-    find(&imported, "CampaignStage", "gen");
+    find(&imported, "CampaignStage", "a-gen");
     find(&imported, "CampaignStage", "b-gen");
+    // Alone, `a.ini` gives the same name.
+    let alone = import_ok(&[files[0].clone(), files[1].clone()]);
+    find(&alone, "CampaignStage", "a-gen");
 }
