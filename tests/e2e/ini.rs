@@ -273,3 +273,36 @@ fn poms_names_are_kept_exported_and_reported_to_launches() {
         get("POMS_CAMPAIGN_NAME")
     );
 }
+
+/// A problem only the converted YAML shows (here: shared resources converted into another
+/// namespace) is told at the `.ini` section it comes from, never at a YAML file that was not
+/// written.
+#[test]
+fn problems_of_the_converted_yaml_point_at_the_ini_lines() {
+    let dir = TempDir::new("import-lines");
+    let shared = dir.0.join("shared");
+    let res = cascade(&[
+        "import-ini",
+        "tests/ini/good/shared.ini",
+        "--out",
+        shared.to_str().unwrap(),
+    ]);
+    assert!(res.status.success(), "{}", text(&res.stderr));
+    let out = dir.0.join("campaign");
+    let res = cascade(&[
+        "import-ini",
+        "tests/ini/good/nd_mc.ini",
+        "--with",
+        shared.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(res.status.code(), Some(1));
+    let stderr = text(&res.stderr);
+    assert!(
+        stderr.contains("tests/ini/good/nd_mc.ini:24:1: error[unknown-reference]: JobType `nova-fcl-gen` does not exist in namespace `nova`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(".yaml:"), "{stderr}");
+    assert!(!out.exists(), "nothing written");
+}

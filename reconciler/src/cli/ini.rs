@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use super::Exit;
 use super::validate::print_diagnostics;
 use crate::ini::import::{Imported, Options, import};
-use crate::model::{SourceFile, load_and_validate};
+use crate::model::yaml::Pos;
+use crate::model::{Diagnostic, SourceFile, load_and_validate};
 use crate::source::dir::read_paths;
 
 #[derive(clap::Args, Debug)]
@@ -39,8 +40,25 @@ pub struct ExportArgs {
     pub out: Option<PathBuf>,
 }
 
+/// One YAML file written for an imported `.ini` file.
+pub struct Rendered<'a> {
+    pub name: String,
+    pub text: String,
+    pub source: &'a str,
+    /// Where each document starts in `text` (line, 1-based) and the `.ini` section it comes
+    /// from, so that a problem found in the YAML is told at the `.ini` line.
+    pub origins: Vec<(u32, Pos)>,
+}
+
 /// The YAML text of each imported file, with the name it is written under.
 pub fn render(imported: &[Imported]) -> Vec<(String, String)> {
+    render_with_origins(imported)
+        .into_iter()
+        .map(|r| (r.name, r.text))
+        .collect()
+}
+
+pub fn render_with_origins(imported: &[Imported]) -> Vec<Rendered<'_>> {
     imported
         .iter()
         .filter(|i| !i.documents.is_empty())
@@ -50,15 +68,43 @@ pub fn render(imported: &[Imported]) -> Vec<(String, String)> {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "imported".into());
             let mut text = format!("# Imported from {} by `cascade import-ini`.\n", i.source);
-            for (n, d) in i.documents.iter().enumerate() {
+            let mut origins = Vec::new();
+            for (n, (d, section)) in i.documents.iter().zip(&i.sections).enumerate() {
                 if n > 0 {
                     text.push_str("---\n");
                 }
+                origins.push((text.lines().count() as u32 + 1, *section));
                 text.push_str(&d.to_yaml());
             }
-            (format!("{stem}.yaml"), text)
+            Rendered {
+                name: format!("{stem}.yaml"),
+                text,
+                source: &i.source,
+                origins,
+            }
         })
         .collect()
+}
+
+/// A problem found in the converted YAML, told at the `.ini` section it comes from: that
+/// YAML was never written, so pointing into it would help nobody.
+fn at_ini_line(mut d: Diagnostic, rendered: &[Rendered], dir: &Path) -> Diagnostic {
+    let Some(file) = rendered
+        .iter()
+        .find(|r| dir.join(&r.name).display().to_string() == d.file)
+    else {
+        return d; // a `--with` file: that one exists
+    };
+    if let Some((_, section)) = file
+        .origins
+        .iter()
+        .rev()
+        .find(|(line, _)| *line <= d.pos.line)
+    {
+        d.file = file.source.to_string();
+        d.pos = *section;
+    }
+    d
 }
 
 pub fn import_ini(args: &ImportArgs) -> std::io::Result<Exit> {
@@ -97,15 +143,15 @@ pub fn import_ini(args: &ImportArgs) -> std::io::Result<Exit> {
         eprintln!("error: nothing written: fix the errors above");
         return Ok(Exit::Rejected);
     }
-    let rendered = render(&imported);
+    let rendered = render_with_origins(&imported);
     // What we write must pass `cascade validate`: check it as it will be read.
     let dir = args.out.clone().unwrap_or_default();
     // With what `--with` gives, as the two will be read together.
     let mut sources: Vec<SourceFile> = rendered
         .iter()
-        .map(|(name, text)| SourceFile {
-            path: dir.join(name).display().to_string(),
-            bytes: text.clone().into_bytes(),
+        .map(|r| SourceFile {
+            path: dir.join(&r.name).display().to_string(),
+            bytes: r.text.clone().into_bytes(),
         })
         .collect();
     let converted = sources.len();
@@ -115,7 +161,13 @@ pub fn import_ini(args: &ImportArgs) -> std::io::Result<Exit> {
         .iter()
         .filter(|r| sources[..converted].iter().any(|s| *s.path == *r.file))
         .collect();
-    print_diagnostics(&mut std::io::stderr().lock(), &validated.diagnostics)?;
+    let mut found: Vec<Diagnostic> = validated
+        .diagnostics
+        .into_iter()
+        .map(|d| at_ini_line(d, &rendered, &dir))
+        .collect();
+    crate::model::diagnostic::sort_and_dedup(&mut found);
+    print_diagnostics(&mut std::io::stderr().lock(), &found)?;
     if validated.graph.is_none() {
         eprintln!("error: the converted resources do not validate; nothing written");
         return Ok(Exit::Rejected);
@@ -123,8 +175,8 @@ pub fn import_ini(args: &ImportArgs) -> std::io::Result<Exit> {
     match &args.out {
         Some(dir) => {
             std::fs::create_dir_all(dir)?;
-            for (name, text) in &rendered {
-                std::fs::write(dir.join(name), text)?;
+            for r in &rendered {
+                std::fs::write(dir.join(&r.name), &r.text)?;
             }
             println!(
                 "imported {} resources from {} file(s) into {}",
@@ -135,11 +187,11 @@ pub fn import_ini(args: &ImportArgs) -> std::io::Result<Exit> {
         }
         None => {
             let mut out = std::io::stdout().lock();
-            for (n, (_, text)) in rendered.iter().enumerate() {
+            for (n, r) in rendered.iter().enumerate() {
                 if n > 0 {
                     writeln!(out, "---")?;
                 }
-                write!(out, "{text}")?;
+                write!(out, "{}", r.text)?;
             }
         }
     }

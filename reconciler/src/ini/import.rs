@@ -23,6 +23,15 @@ use crate::model::yaml::Pos;
 pub struct Imported {
     pub source: String,
     pub documents: Vec<Document>,
+    /// The `.ini` section each document comes from (parallel to `documents`).
+    pub sections: Vec<Pos>,
+}
+
+impl Imported {
+    fn push(&mut self, document: Document, section: Pos) {
+        self.documents.push(document);
+        self.sections.push(section);
+    }
 }
 
 /// Shared resources seen so far: where each was first defined, and how.
@@ -408,6 +417,7 @@ pub fn import(files: &[(String, String)], opts: &Options) -> (Vec<Imported>, Vec
         let mut imported = Imported {
             source: file.clone(),
             documents: Vec::new(),
+            sections: Vec::new(),
         };
         for section in sections {
             let (kind, raw) = section.kind_and_name();
@@ -422,7 +432,7 @@ pub fn import(files: &[(String, String)], opts: &Options) -> (Vec<Imported>, Vec
                         &r.spec,
                         "login setup",
                     ) {
-                        imported.documents.push(Document::LoginSetup(r));
+                        imported.push(Document::LoginSetup(r), section.pos);
                     }
                 }
                 "job_type" => {
@@ -432,7 +442,7 @@ pub fn import(files: &[(String, String)], opts: &Options) -> (Vec<Imported>, Vec
                     };
                     if ctx.first_definition(&mut known_job, &name, section.pos, &r.spec, "job type")
                     {
-                        imported.documents.push(Document::JobType(r));
+                        imported.push(Document::JobType(r), section.pos);
                     }
                 }
                 _ => {}
@@ -839,7 +849,7 @@ fn campaign(ctx: &mut Ctx, sections: &[Section], ns: &str, imported: &mut Import
     let mut c = Campaign::new(&name, spec);
     c.metadata.namespace = Some(ns.to_string());
     keep_poms_name(&mut c.metadata, &name, raw_name.value.trim());
-    imported.documents.push(Document::Campaign(Box::new(c)));
+    imported.push(Document::Campaign(Box::new(c)), head.pos);
     for s in &stage_sections {
         let raw = s.kind_and_name().1;
         let own = settings(ctx, s, defaults.as_ref());
@@ -871,7 +881,7 @@ fn campaign(ctx: &mut Ctx, sections: &[Section], ns: &str, imported: &mut Import
         let mut stage = CampaignStage::new(&names[raw], spec);
         stage.metadata.namespace = Some(ns.to_string());
         keep_poms_name(&mut stage.metadata, &names[raw], raw);
-        imported.documents.push(Document::Stage(Box::new(stage)));
+        imported.push(Document::Stage(Box::new(stage)), s.pos);
     }
     for s in sections {
         let (kind, _) = s.kind_and_name();
