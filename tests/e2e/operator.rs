@@ -365,6 +365,27 @@ fn clone_writes_a_campaign_that_validates_beside_its_source() {
     let out = cascade(&["clone", "eve-mc", "eve-mc", "--from", "examples/eve_mc"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("a campaign `eve/eve-mc` exists already"));
+    // The clone lives elsewhere but runs: launches run beside the job types it shares, so
+    // their relative script paths (`../bin/eve.sh`) still resolve.
+    let state = dir.0.join("state");
+    let out = cascade(&[
+        "run",
+        "examples/eve_mc/setup.yaml",
+        file.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let status = crate::support::status_json(state.to_str().unwrap());
+    for s in status["stages"].as_array().unwrap() {
+        assert_eq!(s["state"], "Completed", "{s}");
+    }
 }
 
 #[test]

@@ -507,6 +507,7 @@ impl<'r> Validator<'r> {
                 .get(POMS_NAME_ANNOTATION)
                 .cloned(),
             source: r.file.to_string(),
+            job_type_source: jt_res.map_or_else(|| r.file.to_string(), |j| j.file.to_string()),
         })
     }
 

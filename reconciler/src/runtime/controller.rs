@@ -51,10 +51,10 @@ impl Summary {
     }
 }
 
-/// Where a stage's launches run: the directory of the file that defines it.
+/// Where a stage's launches run: the directory of the file that defines its job type.
 fn launch_dir(stage: Option<&crate::model::Stage>) -> PathBuf {
     let dir = stage
-        .and_then(|s| Path::new(&s.source).parent())
+        .and_then(|s| Path::new(&s.job_type_source).parent())
         .map(Path::to_path_buf)
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
