@@ -17,6 +17,14 @@ if [ ! -x "$venv/bin/kubernetes-validate" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate
 fi
 bash "$root/scripts/install-helm.sh" "$root/.tools/bin"
+# The shells the quoting property test runs through, and the process tools the fault tests use.
+missing=()
+for tool in dash:dash bash:bash pkill:procps kill:procps mount:mount; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}"
+fi
 if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
