@@ -83,7 +83,7 @@ fn submit_hold_release_remove_with_real_processes() {
 
     let out = cascade(&["rm", "t.1", "--state", s]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "2 job(s) changed\n");
+    assert_eq!(text(&out.stdout), "2 jobs changed\n");
     assert!(q(s).contains("2 jobs: 0 idle, 0 running, 0 held, 0 succeeded, 0 failed, 2 removed"));
     wait_for("the removed job's processes to end", || {
         matches!(proc_state(&runner), None | Some('Z'))
@@ -219,9 +219,20 @@ fn a_job_declaring_its_own_outputs_gets_its_identity_and_parents() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     wait_for("the job", || q(s).contains("1 succeeded"));
-    let out = cascade(&["catalog", "show", "--state", s, "made.dat"]);
+    let out = cascade(&[
+        "catalog", "show", "--state", s, "made.dat", "--format", "json",
+    ]);
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["parents"], serde_json::json!(["in.raw"]));
+    // Times as RFC 3339, in JSON and in the text form people read.
+    let created = info["created"].as_str().unwrap();
+    assert!(chrono_like(created), "{created}");
+    let shown = text(&cascade(&["catalog", "show", "--state", s, "made.dat"]).stdout);
+    assert!(shown.contains("parent:    in.raw\n"), "{shown}");
+    assert!(
+        shown.contains(&format!("declared:  {created}\n")),
+        "{shown}"
+    );
     let meta: Vec<(String, String)> = serde_json::from_value(info["metadata"].clone()).unwrap();
     for want in [
         ("submission", "own.1"),
@@ -235,4 +246,15 @@ fn a_job_declaring_its_own_outputs_gets_its_identity_and_parents() {
         );
     }
     assert!(info["checksum"].as_str().unwrap().starts_with("adler32:"));
+}
+
+/// `2026-11-29T04:52:09Z`
+fn chrono_like(t: &str) -> bool {
+    let b = t.as_bytes();
+    t.len() == 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && t.ends_with('Z')
 }

@@ -17,7 +17,7 @@ fn the_corpus_imports_into_yaml_that_validates() {
     assert!(res.status.success(), "{}", text(&res.stderr));
     assert_eq!(
         text(&res.stdout),
-        format!("imported 19 resources from 4 file(s) into {}\n", out.path())
+        format!("imported 19 resources from 4 files into {}\n", out.path())
     );
     // Nothing is dropped silently: what is not carried is said, with its line.
     let stderr = text(&res.stderr);

@@ -8,7 +8,7 @@ fn eve_mc_plan_shows_first_command_and_four_waiting_stages() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.starts_with("First reconcile of 5 stage(s): 1 launch(es), 0 other action(s)\n"),
+        stdout.starts_with("First reconcile of 5 stages: 1 launch, 0 other actions\n"),
         "{stdout}"
     );
     assert!(stdout.contains(

@@ -63,7 +63,15 @@ fn eve_mc_runs_to_completion_with_recovery_and_parentage() {
         "ischildof:( file_name like '%.detsim.root' ) and version v1_2",
     );
     assert_eq!(children.len(), 4, "reco files are children of detsim files");
-    let show = cascade(&["catalog", "show", "--state", state.path(), &children[0]]);
+    let show = cascade(&[
+        "catalog",
+        "show",
+        "--state",
+        state.path(),
+        &children[0],
+        "--format",
+        "json",
+    ]);
     let info: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
     assert_eq!(info["parents"].as_array().unwrap().len(), 1);
     assert!(
@@ -185,7 +193,7 @@ fn plan_with_state_shows_the_next_reconcile() {
     let out = cascade(&["plan", "examples/particle_scan", "--state", state.path()]);
     let stdout = text(&out.stdout);
     assert!(
-        stdout.starts_with("Next reconcile of 2 stage(s): 0 launch(es), 0 other action(s)"),
+        stdout.starts_with("Next reconcile of 2 stages: 0 launches, 0 other actions"),
         "{stdout}"
     );
     assert!(
@@ -314,7 +322,15 @@ fn hostile_values_reach_jobs_as_literal_text_and_run_nothing() {
     let contents: String = gens
         .iter()
         .map(|g| {
-            let out = cascade(&["catalog", "show", "--state", state.to_str().unwrap(), g]);
+            let out = cascade(&[
+                "catalog",
+                "show",
+                "--state",
+                state.to_str().unwrap(),
+                g,
+                "--format",
+                "json",
+            ]);
             let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             let path = std::path::Path::new(info["location"].as_str().unwrap()).join(g);
             std::fs::read_to_string(path).unwrap()

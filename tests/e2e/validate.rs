@@ -79,7 +79,7 @@ fn reports_every_error_not_just_the_first() {
     for needle in [
         "unknown field `completon`",
         "duplicate CampaignStage `s1`",
-        "error(s) in 4 file(s)",
+        "errors in 4 files",
     ] {
         assert!(stderr.contains(needle), "missing {needle:?} in\n{stderr}");
     }

@@ -27,10 +27,16 @@ pub struct FileInfo {
     pub size: i64,
     pub checksum: String,
     pub location: String,
+    /// When it was declared, written as RFC 3339.
+    #[serde(serialize_with = "as_rfc3339")]
     pub created: i64,
     pub metadata: Vec<(String, String)>,
     pub parents: Vec<String>,
     pub children: Vec<String>,
+}
+
+fn as_rfc3339<S: serde::Serializer>(t: &i64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::plan::rfc3339(*t))
 }
 
 #[derive(Debug, thiserror::Error)]

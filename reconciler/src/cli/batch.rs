@@ -157,7 +157,7 @@ pub fn control(args: &ControlArgs, action: Control) -> std::io::Result<Exit> {
         eprintln!("error: no job of `{}` can be changed that way", args.target);
         return Ok(Exit::Rejected);
     }
-    println!("{n} job(s) changed");
+    println!("{} changed", super::count(n, "job", "jobs"));
     Ok(Exit::Ok)
 }
 

@@ -61,6 +61,9 @@ pub struct ShowArgs {
     /// List the definitions
     #[arg(long)]
     pub definitions: bool,
+    /// Output for people (`text`) or machines (`json`)
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: super::plan::Format,
     #[command(flatten)]
     pub state: StateArg,
 }
@@ -145,7 +148,12 @@ pub fn run(cmd: &CatalogCommand) -> std::io::Result<Exit> {
                 });
             }
             match ledger.declare(&files) {
-                Ok(n) => writeln!(out, "declared {n} new file(s) of {}", files.len())?,
+                Ok(n) => writeln!(
+                    out,
+                    "declared {} of {}",
+                    super::count(n, "new file", "new files"),
+                    files.len()
+                )?,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return Ok(Exit::Rejected);
@@ -176,7 +184,7 @@ pub fn run(cmd: &CatalogCommand) -> std::io::Result<Exit> {
             }
         }
         CatalogCommand::Snapshot(a) => match ledger.snapshot(&a.query) {
-            Ok((id, n)) => writeln!(out, "snapshot {id}: {n} file(s)")?,
+            Ok((id, n)) => writeln!(out, "snapshot {id}: {}", super::count(n, "file", "files"))?,
             Err(e) => return Ok(report(e)),
         },
         CatalogCommand::Show(a) => {
@@ -187,9 +195,25 @@ pub fn run(cmd: &CatalogCommand) -> std::io::Result<Exit> {
             }
             if let Some(file) = &a.file {
                 match ledger.file_info(file).map_err(std::io::Error::other)? {
-                    Some(info) => {
+                    Some(info) if matches!(a.format, super::plan::Format::Json) => {
                         serde_json::to_writer_pretty(&mut out, &info)?;
                         writeln!(out)?;
+                    }
+                    Some(info) => {
+                        writeln!(out, "name:      {}", info.name)?;
+                        writeln!(out, "size:      {} bytes", info.size)?;
+                        writeln!(out, "checksum:  {}", info.checksum)?;
+                        writeln!(out, "location:  {}", info.location)?;
+                        writeln!(out, "declared:  {}", crate::plan::rfc3339(info.created))?;
+                        for (k, v) in &info.metadata {
+                            writeln!(out, "metadata:  {k} = {v}")?;
+                        }
+                        for p in &info.parents {
+                            writeln!(out, "parent:    {p}")?;
+                        }
+                        for c in &info.children {
+                            writeln!(out, "child:     {c}")?;
+                        }
                     }
                     None => {
                         eprintln!("error: no file `{file}` in the catalog");

@@ -179,9 +179,9 @@ pub fn import_ini(args: &ImportArgs) -> std::io::Result<Exit> {
                 std::fs::write(dir.join(&r.name), &r.text)?;
             }
             println!(
-                "imported {} resources from {} file(s) into {}",
-                resources.len(),
-                args.files.len(),
+                "imported {} from {} into {}",
+                super::count(resources.len(), "resource", "resources"),
+                super::count(args.files.len(), "file", "files"),
                 dir.display()
             );
         }

@@ -92,6 +92,11 @@ pub enum Command {
     RunJob(batch::RunJobArgs),
 }
 
+/// `n` things, in the singular for one: `1 error`, `2 errors`.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Exit statuses by error class (the README's table).
 pub enum Exit {
     /// 0

@@ -340,8 +340,9 @@ pub fn jobs(args: &JobsArgs, action: Control) -> std::io::Result<Exit> {
                 .map_err(text)?;
         }
         Ok(format!(
-            "{verb}: {changed} job(s) of {} submission(s) changed",
-            subs.len()
+            "{verb}: {} of {} changed",
+            super::count(changed, "job", "jobs"),
+            super::count(subs.len(), "submission", "submissions")
         ))
     }))
 }

@@ -157,14 +157,19 @@ fn print_text(out: &mut impl Write, plan: &Plan, first: bool) -> std::io::Result
     let launches = plan.launches().count();
     writeln!(
         out,
-        "{} of {} stage(s): {launches} launch(es), {} other action(s)\n",
+        "{} of {}: {}, {}\n",
         if first {
             "First reconcile"
         } else {
             "Next reconcile"
         },
-        plan.stages.len(),
-        plan.actions.len() - launches
+        super::count(plan.stages.len(), "stage", "stages"),
+        super::count(launches, "launch", "launches"),
+        super::count(
+            plan.actions.len() - launches,
+            "other action",
+            "other actions"
+        )
     )?;
     for action in &plan.actions {
         match action {

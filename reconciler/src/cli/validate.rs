@@ -60,7 +60,12 @@ pub fn run(args: &Args) -> std::io::Result<Exit> {
     let mut err = std::io::BufWriter::new(std::io::stderr().lock());
     print_diagnostics(&mut err, &validated.diagnostics)?;
     if errors > 0 {
-        writeln!(err, "error: {errors} error(s) in {} file(s)", files.len())?;
+        writeln!(
+            err,
+            "error: {} in {}",
+            super::count(errors, "error", "errors"),
+            super::count(files.len(), "file", "files")
+        )?;
         err.flush()?;
         return Ok(Exit::Rejected);
     }

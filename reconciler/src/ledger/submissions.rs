@@ -440,7 +440,7 @@ impl Ledger {
         let jobs = self.job_counts()?;
         self.rows(
 "SELECT id, namespace, stage, seq, origin_json, test, dataset, input, cursor_after, status, launch_state, created, force_located, command, display, batch_id, launch_log, launcher, updated, cursor_snapshot
-                 FROM submissions ORDER BY created, namespace, stage, seq",
+                 FROM submissions ORDER BY created, rowid",
 [],
 |r| {
                 let id: String = r.get(0)?;

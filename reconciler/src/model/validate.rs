@@ -756,7 +756,7 @@ impl<'r> Validator<'r> {
         let self_dependent = edges.iter().any(|e| e.upstream == key);
         if join && upstreams < 2 {
             self.diags.push(
-                origin.error("join", &[], "invalid-join", format!("stage `{}` joins {upstreams} upstream stage(s)", r.name()))
+                origin.error("join", &[], "invalid-join", format!("stage `{}` joins {upstreams} upstream stage{}", r.name(), if upstreams == 1 { "" } else { "s" }))
                     .with_hint("`join: true` waits for several upstream stages; list at least two in `dependsOn`"),
             );
         }
