@@ -306,3 +306,46 @@ fn problems_of_the_converted_yaml_point_at_the_ini_lines() {
     assert!(!stderr.contains(".yaml:"), "{stderr}");
     assert!(!out.exists(), "nothing written");
 }
+
+/// A shared file of job types and login setups imports whole, used or not, and exports back
+/// as one (`export-ini --shared`): the round trip keeps every one of them.
+#[test]
+fn a_shared_file_round_trips_every_resource() {
+    let dir = TempDir::new("import-shared");
+    let a = dir.0.join("a");
+    let res = cascade(&[
+        "import-ini",
+        "tests/ini/good/shared.ini",
+        "--namespace",
+        "nova",
+        "--out",
+        a.to_str().unwrap(),
+    ]);
+    assert!(res.status.success(), "{}", text(&res.stderr));
+    assert!(text(&res.stdout).starts_with("imported 5 resources from 1 file"));
+    let ini = dir.0.join("back.ini");
+    let res = cascade(&[
+        "export-ini",
+        a.to_str().unwrap(),
+        "--shared",
+        "nova",
+        "--out",
+        ini.to_str().unwrap(),
+    ]);
+    assert!(res.status.success(), "{}", text(&res.stderr));
+    let b = dir.0.join("b");
+    let res = cascade(&[
+        "import-ini",
+        ini.to_str().unwrap(),
+        "--namespace",
+        "nova",
+        "--out",
+        b.to_str().unwrap(),
+    ]);
+    assert!(res.status.success(), "{}", text(&res.stderr));
+    let body = |p: std::path::PathBuf| {
+        let t = fs::read_to_string(p).unwrap();
+        t.lines().skip(1).collect::<Vec<_>>().join("\n")
+    };
+    assert_eq!(body(a.join("shared.yaml")), body(b.join("back.yaml")));
+}

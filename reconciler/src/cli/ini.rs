@@ -33,8 +33,12 @@ pub struct ExportArgs {
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// The campaign to export (`name` or `namespace/name`)
-    #[arg(long)]
-    pub campaign: String,
+    #[arg(long, required_unless_present = "shared", conflicts_with = "shared")]
+    pub campaign: Option<String>,
+    /// Export every login setup and job type of a namespace instead (a shared file, as
+    /// experiments keep their job types), used by a campaign or not
+    #[arg(long, value_name = "NAMESPACE")]
+    pub shared: Option<String>,
     /// File to write (default: stdout)
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -206,19 +210,26 @@ pub fn export_ini(args: &ExportArgs) -> std::io::Result<Exit> {
         eprintln!("error: the definitions do not validate; nothing to export");
         return Ok(Exit::Rejected);
     };
-    let (namespace, name) = match args.campaign.split_once('/') {
-        Some((ns, n)) => (ns.to_string(), n.to_string()),
-        None => {
-            let ns = graph
-                .campaigns
-                .keys()
-                .find(|k| k.name == args.campaign)
-                .map(|k| k.namespace.clone())
-                .unwrap_or_else(|| "default".into());
-            (ns, args.campaign.clone())
+    let exported = match (&args.campaign, &args.shared) {
+        (_, Some(namespace)) => crate::ini::export::export_shared(&resources, namespace),
+        (Some(campaign), None) => {
+            let (namespace, name) = match campaign.split_once('/') {
+                Some((ns, n)) => (ns.to_string(), n.to_string()),
+                None => {
+                    let ns = graph
+                        .campaigns
+                        .keys()
+                        .find(|k| &k.name == campaign)
+                        .map(|k| k.namespace.clone())
+                        .unwrap_or_else(|| "default".into());
+                    (ns, campaign.clone())
+                }
+            };
+            crate::ini::export::export(&resources, &graph, &namespace, &name)
         }
+        (None, None) => Err("name a campaign with --campaign, or --shared NAMESPACE".into()),
     };
-    match crate::ini::export::export(&resources, &graph, &namespace, &name) {
+    match exported {
         Ok((text, notes)) => {
             for n in notes {
                 eprintln!("warning: {n}");

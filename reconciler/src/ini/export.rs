@@ -159,6 +159,36 @@ fn job_type(out: &mut String, name: &str, spec: &JobTypeSpec) {
     }
 }
 
+/// Every login setup and job type of `namespace` as a shared `.ini` file (no campaign), with
+/// their POMS names: what experiments keep their job types in, round trip included.
+pub fn export_shared(
+    resources: &[Resource],
+    namespace: &str,
+) -> Result<(String, Vec<String>), String> {
+    let mut out = String::new();
+    let mut n = 0;
+    for r in resources.iter().filter(|r| r.namespace() == namespace) {
+        let poms = r
+            .meta
+            .annotations
+            .get(cascade_crd::POMS_NAME_ANNOTATION)
+            .cloned()
+            .unwrap_or_else(|| r.name().to_string());
+        match &r.spec {
+            Spec::LoginSetup(spec) => login_setup(&mut out, &poms, spec),
+            Spec::JobType(spec) => job_type(&mut out, &poms, spec),
+            _ => continue,
+        }
+        n += 1;
+    }
+    if n == 0 {
+        return Err(format!(
+            "no login setup or job type in namespace `{namespace}`"
+        ));
+    }
+    Ok((out.trim_start().to_string(), Vec::new()))
+}
+
 /// The `.ini` of campaign `name` (in `namespace`), with the notes of what it could not carry.
 pub fn export(
     resources: &[Resource],
