@@ -7,7 +7,7 @@ use crate::support::{TempDir, cascade, root, text};
 #[test]
 fn the_corpus_imports_into_yaml_that_validates() {
     let out = TempDir::new("import");
-    let mut args = vec!["import-ini", "--out", out.path()];
+    let mut args = vec!["import-ini", "--namespace", "nova", "--out", out.path()];
     let files: Vec<String> = ["shared", "nd_mc", "calib", "ana_user"]
         .iter()
         .map(|f| format!("tests/ini/good/{f}.ini"))
@@ -137,6 +137,8 @@ fn a_stale_stage_list_warns_and_the_campaign_imports() {
         "import-ini",
         "tests/ini/good/shared.ini",
         ini.to_str().unwrap(),
+        "--namespace",
+        "nova",
         "--out",
         out_dir.to_str().unwrap(),
     ]);
@@ -225,6 +227,8 @@ fn poms_names_are_kept_exported_and_reported_to_launches() {
         "import-ini",
         "tests/ini/good/shared.ini",
         "tests/ini/good/nd_mc.ini",
+        "--namespace",
+        "nova",
         "--out",
         yaml.to_str().unwrap(),
     ]);

@@ -394,11 +394,9 @@ pub fn import(files: &[(String, String)], opts: &Options) -> (Vec<Imported>, Vec
                 .unwrap_or_else(|| "default".into())
         })
     };
-    let default_ns = parsed
-        .iter()
-        .find(|(_, s)| s.iter().any(|x| x.name == "campaign"))
-        .map(|(_, s)| namespace_of(s))
-        .unwrap_or_else(|| opts.namespace.clone().unwrap_or_else(|| "default".into()));
+    // A file without `[campaign]` (shared login setups and job types) has no experiment of
+    // its own: it takes `--namespace`, never that of other files imported with it.
+    let default_ns = opts.namespace.clone().unwrap_or_else(|| "default".into());
     let mut known_login: Known<LoginSetupSpec> = BTreeMap::new();
     let mut known_job: Known<JobTypeSpec> = BTreeMap::new();
     let mut out = Vec::new();
@@ -412,6 +410,18 @@ pub fn import(files: &[(String, String)], opts: &Options) -> (Vec<Imported>, Vec
         let ns = if sections.iter().any(|s| s.name == "campaign") {
             namespace_of(sections)
         } else {
+            if opts.namespace.is_none()
+                && sections
+                    .iter()
+                    .any(|s| matches!(s.kind_and_name().0, "login_setup" | "job_type"))
+            {
+                ctx.warn(
+                    sections.first().map_or(Pos { line: 1, col: 1 }, |s| s.pos),
+                    "no-experiment",
+                    "this file has no `[campaign]`, so no experiment: its resources go into namespace `default`".into(),
+                    "pass `--namespace EXPERIMENT` to import them where the campaigns that use them are",
+                );
+            }
             default_ns.clone()
         };
         let mut imported = Imported {

@@ -30,8 +30,13 @@ fn corpus() -> Vec<(String, String)> {
     .collect()
 }
 
+/// Imports into the experiment's namespace, as its shared file needs to be told.
 fn import_ok(files: &[(String, String)]) -> Vec<Imported> {
-    let (imported, diags) = import(files, &Options::default());
+    let opts = Options {
+        namespace: Some("nova".into()),
+        ..Options::default()
+    };
+    let (imported, diags) = import(files, &opts);
     let errors: Vec<String> = diags
         .iter()
         .filter(|d| d.is_error())
