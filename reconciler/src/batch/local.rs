@@ -207,11 +207,26 @@ pub fn daemon(state: &Path) -> Result<()> {
             }
             idle_since = Instant::now();
         }
-        std::thread::sleep(if busy {
-            DAEMON_BUSY_TICK
+        if busy {
+            std::thread::sleep(DAEMON_BUSY_TICK);
         } else {
-            DAEMON_IDLE_TICK
-        });
+            wait_for_a_commit(&ledger, DAEMON_IDLE_TICK);
+        }
+    }
+}
+
+/// Sleeps up to `limit`, waking as soon as another process commits to the ledger (a submit
+/// of new jobs): an idle daemon starts a job within a few milliseconds of its submission
+/// without scanning the jobs table at that pace.
+fn wait_for_a_commit(ledger: &Ledger, limit: Duration) {
+    const LOOK: Duration = Duration::from_millis(2);
+    let seen = ledger.data_version().ok();
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        std::thread::sleep(LOOK);
+        if ledger.data_version().ok() != seen {
+            return;
+        }
     }
 }
 
