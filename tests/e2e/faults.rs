@@ -8,21 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Match, TempDir, assert_eve_mc_converged, cascade, cascade_bin, expect_failure,
+    Match, Rng, TempDir, assert_eve_mc_converged, cascade, cascade_bin, expect_failure,
     generator_campaign, root, status_json, text,
 };
-
-/// A small deterministic generator, so that a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 fn seed() -> u64 {
     std::env::var("CASCADE_FAULT_SEED")

@@ -4,6 +4,15 @@ use std::fs;
 
 use crate::support::{TempDir, cascade, root, text};
 
+/// `cascade import-ini ARGS...`, which must succeed.
+fn import_ok(args: &[&str]) -> std::process::Output {
+    let mut all = vec!["import-ini"];
+    all.extend(args);
+    let res = cascade(&all);
+    assert!(res.status.success(), "{args:?}: {}", text(&res.stderr));
+    res
+}
+
 #[test]
 fn the_corpus_imports_into_yaml_that_validates() {
     let out = TempDir::new("import");
@@ -96,13 +105,7 @@ fn an_example_exports_and_imports_back_the_same() {
     );
     assert!(!written.contains("%%"), "{written}");
     let yaml = dir.0.join("yaml");
-    let res = cascade(&[
-        "import-ini",
-        ini.to_str().unwrap(),
-        "--out",
-        yaml.to_str().unwrap(),
-    ]);
-    assert!(res.status.success(), "{}", text(&res.stderr));
+    import_ok(&[ini.to_str().unwrap(), "--out", yaml.to_str().unwrap()]);
     // The imported campaign plans the same first launch as the original.
     let a = cascade(&["plan", "examples/eve_mc", "--experimenter", "x"]);
     let b = cascade(&["plan", yaml.to_str().unwrap(), "--experimenter", "x"]);
@@ -188,25 +191,21 @@ fn missing_shared_resources_are_listed_together_and_with_resolves_them() {
     );
     let shared = dir.0.join("shared");
     // A file of shared resources has no experiment of its own: it is given one.
-    let res = cascade(&[
-        "import-ini",
+    import_ok(&[
         "tests/ini/good/shared.ini",
         "--namespace",
         "nova",
         "--out",
         shared.to_str().unwrap(),
     ]);
-    assert!(res.status.success(), "{}", text(&res.stderr));
     let campaign = dir.0.join("campaign");
-    let res = cascade(&[
-        "import-ini",
+    import_ok(&[
         "tests/ini/good/nd_mc.ini",
         "--with",
         shared.to_str().unwrap(),
         "--out",
         campaign.to_str().unwrap(),
     ]);
-    assert!(res.status.success(), "{}", text(&res.stderr));
     // Only the campaign file's own resources are written; with the shared ones they validate.
     assert!(!campaign.join("shared.yaml").exists());
     let res = cascade(&[
@@ -223,8 +222,7 @@ fn missing_shared_resources_are_listed_together_and_with_resolves_them() {
 fn poms_names_are_kept_exported_and_reported_to_launches() {
     let dir = TempDir::new("import-names");
     let yaml = dir.0.join("yaml");
-    let res = cascade(&[
-        "import-ini",
+    import_ok(&[
         "tests/ini/good/shared.ini",
         "tests/ini/good/nd_mc.ini",
         "--namespace",
@@ -232,7 +230,6 @@ fn poms_names_are_kept_exported_and_reported_to_launches() {
         "--out",
         yaml.to_str().unwrap(),
     ]);
-    assert!(res.status.success(), "{}", text(&res.stderr));
     let campaign = fs::read_to_string(yaml.join("nd_mc.yaml")).unwrap();
     assert!(
         campaign.contains("cascade.dev/poms-name: nd_mc_2025"),
@@ -285,13 +282,11 @@ fn poms_names_are_kept_exported_and_reported_to_launches() {
 fn problems_of_the_converted_yaml_point_at_the_ini_lines() {
     let dir = TempDir::new("import-lines");
     let shared = dir.0.join("shared");
-    let res = cascade(&[
-        "import-ini",
+    import_ok(&[
         "tests/ini/good/shared.ini",
         "--out",
         shared.to_str().unwrap(),
     ]);
-    assert!(res.status.success(), "{}", text(&res.stderr));
     let out = dir.0.join("campaign");
     let res = cascade(&[
         "import-ini",
@@ -317,15 +312,13 @@ fn problems_of_the_converted_yaml_point_at_the_ini_lines() {
 fn a_shared_file_round_trips_every_resource() {
     let dir = TempDir::new("import-shared");
     let a = dir.0.join("a");
-    let res = cascade(&[
-        "import-ini",
+    let res = import_ok(&[
         "tests/ini/good/shared.ini",
         "--namespace",
         "nova",
         "--out",
         a.to_str().unwrap(),
     ]);
-    assert!(res.status.success(), "{}", text(&res.stderr));
     assert!(text(&res.stdout).starts_with("imported 5 resources from 1 file"));
     let ini = dir.0.join("back.ini");
     let res = cascade(&[
@@ -338,15 +331,13 @@ fn a_shared_file_round_trips_every_resource() {
     ]);
     assert!(res.status.success(), "{}", text(&res.stderr));
     let b = dir.0.join("b");
-    let res = cascade(&[
-        "import-ini",
+    import_ok(&[
         ini.to_str().unwrap(),
         "--namespace",
         "nova",
         "--out",
         b.to_str().unwrap(),
     ]);
-    assert!(res.status.success(), "{}", text(&res.stderr));
     let body = |p: std::path::PathBuf| {
         let t = fs::read_to_string(p).unwrap();
         t.lines().skip(1).collect::<Vec<_>>().join("\n")

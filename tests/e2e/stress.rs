@@ -5,21 +5,9 @@
 //! without the jobs it submitted. Seeded (job counts and the order of the definitions); the
 //! seed is in every failure message.
 
-use crate::support::{TempDir, cascade, root, status_json, text};
+use crate::support::{Rng, TempDir, cascade, root, status_json, text};
 
 const STAGES: usize = 40;
-
-/// A small deterministic generator (xorshift), so a seed reproduces a run.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 fn definitions(seed: u64) -> String {
     let eve = root().join("examples/bin/eve.sh").display().to_string();

@@ -221,3 +221,15 @@ spec: {{campaign: c, type: generator}}
 "#
     )
 }
+
+/// A small deterministic generator (xorshift), so that a seeded test can be replayed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
