@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use cascade::ledger::Ledger;
 
+mod common;
+
 /// One measured run: wall seconds and the peak RSS of the process and its waited children.
 #[derive(Clone, Copy)]
 struct Run {
@@ -164,20 +166,7 @@ fn chain_inputs(n: usize) -> PathBuf {
 fn cascade_jobs(jobs: usize) -> Run {
     let state = fresh("jobs");
     let started = Instant::now();
-    let submit = measure(
-        cascade()
-            .args([
-                "submit",
-                "--jobs",
-                &jobs.to_string(),
-                "--submission",
-                "bench.1",
-                "--state",
-            ])
-            .arg(&state)
-            .args(["--", "true"])
-            .env("CASCADE_LOCAL_SLOTS", "2"),
-    );
+    let submit = measure(&mut common::submit_trivial_jobs(&state, jobs));
     let ledger = Ledger::open(&state).expect("ledger");
     loop {
         let done = ledger

@@ -40,18 +40,7 @@ fn batch_overhead(jobs: usize) {
     let xargs = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let out = cascade()
-        .args([
-            "submit",
-            "--jobs",
-            &jobs.to_string(),
-            "--submission",
-            "bench.1",
-            "--state",
-        ])
-        .arg(&state)
-        .args(["--", "true"])
-        .env("CASCADE_LOCAL_SLOTS", "2")
+    let out = common::submit_trivial_jobs(&state, jobs)
         .output()
         .expect("submit");
     assert!(

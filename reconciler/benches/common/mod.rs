@@ -57,3 +57,20 @@ pub fn rss_field(pid: &str, field: &str) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// `cascade submit` of `jobs` trivial jobs (`true`) on two slots into `state`.
+pub fn submit_trivial_jobs(state: &std::path::Path, jobs: usize) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cascade"));
+    c.args([
+        "submit",
+        "--jobs",
+        &jobs.to_string(),
+        "--submission",
+        "bench.1",
+        "--state",
+    ])
+    .arg(state)
+    .args(["--", "true"])
+    .env("CASCADE_LOCAL_SLOTS", "2");
+    c
+}
