@@ -17,7 +17,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::process;
-use crate::ledger::{Ledger, Result, now};
+use crate::ledger::{Ledger, Result, SqlContext, now};
 
 /// Environment a launch passes to `cascade submit` (besides the CASCADE_* of composition).
 pub const ENV_STATE_DIR: &str = "CASCADE_STATE_DIR";
@@ -243,14 +243,27 @@ fn adopt(ledger: &mut Ledger) -> Result<usize> {
             |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<i64>>(2)?.map(|s| s as u64))),
         )?
     };
-    // A job claimed by a daemon that died before it could start the runner.
-    ledger.write(|tx| {
-        tx.execute(
-            "UPDATE jobs SET state = 'idle', started = NULL WHERE state = 'running' AND pid IS NULL AND started < ?",
-            params![now() - 60],
+    // A job claimed by a daemon that died before it could start the runner. Looked for
+    // first, so the loop takes the write lock only when there is something to write.
+    let stale = "state = 'running' AND pid IS NULL AND started < ?";
+    let cutoff = now() - 60;
+    let stale_claims: i64 = ledger
+        .conn
+        .query_row(
+            &format!("SELECT COUNT(*) FROM jobs WHERE {stale}"),
+            [cutoff],
+            |r| r.get(0),
         )
-        .map(|_| ())
-    })?;
+        .at(ledger)?;
+    if stale_claims > 0 {
+        ledger.write(|tx| {
+            tx.execute(
+                &format!("UPDATE jobs SET state = 'idle', started = NULL WHERE {stale}"),
+                params![cutoff],
+            )
+            .map(|_| ())
+        })?;
+    }
     let mut running = 0;
     for (id, pid, started) in rows {
         match process::runner(pid, started) {
