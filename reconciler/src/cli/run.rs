@@ -35,7 +35,7 @@ pub fn run(args: &RunArgs) -> std::io::Result<Exit> {
         paths: args.paths.clone(),
         state: args.state.state.clone(),
         experimenter: super::plan::experimenter(&args.experimenter),
-        tick: Duration::from_millis(250),
+        tick: Duration::from_secs(1),
         progress: !args.quiet,
         watch: args.watch,
         launch_timeout: args.launch_timeout.seconds,

@@ -116,6 +116,22 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
         let _ = watcher.watch(p, notify::RecursiveMode::Recursive);
     }
 
+    // Other processes' commits (a job's end, a submit, an operator) write the ledger's files:
+    // watching them wakes the controller at once, so the poll below can be slow.
+    let (wal_tx, mut ledger_writes) = tokio::sync::mpsc::unbounded_channel();
+    let mut ledger_watcher =
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let ledger_file = |p: &PathBuf| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("cascade.db"))
+            };
+            if event.is_ok_and(|e| !e.kind.is_access() && e.paths.iter().any(ledger_file)) {
+                let _ = wal_tx.send(());
+            }
+        })
+        .map_err(|e| LedgerError::Invalid(format!("cannot watch the state directory: {e}")))?;
+    let _ = ledger_watcher.watch(&state, notify::RecursiveMode::NonRecursive);
+
     let mut launching: HashSet<String> = HashSet::new();
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let mut shown = String::new();
@@ -247,7 +263,7 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
             .unwrap_or(opts.tick)
             .min(opts.tick);
         tokio::select! {
-            _ = ledger_change(&ledger, seen_version, wait) => {}
+            _ = ledger_change(&ledger, seen_version, wait, &mut ledger_writes) => {}
             Some(()) = changes.recv() => {
                 // Let a burst of writes finish, then reload; a bad edit keeps the last good graph.
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -288,18 +304,41 @@ fn stop_requested(signals: &mut [&mut Signal]) -> bool {
 /// Returns when another process (a job's runner, `cascade submit`, an operator command) has
 /// committed to the ledger since the state the plan read (`seen`), or after `wait`: a commit
 /// that landed while the plan was being made still wakes the controller at once.
-async fn ledger_change(ledger: &Ledger, seen: i64, wait: Duration) {
-    const POLL: Duration = Duration::from_millis(20);
+///
+/// A write to the ledger's files wakes it; the commit becomes visible a moment after the
+/// write (the WAL index is updated last), so it looks again for a few milliseconds. The
+/// controller's own writes do not change `data_version`. The slow poll is a safety net for
+/// file systems that do not report writes.
+async fn ledger_change(
+    ledger: &Ledger,
+    seen: i64,
+    wait: Duration,
+    writes: &mut tokio::sync::mpsc::UnboundedReceiver<()>,
+) {
+    const POLL: Duration = Duration::from_millis(200);
+    const SETTLE: Duration = Duration::from_millis(1);
+    let changed = || ledger.data_version().ok() != Some(seen);
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        if ledger.data_version().ok() != Some(seen) {
+        if changed() {
             return;
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {
             return;
         }
-        tokio::time::sleep(POLL.min(deadline - now)).await;
+        tokio::select! {
+            Some(()) = writes.recv() => {
+                while writes.try_recv().is_ok() {}
+                for _ in 0..10 {
+                    if changed() {
+                        return;
+                    }
+                    tokio::time::sleep(SETTLE).await;
+                }
+            }
+            _ = tokio::time::sleep(POLL.min(deadline - now)) => {}
+        }
     }
 }
 
