@@ -30,7 +30,7 @@ fn kill_9_at_random_moments_loses_nothing_and_launches_nothing_twice() {
         .unwrap_or(20261124);
     let mut rng = Lcg(seed);
     let mut kills = 0;
-    let errors = state.0.with_extension("stderr");
+    let errors = state.0.join("controller.stderr");
     for round in 0..40 {
         let mut child = Command::new(cascade_bin())
             .args(["run", "examples/eve_mc", "--state", state.path(), "-q"])

@@ -161,6 +161,12 @@ fn hold_and_release_racing_job_starts_never_fail_a_job() {
             runs.lines().count()
         );
     }
+    // No runner is left stopped by a hold that raced with its job's end: the daemon, with
+    // nothing left to do, exits.
+    let lock = std::fs::File::open(state.0.join("batchd.lock")).unwrap();
+    wait_for("the batch daemon to exit", Duration::from_secs(30), || {
+        lock.try_lock().is_ok()
+    });
 }
 
 #[test]

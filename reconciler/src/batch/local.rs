@@ -180,10 +180,12 @@ pub fn daemon(state: &Path) -> Result<()> {
     }
     let mut ledger = Ledger::open(state)?;
     let slots = slots();
-    let mut children: Vec<std::process::Child> = Vec::new();
+    // Runners this daemon started, with their job.
+    let mut children: Vec<(i64, std::process::Child)> = Vec::new();
     let mut idle_since = Instant::now();
     loop {
-        children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+        children.retain_mut(|(_, c)| !matches!(c.try_wait(), Ok(Some(_))));
+        continue_ended_runners(&ledger, &children)?;
         let running = adopt(&mut ledger)?;
         let free = slots.saturating_sub(running) as i64;
         let idle: Vec<i64> = ledger.rows(
@@ -192,7 +194,7 @@ pub fn daemon(state: &Path) -> Result<()> {
             |r| r.get(0),
         )?;
         for id in &idle {
-            children.extend(start_runner(&mut ledger, *id)?);
+            children.extend(start_runner(&mut ledger, *id)?.map(|c| (*id, c)));
         }
         let busy = running > 0 || !idle.is_empty() || !children.is_empty();
         if busy {
@@ -213,6 +215,32 @@ pub fn daemon(state: &Path) -> Result<()> {
             wait_for_a_commit(&ledger, DAEMON_IDLE_TICK);
         }
     }
+}
+
+/// Runners whose job has ended are let go on: one stopped by a hold that raced with its end
+/// would otherwise stay stopped, and the daemon busy, forever.
+fn continue_ended_runners(ledger: &Ledger, children: &[(i64, std::process::Child)]) -> Result<()> {
+    for (id, child) in children {
+        let ended: Option<(String, Option<i64>)> = ledger
+            .conn
+            .query_row(
+                "SELECT state, pid_start FROM jobs WHERE id = ?",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .at(ledger)?;
+        if let Some((state, started)) = ended
+            && matches!(state.as_str(), "succeeded" | "failed" | "removed")
+        {
+            process::signal_group(
+                i64::from(child.id()),
+                started.map(|s| s as u64),
+                libc::SIGCONT,
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Sleeps up to `limit`, waking as soon as another process commits to the ledger (a submit
@@ -415,7 +443,18 @@ fn control_job(ledger: &mut Ledger, id: i64, action: Control) -> Result<bool> {
             continue;
         }
         match (action, j.state.as_str()) {
-            (Control::Hold, "running") => signal(libc::SIGSTOP),
+            (Control::Hold, "running") => {
+                signal(libc::SIGSTOP);
+                // The job may have ended between our change and the signal: its runner, stopped
+                // after recording the end, would never be released. Let it finish.
+                let now_state: String = ledger
+                    .conn
+                    .query_row("SELECT state FROM jobs WHERE id = ?", [j.id], |r| r.get(0))
+                    .at(ledger)?;
+                if now_state != "held" {
+                    signal(libc::SIGCONT);
+                }
+            }
             (Control::Release, _) => signal(libc::SIGCONT),
             (Control::Remove, _) => {
                 signal(libc::SIGCONT);
