@@ -272,11 +272,9 @@ fn generated_artefacts_are_checked_in() {
     }
 }
 
-pub fn tempdir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("cascade-e2e-{tag}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory for a test, removed when the test ends.
+pub fn tempdir(tag: &str) -> crate::support::TempDir {
+    crate::support::TempDir::new(tag)
 }
 
 #[test]
