@@ -127,7 +127,7 @@ pub fn run(args: &Args) -> std::io::Result<Exit> {
                 now,
                 experimenter: &experimenter,
                 launch_timeout: args.launch_timeout.seconds,
-                local_offset: crate::plan::local_offset(now),
+                local_offset: crate::runtime::local_offset(now),
                 settings: &settings,
             })
         }
@@ -138,7 +138,7 @@ pub fn run(args: &Args) -> std::io::Result<Exit> {
             now,
             experimenter: &experimenter,
             launch_timeout: args.launch_timeout.seconds,
-            local_offset: crate::plan::local_offset(now),
+            local_offset: crate::runtime::local_offset(now),
             settings: &settings,
         }),
     };

@@ -187,7 +187,7 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
                 now,
                 experimenter: &opts.experimenter,
                 launch_timeout: opts.launch_timeout,
-                local_offset: crate::plan::local_offset(now),
+                local_offset: crate::runtime::local_offset(now),
                 settings: &opts.settings,
             }))
         })?;

@@ -328,7 +328,7 @@ fn new_window(
         .map(|f| f.name.clone())
         .collect();
     let zone = chrono::FixedOffset::east_opt(offset as i32)
-        .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("UTC"));
+        .unwrap_or_else(|| chrono::Offset::fix(&chrono::Utc));
     let iso = |t: i64| {
         chrono::DateTime::from_timestamp(t, 0)
             .map(|dt| {

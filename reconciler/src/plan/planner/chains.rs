@@ -101,7 +101,8 @@ impl<'a> Planner<'a> {
         if recipe.len() <= decided.len() {
             return Chain::Located;
         }
-        let mut queries_by_round: Vec<(usize, String)> = {
+        // Built first: the basis borrows the planner, which the loop then changes.
+        let queries_by_round: Vec<(usize, String)> = {
             let basis = self.recovery_basis(stage, original, head);
             recipe
                 .iter()
@@ -110,7 +111,7 @@ impl<'a> Planner<'a> {
                 .map(|(round, step)| (round, queries::recovery(step.kind, &basis)))
                 .collect()
         };
-        for (round, query) in queries_by_round.drain(..) {
+        for (round, query) in queries_by_round {
             let step = &recipe[round];
             let round = round as u32;
             // A round is skipped only when the catalog says it has nothing: a question without
