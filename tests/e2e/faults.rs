@@ -231,9 +231,10 @@ fn a_full_disk_is_reported_and_the_run_goes_on_when_space_is_freed() {
         assert_ne!(
             attempt,
             5,
-            "never recovered: {}{}",
+            "never recovered: {}{}\n{}",
             text(&out.stdout),
-            text(&out.stderr)
+            text(&out.stderr),
+            text(&cascade(&["status", "--state", s]).stdout)
         );
         let status = status_json(s);
         for stage in status["stages"].as_array().unwrap() {
@@ -246,7 +247,10 @@ fn a_full_disk_is_reported_and_the_run_goes_on_when_space_is_freed() {
                 .unwrap()
                 .iter()
                 .map(|r| &r["submission"])
-                .filter(|sub| sub["stage"]["name"] == name && sub["status"] == "Failed")
+                .filter(|sub| {
+                    sub["stage"]["name"] == name
+                        && (sub["status"] == "Failed" || sub["status"] == "LaunchFailed")
+                })
                 .map(|sub| sub["id"].as_str().unwrap())
                 .collect();
             for id in failed {

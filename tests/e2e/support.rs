@@ -149,13 +149,18 @@ pub fn assert_eve_mc_converged(state: &str, context: &str, how: Match) {
     let history = status["history"].as_array().unwrap();
     for s in subs {
         let id = s["submission"]["id"].as_str().unwrap();
-        // With jobs that failed for real, a failed submission is one an operator relaunched
-        // or recovered (its stage completed, so something took its place), and a recovery
+        // With jobs (or launches) that failed for real, a failed submission is one an operator
+        // relaunched or recovered (its stage completed, so something took its place), and a recovery
         // round may end without locating everything.
         let recovery = s["submission"]["origin"]["kind"] == "recovery";
-        let replaced = s["submission"]["status"] == "Failed";
+        let launch_failed = s["submission"]["status"] == "LaunchFailed";
+        let replaced = s["submission"]["status"] == "Failed" || launch_failed;
         if how == Match::Exact || !(recovery || replaced) {
             assert_eq!(s["submission"]["status"], "Located", "{context}: {id}");
+        }
+        if launch_failed {
+            // Its launch could not submit (the disk was full); a relaunch took its place.
+            continue;
         }
         assert_eq!(s["launchState"], "launched", "{context}: {id}");
         // Each launch submitted once: `cascade submit` printed one job id in the launch log.

@@ -55,33 +55,50 @@ pub fn job_dir(state: &Path, submission: &str, index: i64) -> PathBuf {
     state.join("jobs").join(submission).join(index.to_string())
 }
 
+/// What `submit` records: the command of each job, where and how it runs.
+pub struct JobSpec<'a> {
+    pub jobs: u32,
+    pub argv: &'a [String],
+    pub cwd: &'a Path,
+    pub env: &'a [(String, String)],
+    pub patterns: &'a [String],
+    /// The jobs run on another batch system (`cascade run-task` in a Slurm array task): they
+    /// are recorded `delegated`, and this one never starts them.
+    pub delegated: bool,
+}
+
 /// Records `jobs` jobs of `submission` running `argv` in `cwd`; distributes the files of the
 /// submission's project over them (round robin), never more jobs than files when there is a
 /// project. Without a project (a submit outside any launch), `input` makes one from a
-/// catalog query. Returns the batch id. Idempotent: a second submit for the same submission
-/// adds nothing and returns the same id.
-#[allow(clippy::too_many_arguments)]
-pub fn submit(
+/// catalog query. Returns the first job's id and how many jobs there are. Idempotent: a
+/// second submit for the same submission adds nothing and returns the same.
+pub fn record_jobs(
     ledger: &mut Ledger,
     submission: &str,
     input: Option<&str>,
-    jobs: u32,
-    argv: &[String],
-    cwd: &Path,
-    env: &[(String, String)],
-    patterns: &[String],
-) -> Result<String> {
+    spec: &JobSpec,
+) -> Result<(i64, usize)> {
+    let JobSpec {
+        jobs,
+        argv,
+        cwd,
+        env,
+        patterns,
+        delegated,
+    } = *spec;
+    let state = if delegated { "delegated" } else { "idle" };
     let argv_json = serde_json::to_string(argv).unwrap_or_default();
     let env_json = serde_json::to_string(env).unwrap_or_default();
     let patterns_json = serde_json::to_string(patterns).unwrap_or_default();
     let cwd = cwd.display().to_string();
-    let first = ledger.write(|tx| {
+    ledger.write(|tx| {
         let existing: Option<i64> = tx
             .query_row("SELECT MIN(id) FROM jobs WHERE submission = ?", [submission], |r| r.get(0))
             .optional()?
             .flatten();
         if let Some(id) = existing {
-            return Ok(id);
+            let n: i64 = tx.query_row("SELECT COUNT(*) FROM jobs WHERE submission = ?", [submission], |r| r.get(0))?;
+            return Ok((id, n as usize));
         }
         let has_project = |tx: &rusqlite::Transaction| -> rusqlite::Result<bool> {
             tx.query_row("SELECT COUNT(*) FROM projects WHERE name = ?", [submission], |r| {
@@ -105,8 +122,8 @@ pub fn submit(
         let mut first = 0;
         for index in 0..n {
             tx.execute(
-                "INSERT INTO jobs (submission, idx, argv, cwd, env, patterns, state, created) VALUES (?, ?, ?, ?, ?, ?, 'idle', ?)",
-                params![submission, index as i64, argv_json, cwd, env_json, patterns_json, t],
+                "INSERT INTO jobs (submission, idx, argv, cwd, env, patterns, state, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                params![submission, index as i64, argv_json, cwd, env_json, patterns_json, state, t],
             )?;
             let id = tx.last_insert_rowid();
             if index == 0 {
@@ -116,8 +133,19 @@ pub fn submit(
                 tx.execute("INSERT INTO job_inputs (job, file) VALUES (?, ?)", params![id, f])?;
             }
         }
-        Ok(first)
-    })?;
+        Ok((first, n))
+    })
+}
+
+/// Records the jobs (see `record_jobs`) and makes sure the daemon runs them. Returns the
+/// batch id.
+pub fn submit(
+    ledger: &mut Ledger,
+    submission: &str,
+    input: Option<&str>,
+    spec: &JobSpec,
+) -> Result<String> {
+    let (first, _) = record_jobs(ledger, submission, input, spec)?;
     ensure_daemon(&ledger.dir)?;
     Ok(format!("{first}@local"))
 }

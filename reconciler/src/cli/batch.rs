@@ -23,9 +23,46 @@ pub struct SubmitArgs {
     pub input: Option<String>,
     #[command(flatten)]
     pub state: StateArg,
+    /// Where the jobs run: `local` (Cascade's own batch system) or `slurm` (one `sbatch
+    /// --array` call, task N running job N); default: the launch's job type's batch system
+    #[arg(long, env = "CASCADE_BATCH_SYSTEM", default_value = "local", value_parser = ["local", "slurm"])]
+    pub batch_system: String,
+    #[command(flatten)]
+    pub resources: SlurmResources,
     /// The job's command and arguments
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
+}
+
+/// What each Slurm task asks for (with `--batch-system slurm`).
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Slurm resources (with --batch-system slurm)")]
+pub struct SlurmResources {
+    /// Time limit of each task (`sbatch --time`, e.g. `30:00`)
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Memory of each task (`sbatch --mem`, e.g. `2G`)
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// CPUs of each task (`sbatch --cpus-per-task`)
+    #[arg(long)]
+    pub cpus: Option<u32>,
+    /// Partition (`sbatch --partition`)
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Another `sbatch` option, passed as one argument (`--sbatch-arg=--qos=short`); repeatable
+    #[arg(long = "sbatch-arg", value_parser = sbatch_option, allow_hyphen_values = true)]
+    pub sbatch_args: Vec<String>,
+}
+
+fn sbatch_option(text: &str) -> Result<String, String> {
+    if text.starts_with("--") && text.len() > 2 {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "`{text}` is not an sbatch option: write it whole, as `--name=value`"
+        ))
+    }
 }
 
 fn open(state: &StateArg) -> Result<Ledger, Exit> {
@@ -69,16 +106,31 @@ pub fn submit(args: &SubmitArgs) -> std::io::Result<Exit> {
         .map(String::from)
         .collect();
     let cwd = std::env::current_dir()?;
-    match local::submit(
-        &mut ledger,
-        &args.submission,
-        args.input.as_deref(),
-        args.jobs,
-        &args.command,
-        &cwd,
-        &env,
-        &patterns,
-    ) {
+    let slurm = args.batch_system == "slurm";
+    let spec = local::JobSpec {
+        jobs: args.jobs,
+        argv: &args.command,
+        cwd: &cwd,
+        env: &env,
+        patterns: &patterns,
+        delegated: slurm,
+    };
+    let submitted = if slurm {
+        let r = &args.resources;
+        let resources = crate::batch::sbatch::Resources {
+            time: r.time.clone(),
+            mem: r.mem.clone(),
+            cpus: r.cpus,
+            partition: r.partition.clone(),
+            extra: r.sbatch_args.clone(),
+        };
+        // sbatch's own words, which is how the launch's output binds the array.
+        crate::batch::sbatch::submit(&mut ledger, &args.submission, args.input.as_deref(), &spec, &resources)
+            .map(|id| format!("Submitted batch job {id}"))
+    } else {
+        local::submit(&mut ledger, &args.submission, args.input.as_deref(), &spec)
+    };
+    match submitted {
         Ok(id) => {
             println!("{id}");
             Ok(Exit::Ok)
@@ -177,6 +229,32 @@ pub struct RunJobArgs {
     pub job: i64,
     #[command(flatten)]
     pub state: StateArg,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunTaskArgs {
+    /// The submission whose job runs
+    #[arg(long)]
+    pub submission: String,
+    /// The job's index (the array task id)
+    #[arg(long)]
+    pub index: i64,
+    #[command(flatten)]
+    pub state: StateArg,
+}
+
+/// One Slurm array task: runs its job and exits with the job's exit code.
+pub fn run_task(args: &RunTaskArgs) -> std::io::Result<Exit> {
+    match crate::batch::sbatch::run_task(&args.state.state, &args.submission, args.index) {
+        Ok(code) => {
+            std::io::stdout().flush()?;
+            std::process::exit(code.clamp(0, 255));
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(Exit::Failed)
+        }
+    }
 }
 
 pub fn run_job(args: &RunJobArgs) -> std::io::Result<Exit> {

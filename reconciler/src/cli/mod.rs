@@ -90,6 +90,9 @@ pub enum Command {
     /// Run one job of the local batch system (started by the daemon)
     #[command(hide = true)]
     RunJob(batch::RunJobArgs),
+    /// Run one job of a Slurm array submitted by `cascade submit --batch-system slurm`
+    #[command(hide = true)]
+    RunTask(batch::RunTaskArgs),
 }
 
 /// `n` things, in the singular for one: `1 error`, `2 errors`.
@@ -162,6 +165,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::ExportIni(args) => ini::export_ini(&args),
         Command::Batchd(args) => batch::daemon(&args),
         Command::RunJob(args) => batch::run_job(&args),
+        Command::RunTask(args) => batch::run_task(&args),
     };
     match result {
         Ok(exit) => exit,

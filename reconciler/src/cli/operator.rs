@@ -323,6 +323,11 @@ pub fn jobs(args: &JobsArgs, action: Control) -> std::io::Result<Exit> {
         let mut changed = 0;
         for s in &subs {
             changed += local::control(ledger, s, action).map_err(text)?;
+            // Jobs on Slurm or HTCondor: their own commands; a refusal is said, and a kill
+            // that did not happen does not mark the submission Removed.
+            changed += crate::batch::observer::control(ledger, s, action)
+                .map_err(text)?
+                .map_err(|e| format!("{s}: {e}"))?;
             if action == Control::Remove {
                 ledger
                     .operator_status(s, Status::Removed, &who, why)

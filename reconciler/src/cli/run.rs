@@ -28,6 +28,26 @@ pub struct RunArgs {
     pub launch_timeout: super::plan::LaunchTimeoutArg,
     #[command(flatten)]
     pub launch_settings: super::plan::LaunchSettingsArgs,
+    /// How often Slurm and HTCondor are asked about open submissions' jobs (one batched
+    /// call per batch system); a batch system that does not answer is asked again after
+    /// twice the delay, up to a minute
+    #[arg(long, env = "CASCADE_BATCH_POLL", default_value = "2s", value_parser = parse_poll)]
+    pub batch_poll: Duration,
+}
+
+fn parse_poll(text: &str) -> Result<Duration, String> {
+    let millis = text
+        .strip_suffix("ms")
+        .and_then(|n| n.parse::<u64>().ok())
+        .or_else(|| {
+            cascade_crd::split::parse_duration(text).map(|s| s.saturating_mul(1000))
+        });
+    match millis {
+        Some(ms) if ms >= 100 => Ok(Duration::from_millis(ms)),
+        _ => Err(format!(
+            "`{text}` is not a poll interval: write e.g. `500ms`, `2s` or `1m` (at least 100ms)"
+        )),
+    }
 }
 
 pub fn run(args: &RunArgs) -> std::io::Result<Exit> {
@@ -39,6 +59,7 @@ pub fn run(args: &RunArgs) -> std::io::Result<Exit> {
         progress: !args.quiet,
         watch: args.watch,
         launch_timeout: args.launch_timeout.seconds,
+        batch_poll: args.batch_poll,
         settings: args.launch_settings.settings(&args.state.state),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -552,6 +552,7 @@ fn keep_poms_name(
 
 fn job_type(ctx: &mut Ctx, section: &Section, name: &str, ns: &str) -> Option<JobType> {
     let mut spec = JobTypeSpec::default();
+    let mut batch_given = false;
     for e in &section.entries {
         match e.key.as_str() {
             "launch_script" => spec.launch_script = e.value.clone(),
@@ -607,6 +608,7 @@ fn job_type(ctx: &mut Ctx, section: &Section, name: &str, ns: &str) -> Option<Jo
                 }
             }
             "cascade_batch_system" => {
+                batch_given = true;
                 match serde_json::from_value(serde_json::Value::String(e.value.clone())) {
                     Ok(b) => spec.batch_system = b,
                     Err(_) => ctx.error(
@@ -640,6 +642,11 @@ fn job_type(ctx: &mut Ctx, section: &Section, name: &str, ns: &str) -> Option<Jo
             "add `launch_script = ...`",
         );
         return None;
+    }
+    // POMS launches submit to HTCondor (fife_launch, jobsub): that is where their jobs are to
+    // be observed, unless the script submits to Cascade's own batch system.
+    if !batch_given && !spec.launch_script.contains("cascade submit") {
+        spec.batch_system = cascade_crd::BatchSystem::Condor;
     }
     let mut r = JobType::new(name, spec);
     r.metadata.namespace = Some(ns.to_string());

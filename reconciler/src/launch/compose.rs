@@ -278,6 +278,10 @@ pub fn compose(graph: &DesiredGraph, req: &LaunchRequest) -> Result<Launch, Comp
             job_type.output_file_patterns.join("\n"),
         ),
         ("CASCADE_STATE_DIR", req.settings.state_dir.clone()),
+        (
+            "CASCADE_BATCH_SYSTEM",
+            job_type.batch_system.as_str().to_string(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

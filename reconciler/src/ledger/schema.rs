@@ -9,7 +9,43 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "definitions' owners; snapshots of delivered files; runners' start times",
         V3,
     ),
+    (4, "jobs of batch systems Cascade observes", V4),
 ];
+
+/// `submissions.batch_system`: where the submission's jobs run (its job type's, when it was
+/// reserved). `batch_clusters`: the job ids (Slurm job or array ids, HTCondor clusters) bound
+/// to a submission, from what its launch printed or the identity found on the jobs.
+/// `batch_jobs`: each job (array task, cluster proc) as last observed. `batch_health`: the last
+/// observation of each batch system, and its error while it cannot be observed.
+const V4: &str = r#"
+ALTER TABLE submissions ADD COLUMN batch_system TEXT NOT NULL DEFAULT 'local';
+CREATE TABLE batch_clusters (
+    system     TEXT NOT NULL,
+    cluster    TEXT NOT NULL,
+    submission TEXT NOT NULL,
+    bound      BIGINT NOT NULL,
+    PRIMARY KEY (system, cluster)
+);
+CREATE INDEX batch_clusters_submission ON batch_clusters (submission);
+CREATE TABLE batch_jobs (
+    system     TEXT NOT NULL,
+    job        TEXT NOT NULL,
+    cluster    TEXT NOT NULL,
+    submission TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    exit_code  INTEGER,
+    reason     TEXT NOT NULL,
+    updated    BIGINT NOT NULL,
+    PRIMARY KEY (system, job)
+);
+CREATE INDEX batch_jobs_submission ON batch_jobs (submission);
+CREATE TABLE batch_health (
+    system  TEXT PRIMARY KEY,
+    error   TEXT,
+    since   BIGINT NOT NULL,
+    checked BIGINT NOT NULL
+);
+"#;
 
 /// `definitions.submission`: the launch that wrote a definition under a name of Cascade's own
 /// (a slice, a dependency or recovery dataset); NULL for definitions people made. A launch

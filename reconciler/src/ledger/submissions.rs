@@ -94,8 +94,8 @@ impl Ledger {
             };
             let t = now();
             let inserted = tx.execute(
-                "INSERT INTO submissions (id, namespace, stage, seq, origin, origin_json, test, dataset, input, cursor_after, status, launch_state, approval, command, display, argv, env, launch_dir, launch_attempts, launch_log, launcher, force_located, created, updated)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?) ON CONFLICT DO NOTHING",
+                "INSERT INTO submissions (id, namespace, stage, seq, origin, origin_json, test, dataset, input, cursor_after, status, launch_state, approval, command, display, argv, env, launch_dir, launch_attempts, launch_log, launcher, force_located, created, updated, batch_system)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?, ?) ON CONFLICT DO NOTHING",
                 params![
                     l.id,
                     l.stage.namespace,
@@ -118,7 +118,8 @@ impl Ledger {
                     log,
                     launcher,
                     t,
-                    t
+                    t,
+                    l.batch_system.as_str()
                 ],
             )?;
             if inserted == 0 {
@@ -183,7 +184,11 @@ impl Ledger {
             _ => None,
         };
         self.write(|tx| {
-            let jobs: i64 = tx.query_row("SELECT COUNT(*) FROM jobs WHERE submission = ?", [id], |r| r.get(0))?;
+            let jobs: i64 = tx.query_row(
+                "SELECT (SELECT COUNT(*) FROM jobs WHERE submission = ?1) + (SELECT COUNT(*) FROM batch_clusters WHERE submission = ?1)",
+                [id],
+                |r| r.get(0),
+            )?;
             let ok = exit == Some(0) || jobs > 0;
             tx.execute(
                 "UPDATE submissions SET launch_state = ?, launch_exit = ?, batch_id = COALESCE(?, batch_id), updated = ? WHERE id = ? AND launch_state = 'reserved'",
@@ -407,11 +412,15 @@ impl Ledger {
         )
     }
 
-    /// Job counts per submission, as the local batch system records them.
+    /// Job counts per submission: the local batch system's records for its submissions, the
+    /// last observation of the other batch systems for theirs.
     fn job_counts(&self) -> Result<HashMap<String, JobCounts>> {
         let mut out: HashMap<String, JobCounts> = HashMap::new();
         let rows = self.rows(
-            "SELECT submission, state, COUNT(*) FROM jobs GROUP BY submission, state",
+            "SELECT j.submission, j.state, COUNT(*) FROM jobs j JOIN submissions s ON s.id = j.submission
+                 WHERE s.batch_system = 'local' GROUP BY j.submission, j.state
+             UNION ALL
+             SELECT submission, state, COUNT(*) FROM batch_jobs GROUP BY submission, state",
             [],
             |r| {
                 Ok((
@@ -565,6 +574,7 @@ impl Ledger {
             .into_iter()
             .map(|(k, seq)| (k, seq as u64))
             .collect(),
+            batch_errors: crate::batch::observer::errors(self)?,
         })
     }
 

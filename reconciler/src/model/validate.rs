@@ -820,7 +820,8 @@ impl<'r> Validator<'r> {
     /// A job type on a batch system Cascade cannot watch would run with nobody seeing its
     /// jobs: no status of it could be true, so it is refused until that adapter is built.
     fn check_batch_system(&mut self, jt: &Resource, spec: &JobTypeSpec) {
-        if spec.batch_system == cascade_crd::BatchSystem::Local {
+        use cascade_crd::BatchSystem::{Condor, Local, Slurm};
+        if matches!(spec.batch_system, Local | Slurm | Condor) {
             return;
         }
         let name = spec.batch_system.as_str();
@@ -830,7 +831,7 @@ impl<'r> Validator<'r> {
                 "batch-system-unavailable",
                 format!("batch system `{name}` is not built into this Cascade: it could not see the jobs a launch submits there, so no submission of this job type could be reported truthfully"),
             )
-            .with_hint("use `batchSystem: local` (jobs submitted with `cascade submit`); the slurm, condor and kubernetes adapters are not built yet"),
+            .with_hint("use `batchSystem: local` (jobs submitted with `cascade submit`), `slurm` or `condor`; the kubernetes adapter is not built yet"),
         );
     }
 

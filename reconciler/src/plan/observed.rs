@@ -231,6 +231,9 @@ pub struct Observed {
     pub first_seen: BTreeMap<ObjectKey, i64>,
     /// Split resets: the stage's cursor starts again after its submission `seq`.
     pub split_resets: BTreeMap<ObjectKey, u64>,
+    /// Batch systems whose last observation failed (`slurm` -> what went wrong, since when):
+    /// their submissions' job counts are as last seen, and nothing is decided from them.
+    pub batch_errors: BTreeMap<String, String>,
 }
 
 /// A catalog question that got no answer (a query that does not parse, a definition that is

@@ -104,6 +104,8 @@ pub struct LaunchAction {
     /// An approval stage records the submission as awaiting approval and runs nothing.
     pub approval: bool,
     pub recovery: Option<RecoveryRound>,
+    /// Where its jobs run (its job type's batch system), so that they are observed there.
+    pub batch_system: cascade_crd::BatchSystem,
     pub launch: Launch,
 }
 
@@ -439,6 +441,17 @@ impl<'a> Planner<'a> {
             let Some(stage) = self.stages.get(&sub.stage).copied() else {
                 continue;
             };
+            let system = self.input.graph.job_type_of(stage).batch_system;
+            if let Some(e) = self.input.observed.batch_errors.get(system.as_str()) {
+                self.degrade(
+                    &stage.key,
+                    format!(
+                        "the {} batch system cannot be observed, so job counts are as last seen and nothing is decided from them: {e}",
+                        system.as_str()
+                    ),
+                );
+                continue;
+            }
             let outputs = &self.outputs[&stage.key];
             let mut current = sub.clone();
             // A submission may move twice in one plan (Running -> Completed -> Located).
@@ -455,7 +468,7 @@ impl<'a> Planner<'a> {
                     Ok(Some(next)) => next,
                     Ok(None) => break,
                     Err(e) => {
-                        self.degrade(&stage.key, e);
+                        self.degrade(&stage.key, catalog_unanswered(&e));
                         break;
                     }
                 };
@@ -483,12 +496,13 @@ impl<'a> Planner<'a> {
         match self.input.catalog.count(query) {
             Ok(n) => Some(n),
             Err(e) => {
-                self.degrade(stage, e);
+                self.degrade(stage, catalog_unanswered(&e));
                 None
             }
         }
     }
 
+    /// Records why the stage is `Degraded` (the first reason found stays).
     fn degrade(&self, stage: &ObjectKey, error: String) {
         self.degraded
             .borrow_mut()
@@ -624,4 +638,9 @@ fn campaign_progress(graph: &DesiredGraph, stages: &[StageStatus]) -> Vec<Campai
             CampaignProgress::of(key.clone(), list)
         })
         .collect()
+}
+
+/// A stage's reason when the catalog gave no answer.
+pub(super) fn catalog_unanswered(error: &str) -> String {
+    format!("the catalog could not answer, so nothing is decided until it does: {error}")
 }

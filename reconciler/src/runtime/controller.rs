@@ -34,6 +34,8 @@ pub struct Options {
     pub watch: bool,
     /// Seconds a launch may go without any job seen before it is `LaunchFailed`.
     pub launch_timeout: i64,
+    /// How often the batch systems Cascade observes (Slurm, HTCondor) are polled.
+    pub batch_poll: Duration,
     /// Where launches run (`state_dir` is set from `state` when the controller starts).
     pub settings: crate::launch::compose::LaunchSettings,
 }
@@ -104,6 +106,11 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
         )));
     }
     let mut ledger = Ledger::open(&state)?;
+    let _poller = crate::batch::observer::Poller::start(
+        &state,
+        opts.batch_poll,
+        Duration::from_secs(60),
+    );
 
     let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -150,7 +157,7 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
             if launching.contains(&id) {
                 continue;
             }
-            match executor::inspect(&ledger, &id)? {
+            match executor::inspect(&mut ledger, &id)? {
                 Reservation::Running => {}
                 Reservation::Launched => {
                     let batch = executor::batch_id(&ledger, &id)?;

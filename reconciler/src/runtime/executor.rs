@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::batch::local::ENV_STATE_DIR;
+use crate::batch::observer;
 use crate::ledger::{LaunchEnd, Ledger, Result};
 
 /// Launch attempts of one reservation before it is recorded as `LaunchFailed`.
@@ -33,25 +34,31 @@ pub enum Reservation {
     NothingSubmitted,
 }
 
-pub fn inspect(ledger: &Ledger, id: &str) -> Result<Reservation> {
+pub fn inspect(ledger: &mut Ledger, id: &str) -> Result<Reservation> {
     let path = lock_path(&ledger.dir, id);
     if let Ok(file) = File::options().write(true).open(&path)
         && file.try_lock().is_err()
     {
         return Ok(Reservation::Running);
     }
-    let jobs = crate::batch::local::jobs(ledger, Some(id))?;
-    Ok(if jobs.is_empty() {
+    // Ids the launch printed before the crash are in its log.
+    observer::bind_printed(ledger, id)?;
+    Ok(if batch_id(ledger, id)?.is_none() {
         Reservation::NothingSubmitted
     } else {
         Reservation::Launched
     })
 }
 
+/// The submission's first job id: a job of the local batch system, or the first id its launch
+/// printed on another.
 pub fn batch_id(ledger: &Ledger, id: &str) -> Result<Option<String>> {
-    Ok(crate::batch::local::jobs(ledger, Some(id))?
-        .first()
-        .map(|j| format!("{}@local", j.id)))
+    if let Some(local) = crate::batch::local::jobs(ledger, Some(id))?.first()
+        && observer::system_of(ledger, id)? == cascade_crd::BatchSystem::Local
+    {
+        return Ok(Some(format!("{}@local", local.id)));
+    }
+    observer::first_cluster(ledger, id)
 }
 
 /// Why a launch command could not be started, in words.
@@ -115,6 +122,7 @@ pub fn launch(state: &Path, id: &str) -> Result<()> {
             Err(e) => LaunchEnd::NotStarted(not_started(program, &argv, &e)),
         },
     };
+    observer::bind_printed(&mut ledger, id)?;
     let batch = batch_id(&ledger, id)?;
     ledger.record_launch(id, &ended, batch.as_deref())?;
     drop(lock);

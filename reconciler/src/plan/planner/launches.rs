@@ -413,7 +413,7 @@ impl<'a> Planner<'a> {
             Some(q) => match self.input.catalog.is_empty(q) {
                 Ok(empty) => Some(empty.unwrap_or(false)),
                 Err(e) => {
-                    self.degrade(&stage.key, e);
+                    self.degrade(&stage.key, catalog_unanswered(&e));
                     None
                 }
             },
@@ -456,6 +456,7 @@ impl<'a> Planner<'a> {
             cursor_after: c.cursor_after,
             approval: stage.stage_type == StageType::Approval,
             recovery,
+            batch_system: self.input.graph.job_type_of(stage).batch_system,
             launch,
         })
     }

@@ -60,7 +60,7 @@ impl<'a> Planner<'a> {
         let facts = match self.input.catalog.files(&query) {
             Ok(f) => Rc::new(f),
             Err(e) => {
-                self.degrade(&stage.key, e);
+                self.degrade(&stage.key, catalog_unanswered(&e));
                 return None;
             }
         };

@@ -135,10 +135,7 @@ impl<'a> Planner<'a> {
         totals: &Totals,
     ) -> (StageState, String) {
         if let Some(e) = self.degraded.borrow().get(&stage.key) {
-            return (
-                StageState::Degraded,
-                format!("the catalog could not answer, so nothing is decided until it does: {e}"),
-            );
+            return (StageState::Degraded, e.clone());
         }
         if let Some(e) = &gate.compose_error {
             return (
