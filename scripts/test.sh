@@ -17,6 +17,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo build (the end-to-end tests drive the built binary)"
 cargo build --workspace --bins --quiet
 
+echo "== a single-node Slurm on loopback (the Slurm tests and example run on it)"
+bash scripts/slurm-up.sh
+
 echo "== cargo nextest"
 cargo nextest run --workspace --no-fail-fast
 

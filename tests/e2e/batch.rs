@@ -1,19 +1,12 @@
 //! The local batch system on its own: `cascade submit`, `q`, `hold`, `release`, `rm`, with
 //! real processes.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::{TempDir, cascade, text};
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn wait_for(what: &str, done: impl FnMut() -> bool) {
+    crate::support::wait_for(what, Duration::from_secs(20), done);
 }
 
 fn q(state: &str) -> String {

@@ -3,6 +3,7 @@
 
 mod batch;
 mod cli;
+mod condor;
 mod crash;
 mod datasets;
 mod faults;
@@ -11,6 +12,7 @@ mod operator;
 mod plan;
 mod processes;
 mod run;
+mod slurm;
 mod stress;
 mod support;
 mod validate;

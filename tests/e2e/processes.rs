@@ -5,15 +5,9 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{TempDir, cascade, cascade_bin, generator_campaign, root, status_json, text};
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use crate::support::{
+    TempDir, cascade, cascade_bin, generator_campaign, root, status_json, text, wait_for,
+};
 
 fn q(state: &str) -> String {
     text(&cascade(&["q", "--state", state]).stdout)

@@ -83,6 +83,15 @@ impl Drop for TempDir {
     }
 }
 
+/// Waits until `done` holds, failing the test after `limit`.
+pub fn wait_for(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// `cascade status --format json` of a state directory.
 pub fn status_json(state: &str) -> serde_json::Value {
     let out = cascade(&["status", "--state", state, "--format", "json"]);

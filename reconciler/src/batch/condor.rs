@@ -12,16 +12,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use cascade_crd::BatchSystem;
 use serde_json::Value;
 
-use super::external::{Adapter, JobSeen, JobState, json_number, json_text, push_unique, run};
+use super::external::{
+    Adapter, JobSeen, JobState, json_number, json_text, push_unique, run, tag_in,
+};
 use super::local::Control;
 
 pub struct Condor;
 
 /// The ClassAd attributes read; asking for these alone keeps the answers small.
-const ATTRIBUTES: &str = "ClusterId,ProcId,JobStatus,ExitCode,ExitBySignal,ExitSignal,HoldReason,RemoveReason,GlobalJobId,CascadeSubmission,POMS4_SUBMISSION_ID";
+const ATTRIBUTES: &str = "ClusterId,ProcId,JobStatus,ExitCode,ExitBySignal,ExitSignal,HoldReason,RemoveReason,GlobalJobId,CascadeSubmission";
 
-/// The attribute Cascade writes on jobs it submits, and the one POMS's wrapper writes.
-pub const TAG_ATTRIBUTES: [&str; 2] = ["CascadeSubmission", "POMS4_SUBMISSION_ID"];
+/// The ClassAd that carries a job's Cascade tag (`+CascadeSubmission = "$CASCADE_JOB_TAG"` in
+/// a submit file). POMS's `POMS4_SUBMISSION_ID` is not used: submission ids repeat across
+/// installations, so only the tag can claim a job that printed no id.
+pub const TAG_ATTRIBUTE: &str = "CascadeSubmission";
 
 impl Adapter for Condor {
     fn system(&self) -> BatchSystem {
@@ -76,21 +80,25 @@ impl Adapter for Condor {
             args.extend(ids.iter().cloned());
             args.extend([
                 "-constraint".to_string(),
-                TAG_ATTRIBUTES
-                    .iter()
-                    .map(|a| format!("{a} =!= undefined"))
-                    .collect::<Vec<_>>()
-                    .join(" || "),
+                format!("{TAG_ATTRIBUTE} =!= undefined"),
             ]);
             let queued = parse_ads(&run("condor_q", &args)?, schedd.as_deref())?;
-            let present: BTreeSet<String> = queued.iter().map(|j| bare_cluster(&j.cluster)).collect();
-            let gone: Vec<String> = ids.iter().filter(|c| !present.contains(*c)).cloned().collect();
+            let present: BTreeSet<String> =
+                queued.iter().map(|j| bare_cluster(&j.cluster)).collect();
+            let gone: Vec<String> = ids
+                .iter()
+                .filter(|c| !present.contains(*c))
+                .cloned()
+                .collect();
             out.extend(queued);
             if !gone.is_empty() {
                 let mut args = name_args(schedd.as_deref());
                 args.extend(["-json".to_string(), "-attributes".into(), ATTRIBUTES.into()]);
                 args.extend(gone);
-                out.extend(parse_ads(&run("condor_history", &args)?, schedd.as_deref())?);
+                out.extend(parse_ads(
+                    &run("condor_history", &args)?,
+                    schedd.as_deref(),
+                )?);
             }
         }
         Ok(out)
@@ -144,8 +152,9 @@ pub fn parse_ads(text: &str, schedd: Option<&str>) -> Result<Vec<JobSeen>, Strin
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let ads: Vec<Value> = serde_json::from_str(text)
-        .map_err(|e| format!("HTCondor printed something that is not a JSON list of ClassAds: {e}"))?;
+    let ads: Vec<Value> = serde_json::from_str(text).map_err(|e| {
+        format!("HTCondor printed something that is not a JSON list of ClassAds: {e}")
+    })?;
     let mut out = Vec::new();
     for ad in &ads {
         let (Some(cluster), Some(proc_)) = (
@@ -156,11 +165,7 @@ pub fn parse_ads(text: &str, schedd: Option<&str>) -> Result<Vec<JobSeen>, Strin
         };
         let (state, exit_code, reason) = state_of(ad);
         let suffix = schedd.map(|s| format!("@{s}")).unwrap_or_default();
-        let tag = TAG_ATTRIBUTES.iter().find_map(|a| match ad.get(*a) {
-            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        });
+        let tag = tag_in(&json_text(ad.get(TAG_ATTRIBUTE)));
         out.push(JobSeen {
             job: format!("{cluster}.{proc_}{suffix}"),
             cluster: format!("{cluster}{suffix}"),
@@ -181,8 +186,16 @@ fn state_of(ad: &Value) -> (JobState, Option<i32>, String) {
         Some(1) => (JobState::Idle, None, "Idle".into()),
         Some(2) => (JobState::Running, None, "Running".into()),
         Some(6) => (JobState::Running, None, "Transferring Output".into()),
-        Some(3) => (JobState::Removed, None, format!("Removed: {}", text("RemoveReason"))),
-        Some(5) => (JobState::Held, None, format!("Held: {}", text("HoldReason"))),
+        Some(3) => (
+            JobState::Removed,
+            None,
+            format!("Removed: {}", text("RemoveReason")),
+        ),
+        Some(5) => (
+            JobState::Held,
+            None,
+            format!("Held: {}", text("HoldReason")),
+        ),
         Some(7) => (JobState::Held, None, "Suspended".into()),
         Some(4) => {
             let by_signal = ad.get("ExitBySignal").and_then(Value::as_bool) == Some(true);
@@ -193,15 +206,26 @@ fn state_of(ad: &Value) -> (JobState, Option<i32>, String) {
             };
             match code {
                 Some(0) => (JobState::Succeeded, Some(0), "Completed".into()),
-                Some(c) => (JobState::Failed, Some(c), format!("Completed with exit code {c}")),
+                Some(c) => (
+                    JobState::Failed,
+                    Some(c),
+                    format!("Completed with exit code {c}"),
+                ),
                 // A completed job without an exit code: its end is not known to be a success.
-                None => (JobState::Failed, None, "Completed without an exit code".into()),
+                None => (
+                    JobState::Failed,
+                    None,
+                    "Completed without an exit code".into(),
+                ),
             }
         }
         other => (
             JobState::Idle,
             None,
-            format!("JobStatus {} not known to Cascade", other.map_or("missing".into(), |n| n.to_string())),
+            format!(
+                "JobStatus {} not known to Cascade",
+                other.map_or("missing".into(), |n| n.to_string())
+            ),
         ),
     }
 }

@@ -55,16 +55,28 @@ pub struct JobSeen {
     pub exit_code: Option<i32>,
     /// Why it is in that state, in the batch system's words (hold reason, Slurm reason).
     pub reason: String,
-    /// The Cascade submission the job says it belongs to (Slurm comment `cascade:<id>`,
-    /// HTCondor ClassAd `CascadeSubmission` or `POMS4_SUBMISSION_ID`).
+    /// The identity the job carries (a Slurm comment, the HTCondor ClassAd
+    /// `CascadeSubmission`) when it is a Cascade tag (see [`tag_of`]).
     pub tag: Option<String>,
 }
 
-/// The identity Cascade writes on jobs whose submission command it builds, and looks for on
-/// any job: a Slurm comment, an HTCondor ClassAd value.
-pub fn tag_of(submission: &str) -> String {
-    format!("cascade:{submission}")
+/// The identity Cascade writes on the jobs whose submission command it builds, and that
+/// launch scripts find in `CASCADE_JOB_TAG`: the installation (a state directory's random
+/// id, since submission ids repeat across installations) and the submission.
+pub fn tag_of(installation: &str, submission: &str) -> String {
+    format!("cascade:{installation}/{submission}")
 }
+
+/// The tag in a job's comment or ClassAd value, if it is one of Cascade's.
+pub fn tag_in(text: &str) -> Option<String> {
+    text.trim()
+        .starts_with("cascade:")
+        .then(|| text.trim().to_string())
+        .filter(|t| t.contains('/'))
+}
+
+/// What a launch exports so that its own submit command can tag its jobs.
+pub const ENV_JOB_TAG: &str = "CASCADE_JOB_TAG";
 
 /// How a batch system is driven. Every method that runs a command returns the batch
 /// system's own error text when it fails, never a guess.

@@ -63,7 +63,7 @@ pub struct JobSpec<'a> {
     pub env: &'a [(String, String)],
     pub patterns: &'a [String],
     /// The jobs run on another batch system (`cascade run-task` in a Slurm array task): they
-    /// are recorded `delegated`, and this one never starts them.
+    /// are recorded as delegated, and this one never starts, adopts or requeues them.
     pub delegated: bool,
 }
 
@@ -86,7 +86,6 @@ pub fn record_jobs(
         patterns,
         delegated,
     } = *spec;
-    let state = if delegated { "delegated" } else { "idle" };
     let argv_json = serde_json::to_string(argv).unwrap_or_default();
     let env_json = serde_json::to_string(env).unwrap_or_default();
     let patterns_json = serde_json::to_string(patterns).unwrap_or_default();
@@ -122,8 +121,8 @@ pub fn record_jobs(
         let mut first = 0;
         for index in 0..n {
             tx.execute(
-                "INSERT INTO jobs (submission, idx, argv, cwd, env, patterns, state, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                params![submission, index as i64, argv_json, cwd, env_json, patterns_json, state, t],
+                "INSERT INTO jobs (submission, idx, argv, cwd, env, patterns, state, created, delegated) VALUES (?, ?, ?, ?, ?, ?, 'idle', ?, ?)",
+                params![submission, index as i64, argv_json, cwd, env_json, patterns_json, t, delegated],
             )?;
             let id = tx.last_insert_rowid();
             if index == 0 {
@@ -217,7 +216,7 @@ pub fn daemon(state: &Path) -> Result<()> {
         let running = adopt(&mut ledger)?;
         let free = slots.saturating_sub(running) as i64;
         let idle: Vec<i64> = ledger.rows(
-            "SELECT id FROM jobs WHERE state = 'idle' ORDER BY id LIMIT ?",
+            "SELECT id FROM jobs WHERE state = 'idle' AND delegated = 0 ORDER BY id LIMIT ?",
             [free],
             |r| r.get(0),
         )?;
@@ -231,7 +230,8 @@ pub fn daemon(state: &Path) -> Result<()> {
             // Release the lock, then look once more: a submit that found the lock held
             // relies on us to see its jobs.
             lock.unlock()?;
-            let waiting = ledger.scalar_i64("SELECT COUNT(*) FROM jobs WHERE state = 'idle'")?;
+            let waiting = ledger
+                .scalar_i64("SELECT COUNT(*) FROM jobs WHERE state = 'idle' AND delegated = 0")?;
             if waiting == 0 || lock.try_lock().is_err() {
                 return Ok(());
             }
@@ -294,14 +294,14 @@ fn wait_for_a_commit(ledger: &Ledger, limit: Duration) {
 fn adopt(ledger: &mut Ledger) -> Result<usize> {
     let rows: Vec<(i64, i64, Option<u64>)> = {
         ledger.rows(
-            "SELECT id, pid, pid_start FROM jobs WHERE state IN ('running', 'held') AND pid IS NOT NULL",
+            "SELECT id, pid, pid_start FROM jobs WHERE state IN ('running', 'held') AND pid IS NOT NULL AND delegated = 0",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<i64>>(2)?.map(|s| s as u64))),
         )?
     };
     // A job claimed by a daemon that died before it could start the runner. Looked for
     // first, so the loop takes the write lock only when there is something to write.
-    let stale = "state = 'running' AND pid IS NULL AND started < ?";
+    let stale = "state = 'running' AND pid IS NULL AND started < ? AND delegated = 0";
     let cutoff = now() - 60;
     let stale_claims: i64 = ledger
         .conn
@@ -394,7 +394,7 @@ fn start_runner(ledger: &mut Ledger, id: i64) -> Result<Option<std::process::Chi
 
 pub fn jobs(ledger: &Ledger, submission: Option<&str>) -> Result<Vec<JobRow>> {
     ledger.rows(
-"SELECT id, submission, idx, state, pid, exit_code, created, started, finished, argv, pid_start FROM jobs WHERE ?1 IS NULL OR submission = ?1 ORDER BY id",
+"SELECT id, submission, idx, state, pid, exit_code, created, started, finished, argv, pid_start FROM jobs WHERE (?1 IS NULL OR submission = ?1) AND delegated = 0 ORDER BY id",
 [submission],
 |r| {
             let argv: String = r.get(9)?;

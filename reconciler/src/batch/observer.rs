@@ -2,7 +2,7 @@
 //! its launch printed, polling each batch system for all open submissions at once and
 //! recording what it said (or that it could not say), and acting on a submission's jobs.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use std::time::Duration;
 use cascade_crd::BatchSystem;
 use rusqlite::{OptionalExtension, params};
 
-use super::external::{Adapter, JobSeen, adapter, parse_system};
+use super::external::{Adapter, JobSeen, adapter, parse_system, tag_of};
 use super::local::Control;
 use crate::ledger::{Ledger, Result, SqlContext, now};
 
@@ -92,21 +92,27 @@ fn open_clusters(ledger: &Ledger, system: &str) -> Result<BTreeMap<String, Strin
         .collect())
 }
 
-/// Submissions of `system` whose jobs may still appear or change: launched, not final.
-fn open_submissions(ledger: &Ledger, system: &str) -> Result<BTreeSet<String>> {
-    Ok(ledger
-        .rows(
-            "SELECT id FROM submissions WHERE batch_system = ? AND launch_state <> 'reserved'
-               AND status NOT IN ('Located', 'Removed', 'Failed')",
-            [system],
-            |r| r.get(0),
-        )?
+/// Submissions of `system` whose jobs may still appear or change (launched, not final), by
+/// the tag their jobs carry.
+fn open_submissions(ledger: &mut Ledger, system: &str) -> Result<BTreeMap<String, String>> {
+    let ids: Vec<String> = ledger.rows(
+        "SELECT id FROM submissions WHERE batch_system = ? AND launch_state <> 'reserved'
+           AND status NOT IN ('Located', 'Removed', 'Failed')",
+        [system],
+        |r| r.get(0),
+    )?;
+    if ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let installation = ledger.installation()?;
+    Ok(ids
         .into_iter()
+        .map(|id| (tag_of(&installation, &id), id))
         .collect())
 }
 
 /// Whether anything of `system` is open (so a poll has something to ask).
-pub fn has_open_work(ledger: &Ledger, system: BatchSystem) -> Result<bool> {
+pub fn has_open_work(ledger: &mut Ledger, system: BatchSystem) -> Result<bool> {
     let s = system.as_str();
     Ok(!open_clusters(ledger, s)?.is_empty() || !open_submissions(ledger, s)?.is_empty())
 }
@@ -161,7 +167,7 @@ fn owner(
     system: &str,
     job: &JobSeen,
     clusters: &BTreeMap<String, String>,
-    open: &BTreeSet<String>,
+    open: &BTreeMap<String, String>,
 ) -> rusqlite::Result<Option<String>> {
     if let Some(s) = clusters.get(&job.cluster) {
         return Ok(Some(s.clone()));
@@ -176,15 +182,15 @@ fn owner(
     if bound.is_some() {
         return Ok(bound);
     }
-    match &job.tag {
-        Some(tag) if open.contains(tag) => {
+    match job.tag.as_ref().and_then(|t| open.get(t)) {
+        Some(submission) => {
             tx.execute(
                 "INSERT INTO batch_clusters (system, cluster, submission, bound) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                params![system, job.cluster, tag, now()],
+                params![system, job.cluster, submission, now()],
             )?;
-            Ok(Some(tag.clone()))
+            Ok(Some(submission.clone()))
         }
-        _ => Ok(None),
+        None => Ok(None),
     }
 }
 
@@ -265,7 +271,22 @@ pub fn control(
         .iter()
         .filter(|s| states.contains(&s.as_str()))
         .count();
-    Ok(adapter.control(&clusters, action).map(|()| affected))
+    if let Err(e) = adapter.control(&clusters, action) {
+        return Ok(Err(e));
+    }
+    // What the batch system made of it, recorded now: a killed submission's jobs are seen
+    // removed even when no controller runs to poll (cancelling takes Slurm a moment).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let polled = poll(ledger, adapter.as_ref())?;
+        let open = open_clusters(ledger, system)?;
+        let settled = action != Control::Remove || !open.values().any(|s| s == submission);
+        if polled.is_err() || settled || std::time::Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(Ok(affected))
 }
 
 /// Polls every batch system that has open work, on its own thread, until dropped. A batch
@@ -296,7 +317,7 @@ impl Poller {
                         let due = delays
                             .get(name)
                             .is_none_or(|(_, at)| std::time::Instant::now() >= *at);
-                        if !due || !has_open_work(&ledger, system).unwrap_or(false) {
+                        if !due || !has_open_work(&mut ledger, system).unwrap_or(false) {
                             continue;
                         }
                         let Some(a) = adapter(system) else { continue };

@@ -1,7 +1,7 @@
 //! Jobs described natively (`cascade submit` in a job type whose `batchSystem` is `slurm`):
 //! Cascade records the jobs as the local batch system does (command, input files dealt out
-//! round robin) but marks them `delegated`, and writes one `sbatch --array` call whose task
-//! N runs job N with `cascade run-task`. The task's runner is the local one, so input files
+//! round robin) but marks them delegated (the local daemon leaves them alone), and writes one
+//! `sbatch --array` call whose task N runs job N with `cascade run-task`. The task's runner is the local one, so input files
 //! are consumed or failed and outputs declared exactly as for local jobs; Slurm runs, holds
 //! and kills the tasks, and its observation gives the job counts.
 
@@ -32,6 +32,7 @@ pub struct Resources {
 /// The `sbatch` arguments for an array of `tasks` tasks running `script`.
 pub fn sbatch_args(
     submission: &str,
+    tag: &str,
     tasks: usize,
     cwd: &Path,
     output: &Path,
@@ -42,7 +43,7 @@ pub fn sbatch_args(
         "--parsable".to_string(),
         format!("--array=0-{}", tasks.saturating_sub(1)),
         format!("--job-name={submission}"),
-        format!("--comment={}", tag_of(submission)),
+        format!("--comment={tag}"),
         format!("--chdir={}", cwd.display()),
         format!("--output={}", output.display()),
     ];
@@ -91,8 +92,10 @@ pub fn submit(
         &script,
         task_script(&std::env::current_exe()?, &state, submission),
     )?;
+    let tag = tag_of(&ledger.installation()?, submission);
     let args = sbatch_args(
         submission,
+        &tag,
         tasks,
         spec.cwd,
         &dir.join("slurm-%a.out"),
@@ -100,12 +103,7 @@ pub fn submit(
         resources,
     );
     let printed = run("sbatch", &args).map_err(LedgerError::Invalid)?;
-    let id: String = printed
-        .trim()
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .to_string();
+    let id: String = printed.trim().split(';').next().unwrap_or("").to_string();
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(LedgerError::Invalid(format!(
             "`sbatch --parsable` printed `{}`, not a job id",
@@ -141,7 +139,7 @@ pub fn run_task(state: &Path, submission: &str, index: i64) -> Result<i32> {
     let row: Option<(i64, String, Option<i64>)> = ledger
         .conn
         .query_row(
-            "SELECT id, state, exit_code FROM jobs WHERE submission = ? AND idx = ?",
+            "SELECT id, state, exit_code FROM jobs WHERE submission = ? AND idx = ? AND delegated = 1",
             params![submission, index],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
@@ -154,8 +152,10 @@ pub fn run_task(state: &Path, submission: &str, index: i64) -> Result<i32> {
     };
     // A task Slurm runs again (requeued after a node failure) finds its job running; one that
     // ended already is not run twice.
-    if !matches!(job_state.as_str(), "delegated" | "running") {
-        eprintln!("cascade: job {index} of {submission} already ended ({job_state}); not run again");
+    if !matches!(job_state.as_str(), "idle" | "running") {
+        eprintln!(
+            "cascade: job {index} of {submission} already ended ({job_state}); not run again"
+        );
         return Ok(exit.unwrap_or(1) as i32);
     }
     ledger.write(|tx| {
@@ -183,6 +183,7 @@ mod tests {
         };
         let args = sbatch_args(
             "exp.gen.1",
+            "cascade:0123456789abcdef/exp.gen.1",
             5,
             Path::new("/w"),
             Path::new("/s/o-%a"),
@@ -195,7 +196,7 @@ mod tests {
                 "--parsable",
                 "--array=0-4",
                 "--job-name=exp.gen.1",
-                "--comment=cascade:exp.gen.1",
+                "--comment=cascade:0123456789abcdef/exp.gen.1",
                 "--chdir=/w",
                 "--output=/s/o-%a",
                 "--time=10:00",

@@ -13,7 +13,7 @@ use cascade_crd::BatchSystem;
 use serde_json::Value;
 
 use super::external::{
-    Adapter, JobSeen, JobState, json_number, json_text, push_unique, run, run_any,
+    Adapter, JobSeen, JobState, json_number, json_text, push_unique, run, run_any, tag_in,
 };
 use super::local::Control;
 
@@ -88,7 +88,10 @@ impl Adapter for Slurm {
 /// Jobs of `clusters` from accounting. Slurm says "Nothing found" (9003) for ids it has no
 /// record of, which is an answer, not an error.
 fn accounting(clusters: &[String]) -> Result<Vec<JobSeen>, String> {
-    let text = run("sacct", &["--json".into(), format!("--jobs={}", clusters.join(","))])?;
+    let text = run(
+        "sacct",
+        &["--json".into(), format!("--jobs={}", clusters.join(","))],
+    )?;
     parse_sacct(&text)
 }
 
@@ -121,7 +124,12 @@ fn parse_json(text: &str, what: &str) -> Result<Value, String> {
 pub fn parse_squeue(text: &str) -> Result<Vec<JobSeen>, String> {
     let v = parse_json(text, "squeue")?;
     let mut out = Vec::new();
-    for j in v.get("jobs").and_then(Value::as_array).into_iter().flatten() {
+    for j in v
+        .get("jobs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let Some(job_id) = json_number(j.get("job_id")) else {
             continue;
         };
@@ -164,7 +172,12 @@ pub fn parse_squeue(text: &str) -> Result<Vec<JobSeen>, String> {
 pub fn parse_sacct(text: &str) -> Result<Vec<JobSeen>, String> {
     let v = parse_json(text, "sacct")?;
     let mut out = Vec::new();
-    for j in v.get("jobs").and_then(Value::as_array).into_iter().flatten() {
+    for j in v
+        .get("jobs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let Some(job_id) = json_number(j.get("job_id")) else {
             continue;
         };
@@ -207,18 +220,13 @@ fn describe(state: &str, reason: &str) -> String {
     }
 }
 
-fn tag_in(comment: &str) -> Option<String> {
-    comment
-        .strip_prefix("cascade:")
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-}
-
 /// Slurm's job states (`man squeue`, JOB STATE CODES) in the ledger's words. A held job is
 /// pending with a hold reason; a running job keeps running when held.
 pub fn state_of(state: &str, reason: &str) -> JobState {
     match state {
-        "PENDING" | "REQUEUED" | "REQUEUE_FED" | "RESV_DEL_HOLD" if reason.starts_with("JobHeld") => {
+        "PENDING" | "REQUEUED" | "REQUEUE_FED" | "RESV_DEL_HOLD"
+            if reason.starts_with("JobHeld") =>
+        {
             JobState::Held
         }
         "REQUEUE_HOLD" | "SUSPENDED" | "STOPPED" | "RESV_DEL_HOLD" => JobState::Held,
@@ -245,7 +253,10 @@ fn exit_of(v: Option<&Value>) -> Option<i32> {
             128 + (status & 0x7f)
         });
     }
-    let signal = json_number(v.get("signal").and_then(|s| s.get("id")));
+    // `signal.signal_id` (sacct, 22.05) or `signal.id` (newer).
+    let signal = v
+        .get("signal")
+        .and_then(|s| json_number(s.get("signal_id")).or_else(|| json_number(s.get("id"))));
     match signal {
         Some(s) if s > 0 => Some(128 + s as i32),
         _ => json_number(v.get("return_code")).map(|c| c as i32),
@@ -279,8 +290,7 @@ pub fn expand_array(text: &str) -> Result<Vec<u64>, String> {
                 (n, n)
             }
         };
-        if step == 0 || hi < lo || tasks.len() as u64 + (hi - lo) / step >= MAX_ARRAY_TASKS as u64
-        {
+        if step == 0 || hi < lo || tasks.len() as u64 + (hi - lo) / step >= MAX_ARRAY_TASKS as u64 {
             return Err(bad());
         }
         tasks.extend((lo..=hi).step_by(step as usize));

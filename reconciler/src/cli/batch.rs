@@ -125,8 +125,14 @@ pub fn submit(args: &SubmitArgs) -> std::io::Result<Exit> {
             extra: r.sbatch_args.clone(),
         };
         // sbatch's own words, which is how the launch's output binds the array.
-        crate::batch::sbatch::submit(&mut ledger, &args.submission, args.input.as_deref(), &spec, &resources)
-            .map(|id| format!("Submitted batch job {id}"))
+        crate::batch::sbatch::submit(
+            &mut ledger,
+            &args.submission,
+            args.input.as_deref(),
+            &spec,
+            &resources,
+        )
+        .map(|id| format!("Submitted batch job {id}"))
     } else {
         local::submit(&mut ledger, &args.submission, args.input.as_deref(), &spec)
     };

@@ -39,9 +39,7 @@ fn parse_poll(text: &str) -> Result<Duration, String> {
     let millis = text
         .strip_suffix("ms")
         .and_then(|n| n.parse::<u64>().ok())
-        .or_else(|| {
-            cascade_crd::split::parse_duration(text).map(|s| s.saturating_mul(1000))
-        });
+        .or_else(|| cascade_crd::split::parse_duration(text).map(|s| s.saturating_mul(1000)));
     match millis {
         Some(ms) if ms >= 100 => Ok(Duration::from_millis(ms)),
         _ => Err(format!(

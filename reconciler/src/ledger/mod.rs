@@ -384,6 +384,26 @@ impl Ledger {
             .optional()
             .at(self)
     }
+
+    /// This state directory's own random identity, made the first time it is asked for. It
+    /// tells this installation's jobs from another's on a shared batch system, where
+    /// submission ids (`exp.gen.1`) repeat.
+    pub fn installation(&mut self) -> Result<String> {
+        let read = |l: &Ledger| l.optional_text("SELECT id FROM installation WHERE ?1 = ?1", "");
+        if let Some(id) = read(self)? {
+            return Ok(id);
+        }
+        let mut bytes = [0u8; 8];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO installation (id) SELECT ? WHERE NOT EXISTS (SELECT 1 FROM installation)",
+                [&id],
+            )
+        })?;
+        Ok(read(self)?.unwrap_or(id))
+    }
 }
 
 #[cfg(test)]

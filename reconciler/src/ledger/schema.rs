@@ -17,7 +17,12 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
 /// to a submission, from what its launch printed or the identity found on the jobs.
 /// `batch_jobs`: each job (array task, cluster proc) as last observed. `batch_health`: the last
 /// observation of each batch system, and its error while it cannot be observed.
+/// `installation`: the state directory's random identity, part of the tag on its jobs.
+/// `jobs.delegated`: the job runs on another batch system (a Slurm array task runs it with
+/// `cascade run-task`): the local daemon never starts, adopts or requeues it.
 const V4: &str = r#"
+CREATE TABLE installation (id TEXT PRIMARY KEY);
+ALTER TABLE jobs ADD COLUMN delegated INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE submissions ADD COLUMN batch_system TEXT NOT NULL DEFAULT 'local';
 CREATE TABLE batch_clusters (
     system     TEXT NOT NULL,

@@ -373,6 +373,10 @@ struct Planner<'a> {
     facts: RefCell<HashMap<ObjectKey, Rc<Vec<FileFact>>>>,
     /// The first catalog question of each stage that got no answer.
     degraded: RefCell<HashMap<ObjectKey, String>>,
+    /// Stages degraded only because their batch system cannot be observed: they wait for it
+    /// to answer again, which needs nobody.
+    batch_unobserved: HashSet<ObjectKey>,
+    catalog_failed: RefCell<HashSet<ObjectKey>>,
     actions: Vec<Action>,
     wake_at: Option<i64>,
 }
@@ -414,6 +418,8 @@ impl<'a> Planner<'a> {
             outcomes: HashMap::new(),
             facts: RefCell::default(),
             degraded: RefCell::default(),
+            batch_unobserved: HashSet::new(),
+            catalog_failed: RefCell::default(),
             actions: Vec::new(),
             wake_at: None,
         }
@@ -443,13 +449,11 @@ impl<'a> Planner<'a> {
             };
             let system = self.input.graph.job_type_of(stage).batch_system;
             if let Some(e) = self.input.observed.batch_errors.get(system.as_str()) {
-                self.degrade(
-                    &stage.key,
-                    format!(
-                        "the {} batch system cannot be observed, so job counts are as last seen and nothing is decided from them: {e}",
-                        system.as_str()
-                    ),
-                );
+                self.batch_unobserved.insert(stage.key.clone());
+                self.degraded.borrow_mut().entry(stage.key.clone()).or_insert(format!(
+                    "the {} batch system cannot be observed, so job counts are as last seen and nothing is decided from them: {e}",
+                    system.as_str()
+                ));
                 continue;
             }
             let outputs = &self.outputs[&stage.key];
@@ -502,8 +506,10 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Records why the stage is `Degraded` (the first reason found stays).
+    /// Records that the catalog gave the stage no answer: it is `Degraded` (the first reason
+    /// found stays) and needs a person.
     fn degrade(&self, stage: &ObjectKey, error: String) {
+        self.catalog_failed.borrow_mut().insert(stage.clone());
         self.degraded
             .borrow_mut()
             .entry(stage.clone())

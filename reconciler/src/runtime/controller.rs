@@ -106,11 +106,8 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
         )));
     }
     let mut ledger = Ledger::open(&state)?;
-    let _poller = crate::batch::observer::Poller::start(
-        &state,
-        opts.batch_poll,
-        Duration::from_secs(60),
-    );
+    let _poller =
+        crate::batch::observer::Poller::start(&state, opts.batch_poll, Duration::from_secs(60));
 
     let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -175,7 +172,9 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
         // A daemon starts idle jobs and notices runners that died; one is started whenever
         // jobs are not over and none runs (it exits by itself once there is nothing to do).
         if ledger
-            .scalar_i64("SELECT COUNT(*) FROM jobs WHERE state IN ('idle', 'running', 'held')")?
+            .scalar_i64(
+                "SELECT COUNT(*) FROM jobs WHERE state IN ('idle', 'running', 'held') AND delegated = 0",
+            )?
             > 0
         {
             local::ensure_daemon(&state)?;

@@ -12,6 +12,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::batch::external::{ENV_JOB_TAG, tag_of};
 use crate::batch::local::ENV_STATE_DIR;
 use crate::batch::observer;
 use crate::ledger::{LaunchEnd, Ledger, Result};
@@ -81,6 +82,7 @@ pub fn launch(state: &Path, id: &str) -> Result<()> {
         return Ok(());
     };
     let argv: Vec<String> = serde_json::from_str(&argv).unwrap_or_default();
+    let tag = tag_of(&ledger.installation()?, id);
     let env: Vec<(String, String)> = serde_json::from_str(&env).unwrap_or_default();
     std::fs::create_dir_all(state.join("launches"))?;
     let lock = File::options()
@@ -112,6 +114,7 @@ pub fn launch(state: &Path, id: &str) -> Result<()> {
             .current_dir(&dir)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env(ENV_STATE_DIR, std::path::absolute(state)?)
+            .env(ENV_JOB_TAG, &tag)
             .env("PATH", path)
             .stdin(Stdio::from(lock.try_clone()?))
             .stdout(log.try_clone()?)

@@ -63,7 +63,13 @@ impl<'a> Planner<'a> {
             reason.push_str("; ");
             reason.push_str(note);
         }
-        let (settled, blocked) = motion(state, &chains, &work, &gate);
+        let (settled, mut blocked) = motion(state, &chains, &work, &gate);
+        // A batch system that does not answer comes back by itself: not blocked, waiting.
+        if self.batch_unobserved.contains(&stage.key)
+            && !self.catalog_failed.borrow().contains(&stage.key)
+        {
+            blocked = false;
+        }
         let expected = self.expected_chains(stage, totals.chains, work.exhausted);
         let split_cursor = self.cursor(stage, false);
         // Only a stage without upstream stages walks its own split.
