@@ -122,38 +122,6 @@ fn start(mock: &MockCondor, campaign: &Path, state: &str) -> Child {
         .unwrap()
 }
 
-fn jobs_of(state: &str) -> serde_json::Value {
-    let out = cascade(&["status", "--state", state, "--format", "json"]);
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    status["submissions"][0]["submission"].clone()
-}
-
-fn stage(state: &str) -> (String, String) {
-    let out = cascade(&["status", "--state", state, "--format", "json"]);
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    let s = &status["stages"][0];
-    (
-        s["state"].as_str().unwrap_or("").into(),
-        s["reason"].as_str().unwrap_or("").into(),
-    )
-}
-
-fn end(child: Child) -> (Option<i32>, String) {
-    let mut child = child;
-    let start = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code(),
-        format!("{}{}", text(&out.stdout), text(&out.stderr)),
-    )
-}
-
 #[test]
 fn mock_condor_jobs_are_bound_by_the_printed_cluster_and_followed_to_completion() {
     let dir = TempDir::new("condor-follow");
@@ -164,9 +132,9 @@ fn mock_condor_jobs_are_bound_by_the_printed_cluster_and_followed_to_completion(
     mock.queue(&[(0, 1, ""), (1, 1, "")]);
     let run = start(&mock, &campaign, &s);
     wait_for("two idle jobs", Duration::from_secs(30), || {
-        jobs_of(&s)["jobs"]["idle"].as_u64() == Some(2)
+        submission(&s, "exp.gen.1")["submission"]["jobs"]["idle"].as_u64() == Some(2)
     });
-    assert_eq!(jobs_of(&s)["status"], "Idle");
+    assert_eq!(submission(&s, "exp.gen.1")["submission"]["status"], "Idle");
     // One runs, one is held by the schedd: the submission is Held, with HTCondor's reason.
     mock.queue(&[
         (0, 2, ""),
@@ -177,7 +145,7 @@ fn mock_condor_jobs_are_bound_by_the_printed_cluster_and_followed_to_completion(
         ),
     ]);
     wait_for("a held job", Duration::from_secs(30), || {
-        jobs_of(&s)["status"] == "Held"
+        submission(&s, "exp.gen.1")["submission"]["status"] == "Held"
     });
     let out = mock
         .command(&[
@@ -202,11 +170,11 @@ fn mock_condor_jobs_are_bound_by_the_printed_cluster_and_followed_to_completion(
         (0, 4, "\n  \"ExitBySignal\": false,\n  \"ExitCode\": 0,"),
         (1, 4, "\n  \"ExitBySignal\": false,\n  \"ExitCode\": 0,"),
     ]);
-    let (code, said) = end(run);
+    let (code, said) = finish(run, Duration::from_secs(60));
     assert_eq!(code, Some(0), "{said}");
-    let sub = jobs_of(&s);
+    let sub = submission(&s, "exp.gen.1")["submission"].clone();
     assert_eq!(sub["jobs"]["succeeded"].as_u64(), Some(2), "{sub}");
-    assert_eq!(stage(&s).0, "Completed");
+    assert_eq!(stage_state(&s, "exp/gen").0, "Completed");
     // One condor_q per poll for all clusters, by id, asking only for the attributes read.
     let calls = mock.calls();
     let q = calls.lines().find(|l| l.starts_with("condor_q")).unwrap();
@@ -232,7 +200,7 @@ fn mock_condor_an_unreachable_schedd_degrades_the_stage_and_fails_nothing() {
     mock.queue(&[(0, 2, ""), (1, 2, "")]);
     let run = start(&mock, &campaign, &s);
     wait_for("two running jobs", Duration::from_secs(30), || {
-        jobs_of(&s)["jobs"]["running"].as_u64() == Some(2)
+        submission(&s, "exp.gen.1")["submission"]["jobs"]["running"].as_u64() == Some(2)
     });
     std::fs::write(dir.join("schedd-down"), "").unwrap();
     // Meanwhile the jobs fail, but nobody can see it yet.
@@ -242,17 +210,20 @@ fn mock_condor_an_unreachable_schedd_degrades_the_stage_and_fails_nothing() {
         (1, 4, "\n  \"ExitBySignal\": false,\n  \"ExitCode\": 0,"),
     ]);
     wait_for("Degraded", Duration::from_secs(30), || {
-        stage(&s).0 == "Degraded"
+        stage_state(&s, "exp/gen").0 == "Degraded"
     });
-    let (_, reason) = stage(&s);
+    let (_, reason) = stage_state(&s, "exp/gen");
     assert!(reason.contains("Failed to fetch ads"), "{reason}");
     assert_eq!(
-        jobs_of(&s)["status"],
+        submission(&s, "exp.gen.1")["submission"]["status"],
         "Running",
         "nothing decided while unobserved"
     );
     std::fs::remove_file(dir.join("schedd-down")).unwrap();
-    let (code, said) = end(run);
+    let (code, said) = finish(run, Duration::from_secs(60));
     assert_eq!(code, Some(0), "{said}");
-    assert_eq!(jobs_of(&s)["jobs"]["succeeded"].as_u64(), Some(2));
+    assert_eq!(
+        submission(&s, "exp.gen.1")["submission"]["jobs"]["succeeded"].as_u64(),
+        Some(2)
+    );
 }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -36,38 +36,6 @@ fn slurm_states(job: &str) -> Vec<(String, String)> {
     tasks
 }
 
-/// `cascade status --format json`, or null while the run has not made its state yet.
-fn status_now(state: &str) -> serde_json::Value {
-    let out = cascade(&["status", "--state", state, "--format", "json"]);
-    serde_json::from_slice(&out.stdout).unwrap_or_default()
-}
-
-/// The submission `id` in `cascade status --format json` (null while there is none).
-fn submission(state: &str, id: &str) -> serde_json::Value {
-    status_now(state)["submissions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|s| s["submission"]["id"] == id)
-        .cloned()
-        .unwrap_or(serde_json::Value::Null)
-}
-
-fn stage_state(state: &str, stage: &str) -> (String, String) {
-    let status = status_now(state);
-    let s = status["stages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|s| s["stage"] == stage)
-        .cloned()
-        .unwrap_or_default();
-    (
-        s["state"].as_str().unwrap_or("").to_string(),
-        s["reason"].as_str().unwrap_or("").to_string(),
-    )
-}
-
 /// The Slurm job id Cascade bound to a submission (`batchId` is `N@slurm`).
 fn slurm_id(state: &str, id: &str) -> String {
     let batch = submission(state, id)["batchId"]
@@ -87,6 +55,33 @@ fn slurm_campaign(dir: &Path, launch_script: &str) {
     std::fs::write(dir.join("campaign.yaml"), yaml).unwrap();
 }
 
+/// `cascade run examples/eve_slurm` to its successful end.
+fn run_example(state: &str) {
+    let out = Command::new(cascade_bin())
+        .args(["run", "examples/eve_slurm", "--state", state])
+        .args(["--batch-poll", "300ms", "-q"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// A one-stage Slurm campaign of `launch_script` running in the background: its directory,
+/// its state directory and the run.
+fn start_campaign(name: &str, launch_script: &str) -> (TempDir, String, Child) {
+    require_slurm();
+    let dir = TempDir::new(name);
+    slurm_campaign(&dir, launch_script);
+    let state = dir.join("state").to_str().unwrap().to_string();
+    let run = start_run(&dir, &state);
+    (dir, state, run)
+}
+
 /// `cascade run` in the background, polling Slurm often.
 fn start_run(dir: &Path, state: &str) -> Child {
     Command::new(cascade_bin())
@@ -100,55 +95,13 @@ fn start_run(dir: &Path, state: &str) -> Child {
         .unwrap()
 }
 
-/// Waits for a background run to end; its exit code and what it printed.
-fn finish(mut child: Child, limit: Duration) -> (Option<i32>, String) {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let out = child.wait_with_output().unwrap();
-            return (
-                status.code(),
-                format!("{}{}", text(&out.stdout), text(&out.stderr)),
-            );
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "the run did not end within {limit:?}: {}{}",
-                text(&out.stdout),
-                text(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn slurm_example_campaign_runs_an_array_per_slice_and_recovers_a_failed_task() {
     require_slurm();
     let dir = TempDir::new("slurm-example");
     let state = dir.join("state");
     let s = state.to_str().unwrap();
-    let out = Command::new(cascade_bin())
-        .args([
-            "run",
-            "examples/eve_slurm",
-            "--state",
-            s,
-            "--batch-poll",
-            "300ms",
-            "-q",
-        ])
-        .current_dir(root())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    run_example(s);
     for stage in ["eve/slurm-gen", "eve/slurm-reco", "eve/slurm-summary"] {
         assert_eq!(stage_state(s, stage).0, "Completed", "{stage}");
     }
@@ -206,16 +159,11 @@ fn slurm_example_campaign_runs_an_array_per_slice_and_recovers_a_failed_task() {
 
 #[test]
 fn slurm_hold_and_release_go_through_scontrol_and_the_run_completes() {
-    require_slurm();
-    let dir = TempDir::new("slurm-hold");
     // Three tasks on a two-core node: one waits, so the hold has something to hold.
-    slurm_campaign(
-        &dir,
+    let (_dir, s, run) = start_campaign(
+        "slurm-hold",
         "cascade submit --batch-system slurm --jobs 3 -- sh -c 'sleep 3; echo done > $CASCADE_OUTPUT_DIR/$CASCADE_JOB_INDEX.out'",
     );
-    let state = dir.join("state");
-    let s = state.to_str().unwrap().to_string();
-    let run = start_run(&dir, &s);
     wait_for("the array to be bound", Duration::from_secs(30), || {
         submission(&s, "exp.gen.1")["batchId"]
             .as_str()
@@ -257,15 +205,10 @@ fn slurm_hold_and_release_go_through_scontrol_and_the_run_completes() {
 
 #[test]
 fn slurm_kill_cancels_the_array_and_the_submission_is_removed() {
-    require_slurm();
-    let dir = TempDir::new("slurm-kill");
-    slurm_campaign(
-        &dir,
+    let (_dir, s, run) = start_campaign(
+        "slurm-kill",
         "cascade submit --batch-system slurm --jobs 2 -- sleep 120",
     );
-    let state = dir.join("state");
-    let s = state.to_str().unwrap().to_string();
-    let run = start_run(&dir, &s);
     wait_for("both tasks running", Duration::from_secs(30), || {
         submission(&s, "exp.gen.1")["submission"]["jobs"]["running"].as_u64() == Some(2)
     });
@@ -326,15 +269,10 @@ fn slurm_a_launch_that_prints_no_job_id_is_launch_failed_not_completed() {
 /// submission is taken as failed, and when slurmctld is back the campaign completes.
 #[test]
 fn slurm_controller_down_mid_campaign_is_degraded_not_failed() {
-    require_slurm();
-    let dir = TempDir::new("slurm-down");
-    slurm_campaign(
-        &dir,
+    let (_dir, s, run) = start_campaign(
+        "slurm-down",
         "cascade submit --batch-system slurm --jobs 2 -- sh -c 'sleep 4; echo ok > $CASCADE_OUTPUT_DIR/$CASCADE_JOB_INDEX.out'",
     );
-    let state = dir.join("state");
-    let s = state.to_str().unwrap().to_string();
-    let run = start_run(&dir, &s);
     wait_for("both tasks running", Duration::from_secs(30), || {
         submission(&s, "exp.gen.1")["submission"]["jobs"]["running"].as_u64() == Some(2)
     });
@@ -379,4 +317,83 @@ fn slurm_controller_down_mid_campaign_is_degraded_not_failed() {
         Some(2),
         "{sub}"
     );
+}
+
+/// The controller killed with SIGKILL at arbitrary moments of the Slurm example, and restarted
+/// each time: every submission has exactly one array, by Cascade's bindings and by Slurm's own
+/// count of the jobs carrying each submission's tag, and the campaign completes.
+#[test]
+fn slurm_kill_9_of_the_controller_submits_nothing_twice() {
+    require_slurm();
+    let dir = TempDir::new("slurm-crash");
+    let state = dir.join("state");
+    let s = state.to_str().unwrap().to_string();
+    let mut rng = Rng(20261129);
+    let mut kills = 0;
+    for _ in 0..30 {
+        let mut child = Command::new(cascade_bin())
+            .args([
+                "run",
+                "examples/eve_slurm",
+                "--state",
+                &s,
+                "--batch-poll",
+                "300ms",
+                "-q",
+            ])
+            .current_dir(root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50 + rng.below(400)));
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+    }
+    assert!(kills >= 5, "only {kills} kills landed during the campaign");
+    run_example(&s);
+    let status = status_now(&s);
+    let subs = status["submissions"].as_array().unwrap();
+    assert_eq!(
+        subs.len(),
+        4,
+        "gen, reco, its recovery round, summary: {subs:#?}"
+    );
+    // Slurm's own record: the comment (tag) of every job, one line per array.
+    let out = Command::new("squeue")
+        .args(["-h", "--states=all", "-r", "-o", "%F %k"])
+        .output()
+        .unwrap();
+    let listing = text(&out.stdout);
+    for sub in subs {
+        let id = sub["submission"]["id"].as_str().unwrap();
+        let bound = slurm_id(&s, id);
+        let tag = Command::new("squeue")
+            .args(["-h", "--states=all", "-o", "%k", "-j", &bound])
+            .output()
+            .unwrap();
+        let tag = text(&tag.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        if !tag.starts_with("cascade:") {
+            continue; // the summary's own sbatch call: bound by the id it printed
+        }
+        let arrays: std::collections::BTreeSet<&str> = listing
+            .lines()
+            .filter(|l| l.split_once(' ').is_some_and(|(_, c)| c == tag))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        assert_eq!(
+            arrays.len(),
+            1,
+            "{id}: Slurm has arrays {arrays:?} tagged {tag}"
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! Finding and running the built binary.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
 
 /// The repository root (the workspace), where examples and fixtures live.
 pub fn root() -> PathBuf {
@@ -84,7 +85,7 @@ impl Drop for TempDir {
 }
 
 /// Waits until `done` holds, failing the test after `limit`.
-pub fn wait_for(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
     while !done() {
         assert!(start.elapsed() < limit, "timed out waiting for {what}");
@@ -97,6 +98,63 @@ pub fn status_json(state: &str) -> serde_json::Value {
     let out = cascade(&["status", "--state", state, "--format", "json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("status json")
+}
+
+/// `cascade status --format json`, or null while the run has not made its state yet.
+pub fn status_now(state: &str) -> serde_json::Value {
+    let out = cascade(&["status", "--state", state, "--format", "json"]);
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// The submission `id` in `cascade status --format json` (null while there is none).
+pub fn submission(state: &str, id: &str) -> serde_json::Value {
+    status_now(state)["submissions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["submission"]["id"] == id)
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// A stage's state and reason (empty while there is none).
+pub fn stage_state(state: &str, stage: &str) -> (String, String) {
+    let status = status_now(state);
+    let s = status["stages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["stage"] == stage)
+        .cloned()
+        .unwrap_or_default();
+    (
+        s["state"].as_str().unwrap_or("").to_string(),
+        s["reason"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+/// Waits for a background run to end; its exit code and what it printed.
+pub fn finish(mut child: Child, limit: Duration) -> (Option<i32>, String) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            return (
+                status.code(),
+                format!("{}{}", text(&out.stdout), text(&out.stderr)),
+            );
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the run did not end within {limit:?}: {}{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The files a catalog query selects.

@@ -235,3 +235,11 @@ pub fn json_text(v: Option<&serde_json::Value>) -> String {
         _ => String::new(),
     }
 }
+
+/// The job `id` among `jobs` (tests of the adapters' parsers).
+#[cfg(test)]
+pub fn job_named<'a>(jobs: &'a [JobSeen], id: &str) -> &'a JobSeen {
+    jobs.iter()
+        .find(|j| j.job == id)
+        .unwrap_or_else(|| panic!("no job {id} in {jobs:#?}"))
+}

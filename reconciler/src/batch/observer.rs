@@ -52,14 +52,25 @@ pub fn bind_printed(ledger: &mut Ledger, submission: &str) -> Result<Vec<String>
     let system = adapter.system().as_str();
     ledger.write(|tx| {
         for id in &ids {
-            tx.execute(
-                "INSERT INTO batch_clusters (system, cluster, submission, bound) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                params![system, id, submission, now()],
-            )?;
+            bind(tx, system, id, submission)?;
         }
         Ok(())
     })?;
     Ok(ids)
+}
+
+/// Binds a job id of `system` to a submission (once: an id never changes hands).
+pub fn bind(
+    tx: &rusqlite::Transaction,
+    system: &str,
+    cluster: &str,
+    submission: &str,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO batch_clusters (system, cluster, submission, bound) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        params![system, cluster, submission, now()],
+    )?;
+    Ok(())
 }
 
 /// The first job id bound to a submission, as shown to people (`1234@slurm`).
@@ -184,10 +195,7 @@ fn owner(
     }
     match job.tag.as_ref().and_then(|t| open.get(t)) {
         Some(submission) => {
-            tx.execute(
-                "INSERT INTO batch_clusters (system, cluster, submission, bound) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                params![system, job.cluster, submission, now()],
-            )?;
+            bind(tx, system, &job.cluster, submission)?;
             Ok(Some(submission.clone()))
         }
         None => Ok(None),

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{OptionalExtension, params};
 
-use super::external::{run, tag_of};
+use super::external::{Adapter, run, tag_of};
 use super::local::{JobSpec, record_jobs};
+use super::slurm::Slurm;
 use crate::launch::shell::quote;
 use crate::ledger::{Ledger, LedgerError, Result, SqlContext, now};
 
@@ -84,6 +85,18 @@ pub fn submit(
     if let Some(bound) = bound_array(ledger, submission)? {
         return Ok(bound);
     }
+    let tag = tag_of(&ledger.installation()?, submission);
+    // A launch run again after a crash between sbatch's answer and its binding: Slurm knows
+    // the array by its tag, so it is bound, not submitted twice.
+    let earlier = Slurm
+        .observe(&[])
+        .map_err(LedgerError::Invalid)?
+        .into_iter()
+        .find(|j| j.tag.as_deref() == Some(tag.as_str()));
+    if let Some(job) = earlier {
+        bind(ledger, &job.cluster, submission)?;
+        return Ok(job.cluster);
+    }
     let state = std::path::absolute(&ledger.dir)?;
     let dir: PathBuf = state.join("jobs").join(submission);
     std::fs::create_dir_all(&dir)?;
@@ -92,7 +105,6 @@ pub fn submit(
         &script,
         task_script(&std::env::current_exe()?, &state, submission),
     )?;
-    let tag = tag_of(&ledger.installation()?, submission);
     let args = sbatch_args(
         submission,
         &tag,
@@ -111,13 +123,12 @@ pub fn submit(
         )));
     }
     // Bound at once, so that a launch run again after a crash finds it and submits nothing.
-    ledger.write(|tx| {
-        tx.execute(
-            "INSERT INTO batch_clusters (system, cluster, submission, bound) VALUES ('slurm', ?, ?, ?) ON CONFLICT DO NOTHING",
-            params![id, submission, now()],
-        )
-    })?;
+    bind(ledger, &id, submission)?;
     Ok(id)
+}
+
+fn bind(ledger: &mut Ledger, cluster: &str, submission: &str) -> Result<()> {
+    ledger.write(|tx| super::observer::bind(tx, "slurm", cluster, submission))
 }
 
 fn bound_array(ledger: &Ledger, submission: &str) -> Result<Option<String>> {

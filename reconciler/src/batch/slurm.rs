@@ -119,20 +119,21 @@ fn parse_json(text: &str, what: &str) -> Result<Value, String> {
     Ok(v)
 }
 
+/// The `jobs` entries that have a job id, with it.
+fn entries(v: &Value) -> impl Iterator<Item = (&Value, i64)> {
+    v.get("jobs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|j| json_number(j.get("job_id")).map(|id| (j, id)))
+}
+
 /// Jobs from `squeue --json` output. A pending array not yet split into tasks is one entry
 /// standing for all of its pending tasks (`array_task_string`).
 pub fn parse_squeue(text: &str) -> Result<Vec<JobSeen>, String> {
     let v = parse_json(text, "squeue")?;
     let mut out = Vec::new();
-    for j in v
-        .get("jobs")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let Some(job_id) = json_number(j.get("job_id")) else {
-            continue;
-        };
+    for (j, job_id) in entries(&v) {
         let array = json_number(j.get("array_job_id")).filter(|a| *a > 0);
         let cluster = array.unwrap_or(job_id).to_string();
         let state_name = json_text(j.get("job_state"));
@@ -172,15 +173,7 @@ pub fn parse_squeue(text: &str) -> Result<Vec<JobSeen>, String> {
 pub fn parse_sacct(text: &str) -> Result<Vec<JobSeen>, String> {
     let v = parse_json(text, "sacct")?;
     let mut out = Vec::new();
-    for j in v
-        .get("jobs")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let Some(job_id) = json_number(j.get("job_id")) else {
-            continue;
-        };
+    for (j, job_id) in entries(&v) {
         let array = j.get("array");
         let array_id = json_number(array.and_then(|a| a.get("job_id"))).filter(|a| *a > 0);
         let task = json_number(array.and_then(|a| a.get("task_id")));

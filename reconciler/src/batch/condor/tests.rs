@@ -4,12 +4,7 @@
 //! 1-7), and check what Cascade makes of them against what each job did.
 
 use super::*;
-
-fn job<'a>(jobs: &'a [JobSeen], id: &str) -> &'a JobSeen {
-    jobs.iter()
-        .find(|j| j.job == id)
-        .unwrap_or_else(|| panic!("no job {id} in {jobs:#?}"))
-}
+use crate::batch::external::job_named as job;
 
 #[test]
 fn condor_submit_prints_its_cluster() {

@@ -10,12 +10,7 @@
 //! small documents written from Slurm's OpenAPI reference.
 
 use super::*;
-
-fn job<'a>(jobs: &'a [JobSeen], id: &str) -> &'a JobSeen {
-    jobs.iter()
-        .find(|j| j.job == id)
-        .unwrap_or_else(|| panic!("no job {id} in {jobs:#?}"))
-}
+use crate::batch::external::job_named as job;
 
 #[test]
 fn sbatch_output_binds_its_job_id() {
