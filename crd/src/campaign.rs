@@ -49,6 +49,35 @@ pub struct CampaignSpec {
     /// Free text shown to people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// What happens to the open submissions of a stage (or of this whole campaign) when it
+    /// is removed from the definitions: `finish` (default: its jobs run to their end, nothing
+    /// more is launched) or `kill` (its jobs are removed, as `cascade kill` does).
+    #[serde(default, skip_serializing_if = "RemovalPolicy::is_default")]
+    pub removal_policy: RemovalPolicy,
+}
+
+/// What removal from the definitions does to open submissions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RemovalPolicy {
+    /// Launch nothing more; let the jobs that run finish.
+    #[default]
+    Finish,
+    /// Launch nothing more and remove the jobs.
+    Kill,
+}
+
+impl RemovalPolicy {
+    pub fn is_default(&self) -> bool {
+        *self == RemovalPolicy::Finish
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemovalPolicy::Finish => "finish",
+            RemovalPolicy::Kill => "kill",
+        }
+    }
 }
 
 /// Whether a campaign launches anything.

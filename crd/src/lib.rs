@@ -13,7 +13,7 @@ pub mod split;
 pub mod stage;
 pub mod status;
 
-pub use campaign::{Campaign, CampaignSpec, CampaignState};
+pub use campaign::{Campaign, CampaignSpec, CampaignState, RemovalPolicy};
 pub use common::{Completion, CompletionType, Param};
 pub use job_type::{BatchSystem, JobType, JobTypeSpec, RecoveryStep, RecoveryType};
 pub use login_setup::{LoginSetup, LoginSetupSpec};

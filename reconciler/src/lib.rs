@@ -12,5 +12,6 @@ pub mod ledger;
 pub mod model;
 pub mod plan;
 pub mod runtime;
+pub mod server;
 pub mod source;
 pub mod split;

@@ -10,6 +10,7 @@ pub mod generate;
 pub mod ini;
 pub mod operator;
 pub mod plan;
+pub mod review;
 pub mod run;
 pub mod state;
 pub mod status;

@@ -13,13 +13,29 @@ use crate::source::dir::read_paths;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Files or directories of YAML resources
-    #[arg(required = true)]
+    #[arg(required_unless_present = "repo")]
     pub paths: Vec<PathBuf>,
+    /// A git repository: review the change from --base to --head (a pull request) instead
+    #[arg(long, conflicts_with = "paths", requires_all = ["base", "head"])]
+    pub repo: Option<PathBuf>,
+    /// The revision before the change (a branch, tag or commit)
+    #[arg(long, requires = "repo")]
+    pub base: Option<String>,
+    /// The revision after the change
+    #[arg(long, requires = "repo")]
+    pub head: Option<String>,
+    /// The directory of the repository that holds the definitions
+    #[arg(long, default_value = ".", requires = "repo")]
+    pub path: String,
+    /// With --repo: exit 2 when the change alters what production launches (a CI gate)
+    #[arg(long, requires = "repo")]
+    pub exit_code: bool,
     /// State directory of a controller: plan against what it has observed (without it, the
     /// plan of a first reconcile)
     #[arg(long)]
     pub state: Option<PathBuf>,
-    /// Output for people (`text`) or machines (`json`)
+    /// Output for people (`text`), a pull-request comment (`markdown`, with --repo) or
+    /// machines (`json`)
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
     /// User the launches are made for (`%(experimenter)s`); default: $USER
@@ -34,6 +50,7 @@ pub struct Args {
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum Format {
     Text,
+    Markdown,
     Json,
 }
 
@@ -95,6 +112,9 @@ fn parse_timeout(text: &str) -> Result<i64, String> {
 }
 
 pub fn run(args: &Args) -> std::io::Result<Exit> {
+    if let Some(repo) = &args.repo {
+        return super::review::run(args, repo);
+    }
     let files = read_paths(&args.paths)?;
     let (_, validated) = load_and_validate(&files);
     print_diagnostics(&mut std::io::stderr().lock(), &validated.diagnostics)?;
@@ -103,44 +123,14 @@ pub fn run(args: &Args) -> std::io::Result<Exit> {
         return Ok(Exit::Rejected);
     };
     let experimenter = experimenter(&args.experimenter);
-    let now = chrono::Utc::now().timestamp();
     let settings = args.launch_settings.settings(
         args.state
             .as_deref()
             .unwrap_or(std::path::Path::new(".cascade")),
     );
-    let plan = match &args.state {
-        Some(dir) => {
-            let store = match crate::ledger::Ledger::open_existing(dir) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(Exit::Failed);
-                }
-            };
-            let observed = store.observed().map_err(std::io::Error::other)?;
-            let catalog = store.catalog_view();
-            plan(&PlanInput {
-                graph: &graph,
-                observed: &observed,
-                catalog: &catalog,
-                now,
-                experimenter: &experimenter,
-                launch_timeout: args.launch_timeout.seconds,
-                local_offset: crate::runtime::local_offset(now),
-                settings: &settings,
-            })
-        }
-        None => plan(&PlanInput {
-            graph: &graph,
-            observed: &Observed::default(),
-            catalog: &FixedCatalog::default(),
-            now,
-            experimenter: &experimenter,
-            launch_timeout: args.launch_timeout.seconds,
-            local_offset: crate::runtime::local_offset(now),
-            settings: &settings,
-        }),
+    let plan = match plan_for(args, &graph, &settings, &experimenter) {
+        Ok(plan) => plan,
+        Err(exit) => return Ok(exit),
     };
     let mut out = std::io::stdout().lock();
     match args.format {
@@ -148,9 +138,55 @@ pub fn run(args: &Args) -> std::io::Result<Exit> {
             serde_json::to_writer_pretty(&mut out, &plan)?;
             writeln!(out)?;
         }
-        Format::Text => print_text(&mut out, &plan, args.state.is_none())?,
+        Format::Text | Format::Markdown => print_text(&mut out, &plan, args.state.is_none())?,
     }
     Ok(Exit::Ok)
+}
+
+/// The next reconcile's plan: against `--state` when given, else a first reconcile.
+pub fn plan_for(
+    args: &Args,
+    graph: &crate::model::DesiredGraph,
+    settings: &crate::launch::compose::LaunchSettings,
+    experimenter: &str,
+) -> Result<Plan, Exit> {
+    let now = chrono::Utc::now().timestamp();
+    Ok(match &args.state {
+        Some(dir) => {
+            let store = match crate::ledger::Ledger::open_existing(dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Err(Exit::Failed);
+                }
+            };
+            let observed = store.observed().map_err(|e| {
+                eprintln!("error: {e}");
+                Exit::Failed
+            })?;
+            let catalog = store.catalog_view();
+            plan(&PlanInput {
+                graph,
+                observed: &observed,
+                catalog: &catalog,
+                now,
+                experimenter,
+                launch_timeout: args.launch_timeout.seconds,
+                local_offset: crate::runtime::local_offset(now),
+                settings,
+            })
+        }
+        None => plan(&PlanInput {
+            graph,
+            observed: &Observed::default(),
+            catalog: &FixedCatalog::default(),
+            now,
+            experimenter,
+            launch_timeout: args.launch_timeout.seconds,
+            local_offset: crate::runtime::local_offset(now),
+            settings,
+        }),
+    })
 }
 
 fn print_text(out: &mut impl Write, plan: &Plan, first: bool) -> std::io::Result<()> {

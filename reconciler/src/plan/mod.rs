@@ -5,6 +5,7 @@ pub mod observed;
 mod planner;
 pub mod queries;
 pub mod resource_status;
+pub mod review;
 pub mod submission;
 
 #[cfg(test)]

@@ -1,3 +1,4 @@
 //! Sources of desired state. Each produces `(path, bytes)` pairs for the one loader.
 
 pub mod dir;
+pub mod git;

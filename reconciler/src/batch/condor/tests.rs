@@ -131,3 +131,12 @@ fn clusters_are_asked_of_their_own_schedd() {
     assert_eq!(grouped[&Some("a.example.org".to_string())], ["1", "3"]);
     assert_eq!(grouped[&None], ["2"]);
 }
+
+#[test]
+fn output_cut_short_is_an_error_not_the_jobs_it_got_to() {
+    // condor_q killed (or its connection dropped) part way through its answer.
+    let full = include_str!("condor_q.json");
+    let cut = &full[..full.len() / 2];
+    let err = parse_ads(cut, None).unwrap_err();
+    assert!(err.contains("not a JSON list"), "{err}");
+}

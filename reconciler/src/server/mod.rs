@@ -1,0 +1,3 @@
+//! The controller's HTTP side: webhooks of git hosts and health.
+
+pub mod webhook;
