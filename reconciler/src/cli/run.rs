@@ -7,12 +7,16 @@ use std::time::Duration;
 use super::Exit;
 use super::state::StateArg;
 use crate::runtime::controller::{self, Options};
+use crate::runtime::definitions::{GitFollow, SourceSpec};
+use crate::source::git::GitSource;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// Files or directories of YAML resources
-    #[arg(required = true)]
+    #[arg(required_unless_present = "git", conflicts_with = "git")]
     pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub git: GitArgs,
     #[command(flatten)]
     pub state: StateArg,
     /// User the launches are made for (`%(experimenter)s`); default: $USER
@@ -35,6 +39,97 @@ pub struct RunArgs {
     pub batch_poll: Duration,
 }
 
+/// Following a git repository instead of files.
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Git source")]
+pub struct GitArgs {
+    /// Follow this repository (`file://`, `git://`, `http(s)://` URL or a path)
+    #[arg(long = "git", value_name = "URL")]
+    pub git: Option<String>,
+    /// The branch to follow
+    #[arg(long, default_value = "main", requires = "git")]
+    pub branch: String,
+    /// The directory of the repository that holds the definitions
+    #[arg(long, default_value = ".", requires = "git")]
+    pub path: String,
+    /// How often the branch is fetched (webhooks fetch at once)
+    #[arg(long, default_value = "60s", value_parser = parse_poll, requires = "git")]
+    pub interval: Duration,
+    /// A file with `user:password` (or `user:token`) for http(s); default:
+    /// $CASCADE_GIT_USERNAME and $CASCADE_GIT_PASSWORD
+    #[arg(long, requires = "git")]
+    pub git_credentials: Option<PathBuf>,
+    /// Receive webhooks of git hosts on this address (`127.0.0.1:8080`): `POST /webhook`
+    #[arg(long, requires = "git")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// The webhooks' shared secret, read from this file; default: $CASCADE_WEBHOOK_SECRET
+    #[arg(long, requires = "listen")]
+    pub webhook_secret_file: Option<PathBuf>,
+}
+
+impl GitArgs {
+    /// Where the definitions come from, or why the options cannot work.
+    pub fn source(&self, paths: &[PathBuf]) -> Result<SourceSpec, String> {
+        let Some(url) = &self.git else {
+            return Ok(SourceSpec::Dir(paths.to_vec()));
+        };
+        let credentials = match &self.git_credentials {
+            Some(file) => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+                let line = text.lines().next().unwrap_or("").trim();
+                let (user, password) = line.split_once(':').ok_or_else(|| {
+                    format!("{} must hold `user:password` on its first line", file.display())
+                })?;
+                Some((user.to_string(), password.to_string()))
+            }
+            None => match (
+                std::env::var("CASCADE_GIT_USERNAME"),
+                std::env::var("CASCADE_GIT_PASSWORD"),
+            ) {
+                (Ok(u), Ok(p)) => Some((u, p)),
+                _ => None,
+            },
+        };
+        let secret = match &self.webhook_secret_file {
+            Some(file) => Some(
+                std::fs::read_to_string(file)
+                    .map_err(|e| format!("cannot read {}: {e}", file.display()))?
+                    .trim()
+                    .as_bytes()
+                    .to_vec(),
+            ),
+            None => std::env::var("CASCADE_WEBHOOK_SECRET")
+                .ok()
+                .map(|s| s.into_bytes()),
+        };
+        if self.listen.is_some() && secret.as_ref().is_none_or(|s| s.is_empty()) {
+            return Err(
+                "webhooks need a secret: give --webhook-secret-file FILE or CASCADE_WEBHOOK_SECRET"
+                    .into(),
+            );
+        }
+        // A plain path is a local repository.
+        let url = if url.contains("://") {
+            url.clone()
+        } else {
+            let abs = std::path::absolute(url).map_err(|e| e.to_string())?;
+            format!("file://{}", abs.display())
+        };
+        Ok(SourceSpec::Git(GitFollow {
+            source: GitSource {
+                url,
+                branch: self.branch.clone(),
+                path: self.path.clone(),
+                credentials,
+            },
+            interval: self.interval,
+            listen: self.listen,
+            secret,
+        }))
+    }
+}
+
 fn parse_poll(text: &str) -> Result<Duration, String> {
     let millis = text
         .strip_suffix("ms")
@@ -49,8 +144,15 @@ fn parse_poll(text: &str) -> Result<Duration, String> {
 }
 
 pub fn run(args: &RunArgs) -> std::io::Result<Exit> {
+    let source = match args.git.source(&args.paths) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Exit::Rejected);
+        }
+    };
     let opts = Options {
-        paths: args.paths.clone(),
+        source,
         state: args.state.state.clone(),
         experimenter: super::plan::experimenter(&args.experimenter),
         tick: Duration::from_secs(1),

@@ -3,8 +3,11 @@
 //! system keep their tables in the same database, so a job finishing, its outputs being
 //! declared and its input files being marked consumed commit together.
 
+mod revisions;
 mod schema;
 mod submissions;
+
+pub use revisions::RevisionRow;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -10,7 +10,22 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         V3,
     ),
     (4, "jobs of batch systems Cascade observes", V4),
+    (5, "revisions of the definitions applied from git", V5),
 ];
+
+/// `revisions`: what became of each revision the source offered: `applied`, `rejected` (it
+/// does not validate; `detail` has the errors), `missing` (the branch is gone), `unreachable`
+/// (the fetch failed). `submissions.revision`: the revision in force when it was launched.
+const V5: &str = r#"
+CREATE TABLE revisions (
+    id     INTEGER PRIMARY KEY,
+    commit_id TEXT NOT NULL,
+    state  TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    at     BIGINT NOT NULL
+);
+ALTER TABLE submissions ADD COLUMN revision TEXT;
+"#;
 
 /// `submissions.batch_system`: where the submission's jobs run (its job type's, when it was
 /// reserved). `batch_clusters`: the job ids (Slurm job or array ids, HTCondor clusters) bound

@@ -80,6 +80,17 @@ impl Ledger {
     /// identity (stage, origin) or id exists: the launch was already planned and is not
     /// repeated. The input dataset is defined in the catalog in the same transaction.
     pub fn reserve(&mut self, l: &LaunchAction, launcher: &str, launch_dir: &str) -> Result<bool> {
+        self.reserve_at(l, launcher, launch_dir, None)
+    }
+
+    /// `reserve`, recording the revision of the definitions in force (a git commit).
+    pub fn reserve_at(
+        &mut self,
+        l: &LaunchAction,
+        launcher: &str,
+        launch_dir: &str,
+        revision: Option<&str>,
+    ) -> Result<bool> {
         let log = self
             .dir
             .join("launches")
@@ -94,8 +105,8 @@ impl Ledger {
             };
             let t = now();
             let inserted = tx.execute(
-                "INSERT INTO submissions (id, namespace, stage, seq, origin, origin_json, test, dataset, input, cursor_after, status, launch_state, approval, command, display, argv, env, launch_dir, launch_attempts, launch_log, launcher, force_located, created, updated, batch_system)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?, ?) ON CONFLICT DO NOTHING",
+                "INSERT INTO submissions (id, namespace, stage, seq, origin, origin_json, test, dataset, input, cursor_after, status, launch_state, approval, command, display, argv, env, launch_dir, launch_attempts, launch_log, launcher, force_located, created, updated, batch_system, revision)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 params![
                     l.id,
                     l.stage.namespace,
@@ -119,7 +130,8 @@ impl Ledger {
                     launcher,
                     t,
                     t,
-                    l.batch_system.as_str()
+                    l.batch_system.as_str(),
+                    revision
                 ],
             )?;
             if inserted == 0 {

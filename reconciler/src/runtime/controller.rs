@@ -18,12 +18,14 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use super::executor::{self, MAX_ATTEMPTS, Reservation};
 use crate::batch::local;
 use crate::ledger::{LaunchEnd, Ledger, LedgerError, Result};
-use crate::model::{DesiredGraph, load_and_validate};
+use super::definitions::{
+    Applied, SourceSpec, apply_removals, initial_git, load_dir, on_fetch, removed_stages,
+    serve_webhooks, spawn_fetcher,
+};
 use crate::plan::{Action, Plan, PlanInput, StageState, StageStatus, plan};
-use crate::source::dir::read_paths;
 
 pub struct Options {
-    pub paths: Vec<PathBuf>,
+    pub source: SourceSpec,
     pub state: PathBuf,
     pub experimenter: String,
     /// Seconds between reconciles when nothing wakes the controller earlier.
@@ -53,37 +55,16 @@ impl Summary {
     }
 }
 
-/// Where a stage's launches run: the directory of the file that defines its job type.
-fn launch_dir(stage: Option<&crate::model::Stage>) -> PathBuf {
-    let dir = stage
-        .and_then(|s| Path::new(&s.job_type_source).parent())
-        .map(Path::to_path_buf)
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("."));
-    std::path::absolute(&dir).unwrap_or(dir)
-}
-
-fn load(paths: &[PathBuf]) -> std::result::Result<DesiredGraph, String> {
-    let files = read_paths(paths).map_err(|e| e.to_string())?;
-    let (_, validated) = load_and_validate(&files);
-    match validated.graph {
-        Some(g) => Ok(g),
-        None => Err(validated
-            .diagnostics
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")),
-    }
-}
-
 pub async fn run(mut opts: Options) -> Result<Summary> {
     // Registered first, so that Ctrl-C or SIGTERM at any moment of the loop is seen (and not
     // the default action, which would end the process mid-step).
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     // Definitions that do not validate leave no state behind.
-    let mut graph = load(&opts.paths).map_err(LedgerError::Rejected)?;
+    let dir_graph = match &opts.source {
+        SourceSpec::Dir(paths) => Some(load_dir(paths).map_err(LedgerError::Rejected)?),
+        SourceSpec::Git(_) => None,
+    };
     crate::ledger::prepare_state_dir(&opts.state)?;
     let state = std::path::absolute(&opts.state)?;
     opts.settings.state_dir = state.display().to_string();
@@ -106,6 +87,34 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
         )));
     }
     let mut ledger = Ledger::open(&state)?;
+    let mut applied = match (&opts.source, dir_graph) {
+        (_, Some(graph)) => Applied {
+            graph,
+            revision: None,
+            checkout: None,
+        },
+        (SourceSpec::Git(follow), None) => initial_git(&mut ledger, &state, follow)?,
+        (SourceSpec::Dir(_), None) => unreachable!("a directory source was loaded above"),
+    };
+    // A git source: fetched on an interval and whenever a webhook says the branch moved.
+    let (fetched_tx, mut fetched) = tokio::sync::mpsc::unbounded_channel();
+    // Held for the controller's life: the fetcher ends when no one can trigger it.
+    let mut _trigger = None;
+    if let SourceSpec::Git(follow) = &opts.source {
+        let (trigger_tx, trigger_rx) = tokio::sync::mpsc::unbounded_channel();
+        if let Some(addr) = follow.listen {
+            let secret = follow.secret.clone().ok_or_else(|| {
+                LedgerError::Rejected(
+                    "webhooks need a secret: give --webhook-secret-file FILE or CASCADE_WEBHOOK_SECRET".into(),
+                )
+            })?;
+            serve_webhooks(addr, secret, trigger_tx.clone()).await?;
+        }
+        spawn_fetcher(follow, &state, trigger_rx, fetched_tx);
+        _trigger = Some(trigger_tx);
+    } else {
+        drop(fetched_tx);
+    }
     let _poller =
         crate::batch::observer::Poller::start(&state, opts.batch_poll, Duration::from_secs(60));
 
@@ -116,8 +125,10 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
         }
     })
     .map_err(|e| LedgerError::Invalid(format!("cannot watch the definitions: {e}")))?;
-    for p in &opts.paths {
-        let _ = watcher.watch(p, notify::RecursiveMode::Recursive);
+    if let SourceSpec::Dir(paths) = &opts.source {
+        for p in paths {
+            let _ = watcher.watch(p, notify::RecursiveMode::Recursive);
+        }
     }
 
     // Other processes' commits (a job's end, a submit, an operator) write the ledger's files:
@@ -187,7 +198,7 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
             let observed = ledger.observed()?;
             let catalog = ledger.catalog_view();
             Ok(plan(&PlanInput {
-                graph: &graph,
+                graph: &applied.graph,
                 observed: &observed,
                 catalog: &catalog,
                 now,
@@ -226,8 +237,13 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
                         .iter()
                         .find(|(k, _)| k == "CASCADE_LAUNCHER")
                         .map_or(opts.experimenter.as_str(), |(_, v)| v.as_str());
-                    let dir = launch_dir(graph.stage(&l.stage));
-                    let reserved = ledger.reserve(l, launcher, &dir.display().to_string())?;
+                    let dir = applied.launch_dir(applied.graph.stage(&l.stage));
+                    let reserved = ledger.reserve_at(
+                        l,
+                        launcher,
+                        &dir.display().to_string(),
+                        applied.revision.as_deref(),
+                    )?;
                     if reserved && !l.approval {
                         spawn_launch(&state, &l.id, &mut launching, &done_tx);
                     }
@@ -274,18 +290,30 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
                 // Let a burst of writes finish, then reload; a bad edit keeps the last good graph.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 while changes.try_recv().is_ok() {}
-                match load(&opts.paths) {
+                let SourceSpec::Dir(paths) = &opts.source else { continue };
+                match load_dir(paths) {
                     Ok(g) => {
                         if stale_definitions {
                             eprintln!("definitions valid again: applying them");
                         }
                         stale_definitions = false;
-                        graph = g;
+                        apply_removals(&mut ledger, &removed_stages(&applied.graph, &g), None)?;
+                        applied.graph = g;
                     }
                     Err(e) => {
                         stale_definitions = true;
                         eprintln!("definitions changed but do not validate; keeping the last good ones:\n{e}");
                     }
+                }
+            }
+            Some(head) = fetched.recv() => {
+                let SourceSpec::Git(follow) = &opts.source else { continue };
+                if let Some(next) = on_fetch(&mut ledger, &state, &follow.source, head, applied.revision.as_deref())? {
+                    apply_removals(&mut ledger, &removed_stages(&applied.graph, &next.graph), next.revision.as_deref())?;
+                    applied = next;
+                    let mut keep = ledger.revisions_in_use()?;
+                    keep.extend(applied.revision.clone());
+                    crate::source::git::clean_checkouts(&state, &keep);
                 }
             }
             Some(id) = done_rx.recv() => { launching.remove(&id); }

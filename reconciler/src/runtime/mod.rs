@@ -1,6 +1,7 @@
 //! The imperative shell: the controller loop and the executor of launches.
 
 pub mod controller;
+pub mod definitions;
 pub mod executor;
 
 /// The UTC offset of the machine's time zone at `t` (unix seconds), in seconds. Read by the
