@@ -7,6 +7,7 @@ mod condor;
 mod crash;
 mod datasets;
 mod faults;
+mod gitops;
 mod ini;
 mod operator;
 mod plan;

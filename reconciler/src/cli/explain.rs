@@ -65,6 +65,9 @@ pub fn explain(args: &ExplainArgs) -> std::io::Result<Exit> {
             writeln!(out, "    input: {input}")?;
         }
         writeln!(out, "    command: {}", r.command)?;
+        if let Some(rev) = &r.revision {
+            writeln!(out, "    revision: {rev}")?;
+        }
         writeln!(out, "    launch log: {}", r.launch_log)?;
         for h in ledger.history(Some(&s.id)).map_err(std::io::Error::other)? {
             writeln!(

@@ -79,7 +79,10 @@ impl GitArgs {
                     .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
                 let line = text.lines().next().unwrap_or("").trim();
                 let (user, password) = line.split_once(':').ok_or_else(|| {
-                    format!("{} must hold `user:password` on its first line", file.display())
+                    format!(
+                        "{} must hold `user:password` on its first line",
+                        file.display()
+                    )
                 })?;
                 Some((user.to_string(), password.to_string()))
             }

@@ -53,10 +53,14 @@ pub fn status(args: &StatusArgs) -> std::io::Result<Exit> {
             })).collect::<Vec<_>>(),
             "submissions": subs,
             "history": history,
+            "definitions": definitions(&ledger).map_err(std::io::Error::other)?,
         });
         serde_json::to_writer_pretty(&mut out, &value)?;
         writeln!(out)?;
         return Ok(Exit::Ok);
+    }
+    if let Some(d) = definitions(&ledger).map_err(std::io::Error::other)? {
+        write_definitions(&mut out, &d)?;
     }
     let mut campaign = None;
     for s in &stages {
@@ -172,4 +176,52 @@ fn campaign_statuses(stages: &[SavedStage]) -> BTreeMap<String, CampaignStatus> 
             (name, status)
         })
         .collect()
+}
+
+/// What a git source offered: the revision in force, and the newer one refused (or the
+/// branch gone, or the repository unreachable) if any.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Definitions {
+    applied: Option<crate::ledger::RevisionRow>,
+    /// The latest record, when it is not the applied revision's.
+    problem: Option<crate::ledger::RevisionRow>,
+}
+
+fn definitions(ledger: &crate::ledger::Ledger) -> crate::ledger::Result<Option<Definitions>> {
+    let Some(last) = ledger.last_revision(None)? else {
+        return Ok(None);
+    };
+    let applied = ledger.last_revision(Some("applied"))?;
+    let problem = (last.state != "applied").then_some(last);
+    Ok(Some(Definitions { applied, problem }))
+}
+
+fn write_definitions(out: &mut impl Write, d: &Definitions) -> std::io::Result<()> {
+    match &d.applied {
+        Some(a) => writeln!(
+            out,
+            "Definitions: commit {} (applied {})",
+            a.commit,
+            format_time(a.at)
+        )?,
+        None => writeln!(out, "Definitions: no revision applied yet")?,
+    }
+    if let Some(p) = &d.problem {
+        let what = match p.state.as_str() {
+            "rejected" => format!("commit {} was not applied: it does not validate", p.commit),
+            "missing" => format!(
+                "branch `{}` is gone; nothing changes until it comes back",
+                p.detail
+            ),
+            _ => "the repository cannot be fetched; retrying".to_string(),
+        };
+        writeln!(out, "  {what} ({})", format_time(p.at))?;
+        if p.state != "missing" {
+            for line in p.detail.lines().take(10) {
+                writeln!(out, "    {line}")?;
+            }
+        }
+    }
+    writeln!(out)
 }

@@ -36,6 +36,8 @@ pub struct SubmissionRow {
     pub launch_log: String,
     pub launcher: String,
     pub updated: i64,
+    /// The revision of the definitions it was launched under (a git commit).
+    pub revision: Option<String>,
 }
 
 /// The planner's last word on a stage, as the controller saved it.
@@ -460,7 +462,7 @@ impl Ledger {
     pub fn submission_rows(&self) -> Result<Vec<SubmissionRow>> {
         let jobs = self.job_counts()?;
         self.rows(
-"SELECT id, namespace, stage, seq, origin_json, test, dataset, input, cursor_after, status, launch_state, created, force_located, command, display, batch_id, launch_log, launcher, updated, cursor_snapshot
+"SELECT id, namespace, stage, seq, origin_json, test, dataset, input, cursor_after, status, launch_state, created, force_located, command, display, batch_id, launch_log, launcher, updated, cursor_snapshot, revision
                  FROM submissions ORDER BY created, rowid",
 [],
 |r| {
@@ -493,6 +495,7 @@ impl Ledger {
                     launch_log: r.get(16)?,
                     launcher: r.get(17)?,
                     updated: r.get(18)?,
+                    revision: r.get(20)?,
                 })
             })
     }

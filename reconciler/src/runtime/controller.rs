@@ -15,13 +15,13 @@ use std::time::Duration;
 use notify::Watcher;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use super::executor::{self, MAX_ATTEMPTS, Reservation};
-use crate::batch::local;
-use crate::ledger::{LaunchEnd, Ledger, LedgerError, Result};
 use super::definitions::{
     Applied, SourceSpec, apply_removals, initial_git, load_dir, on_fetch, removed_stages,
     serve_webhooks, spawn_fetcher,
 };
+use super::executor::{self, MAX_ATTEMPTS, Reservation};
+use crate::batch::local;
+use crate::ledger::{LaunchEnd, Ledger, LedgerError, Result};
 use crate::plan::{Action, Plan, PlanInput, StageState, StageStatus, plan};
 
 pub struct Options {
