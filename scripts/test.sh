@@ -30,6 +30,10 @@ mapfile -t example_files < <(find examples -name '*.yaml' | sort)
 .tools/venv/bin/python scripts/split-yaml-docs.py "$tmp/docs" "${example_files[@]}"
 .tools/venv/bin/check-jsonschema --schemafile schemas/resource.json "$tmp"/docs/*.json
 
+echo "== the CI templates against GitHub's and GitLab's schemas"
+.tools/venv/bin/check-jsonschema --builtin-schema vendor.github-workflows examples/ci/.github/workflows/cascade.yml
+.tools/venv/bin/check-jsonschema --builtin-schema vendor.gitlab-ci examples/ci/.gitlab-ci.yml
+
 echo "== the Helm chart: helm lint --strict, helm template, kubernetes-validate --strict"
 .tools/bin/helm lint --strict charts/cascade
 .tools/bin/helm template cascade charts/cascade --include-crds > "$tmp/chart.yaml"

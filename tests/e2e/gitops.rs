@@ -474,3 +474,168 @@ fn smart_http_with_a_webhook_fetches_at_once_and_refuses_bad_signatures() {
         "bodies are never logged: {log}"
     );
 }
+
+/// Two campaigns whose generators run a long job: `keep` lets removed work finish, `stop`
+/// kills it.
+fn two_campaigns(with_stages: bool) -> String {
+    let mut yaml = String::from(
+        r#"apiVersion: cascade.dev/v1alpha1
+kind: LoginSetup
+metadata: {name: here, namespace: exp}
+spec: {host: localhost, account: prod}
+---
+apiVersion: cascade.dev/v1alpha1
+kind: JobType
+metadata: {name: long, namespace: exp}
+spec:
+  launchScript: cascade submit --jobs 1 -- sleep 60
+  outputFilePatterns: ["%.out"]
+"#,
+    );
+    for (name, policy) in [("keep", "finish"), ("stop", "kill")] {
+        yaml.push_str(&format!(
+            "---\napiVersion: cascade.dev/v1alpha1\nkind: Campaign\nmetadata: {{name: {name}, namespace: exp}}\nspec:\n  removalPolicy: {policy}\n  defaults: {{loginSetup: here, jobType: long, softwareVersion: v1, completion: {{type: complete, percent: 100}}}}\n"
+        ));
+        if with_stages {
+            yaml.push_str(&format!(
+                "---\napiVersion: cascade.dev/v1alpha1\nkind: CampaignStage\nmetadata: {{name: {name}-gen, namespace: exp}}\nspec: {{campaign: {name}, type: generator}}\n"
+            ));
+        }
+    }
+    yaml
+}
+
+#[test]
+fn stages_removed_from_git_launch_nothing_more_and_their_work_finishes_or_is_killed_as_declared() {
+    let dir = TempDir::new("gitops-removal");
+    let repos = Repos::new(&dir);
+    let first = repos.commit(&two_campaigns(true), "two campaigns");
+    let state = dir.join("state").to_str().unwrap().to_string();
+    let url = format!("file://{}", repos.served.join("campaigns.git").display());
+    let _controller = controller(
+        &state,
+        &["--git", &url, "--path", "prod", "--interval", "300ms"],
+    );
+    let running = |stage: &str| {
+        submissions(&state).iter().any(|s| {
+            s["submission"]["stage"]["name"] == stage
+                && s["submission"]["jobs"]["running"].as_u64() == Some(1)
+        })
+    };
+    wait_for("both jobs running", Duration::from_secs(30), || {
+        running("keep-gen") && running("stop-gen")
+    });
+    // The plan of the removal says what will happen to each.
+    let second = repos.commit(&two_campaigns(false), "remove both stages");
+    let out = cascade(&[
+        "plan",
+        "--repo",
+        repos.work.to_str().unwrap(),
+        "--base",
+        &first,
+        "--head",
+        &second,
+        "--path",
+        "prod",
+        "--state",
+        &state,
+    ]);
+    let plan = text(&out.stdout);
+    assert!(
+        plan.contains("run to their end (removalPolicy: finish)")
+            && plan.contains("are killed (removalPolicy: kill)")
+            && plan.contains("open submissions: exp.stop-gen.1"),
+        "{plan}"
+    );
+    wait_for("the removal applied", Duration::from_secs(30), || {
+        status_now(&state)["definitions"]["applied"]["commit"] == second.as_str()
+    });
+    let find = |stage: &str| {
+        submissions(&state)
+            .into_iter()
+            .find(|s| s["submission"]["stage"]["name"] == stage)
+            .unwrap()
+    };
+    wait_for("the killed job removed", Duration::from_secs(30), || {
+        find("stop-gen")["submission"]["jobs"]["removed"].as_u64() == Some(1)
+    });
+    assert_eq!(find("stop-gen")["submission"]["status"], "Removed");
+    let keep = find("keep-gen");
+    assert_eq!(
+        keep["submission"]["jobs"]["running"].as_u64(),
+        Some(1),
+        "{keep}"
+    );
+    assert_ne!(keep["submission"]["status"], "Removed");
+    let history = text(&cascade(&["status", "--state", &state, "--history"]).stdout);
+    assert!(
+        history.contains("removed from the definitions at"),
+        "{history}"
+    );
+    let out = cascade(&[
+        "kill",
+        "exp.keep-gen.1",
+        "--state",
+        &state,
+        "--why",
+        "test over",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// Every `cascade` command line in the shipped CI templates: their YAML parses, and each
+/// option they pass is one `cascade` accepts (its `--help` lists it).
+#[test]
+fn ci_templates_parse_and_call_cascade_with_options_it_has() {
+    let files = [
+        "examples/ci/.github/workflows/cascade.yml",
+        "examples/ci/.gitlab-ci.yml",
+    ];
+    let mut commands = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(root().join(f)).unwrap();
+        let doc: serde_json::Value =
+            serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
+        fn scripts(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::String(s) => out.push(s.clone()),
+                serde_json::Value::Array(a) => a.iter().for_each(|x| scripts(x, out)),
+                serde_json::Value::Object(o) => o.values().for_each(|x| scripts(x, out)),
+                _ => {}
+            }
+        }
+        let mut strings = Vec::new();
+        scripts(&doc, &mut strings);
+        let joined = strings.join("\n").replace("\\\n", " ");
+        commands.extend(
+            joined
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with("cascade "))
+                .map(String::from),
+        );
+    }
+    assert!(
+        commands
+            .iter()
+            .any(|c| c.starts_with("cascade validate --format github"))
+    );
+    assert!(
+        commands
+            .iter()
+            .filter(|c| c.starts_with("cascade plan --repo"))
+            .count()
+            == 2
+    );
+    for command in &commands {
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let help = text(&cascade(&[words[1], "--help"]).stdout);
+        for flag in words.iter().filter(|w| w.starts_with("--")) {
+            assert!(
+                help.contains(flag),
+                "`{command}`: `cascade {}` has no {flag}",
+                words[1]
+            );
+        }
+    }
+}

@@ -293,3 +293,62 @@ fn markdown(
 fn indent(text: &str, by: &str) -> String {
     text.lines().map(|l| format!("{by}{l}\n")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::review::{ResourceChange, StageImpact};
+
+    /// Lines outside code fences, and whether every fence closed.
+    fn outside_fences(md: &str) -> (Vec<&str>, bool) {
+        let mut inside = false;
+        let mut out = Vec::new();
+        for line in md.lines() {
+            if line.trim_start().starts_with("```") {
+                inside = !inside;
+            } else if !inside {
+                out.push(line);
+            }
+        }
+        (out, !inside)
+    }
+
+    #[test]
+    fn hostile_commands_and_names_stay_text_in_a_markdown_comment() {
+        let evil =
+            "sh -c 'echo ```\n</details><img src=x onerror=alert(1)> **bold** [x](javascript:y)'";
+        let review = Review {
+            resources: vec![ResourceChange {
+                kind: "JobType",
+                key: "exp/<b>job</b>".into(),
+                change: Change::Modified,
+                diff: format!("-{evil}\n+{evil} 2\n"),
+            }],
+            stages: vec![StageImpact {
+                stage: "exp/gen".into(),
+                effects: vec![Effect::Relaunches {
+                    before: evil.into(),
+                    after: format!("{evil} 2"),
+                    words: String::new(),
+                }],
+                open_submissions: vec!["exp.gen.1".into()],
+            }],
+        };
+        let mut out = Vec::new();
+        markdown(&mut out, &review, &[], ("main", "<feature>")).unwrap();
+        let md = String::from_utf8(out).unwrap();
+        let (outside, closed) = outside_fences(&md);
+        assert!(closed, "a fence was left open:\n{md}");
+        for line in outside {
+            let raw = line
+                .replace("<details><summary>", "")
+                .replace("</summary>", "")
+                .replace("</details>", "");
+            assert!(
+                !raw.contains('<') || raw.contains("\\<"),
+                "raw HTML outside a fence: {line}\n{md}"
+            );
+            assert!(!raw.contains("onerror") || raw.contains("\\<"), "{line}");
+        }
+    }
+}

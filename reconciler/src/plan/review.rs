@@ -350,3 +350,6 @@ fn stage_impacts(
     }
     out
 }
+
+#[cfg(test)]
+mod tests;
