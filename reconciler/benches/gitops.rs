@@ -25,7 +25,10 @@ fn arg(name: &str, default: usize) -> usize {
 }
 
 fn fresh(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("cascade-bench-gitops-{name}-{}", std::process::id()));
+    let d = std::env::temp_dir().join(format!(
+        "cascade-bench-gitops-{name}-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("temp dir");
     d
@@ -41,7 +44,11 @@ fn git(dir: &Path, args: &[&str]) -> String {
         .env("GIT_COMMITTER_EMAIL", "bench@example.org")
         .output()
         .expect("git");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -60,7 +67,10 @@ struct Repo {
 
 fn repo(dir: &Path) -> Repo {
     let bare = dir.join("campaigns.git");
-    git(dir, &["init", "--bare", "-q", "-b", "main", bare.to_str().unwrap()]);
+    git(
+        dir,
+        &["init", "--bare", "-q", "-b", "main", bare.to_str().unwrap()],
+    );
     let work = dir.join("work");
     std::fs::create_dir_all(&work).unwrap();
     git(&work, &["init", "-q", "-b", "main"]);
@@ -76,7 +86,11 @@ fn commit(r: &Repo, text: &str) -> String {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn webhook(port: u16, secret: &str, body: &str) {
@@ -142,7 +156,11 @@ fn push_to_launch(rounds: usize, with_webhook: bool) -> Vec<f64> {
         git(&r.work, &["push", "-q", "origin", "main"]);
         let pushed = Instant::now();
         if with_webhook {
-            webhook(port, secret, &format!(r#"{{"ref":"refs/heads/main","after":"{head}"}}"#));
+            webhook(
+                port,
+                secret,
+                &format!(r#"{{"ref":"refs/heads/main","after":"{head}"}}"#),
+            );
         }
         while submissions(&state) <= before {
             std::thread::sleep(Duration::from_millis(2));
@@ -174,10 +192,15 @@ fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
 
 fn main() {
     let rounds = arg("--rounds", 7);
-    println!("== GitOps on {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "== GitOps on {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     for (name, hook) in [("webhook", true), ("polling every 1 s", false)] {
         let (m, lo, hi) = median(push_to_launch(rounds, hook));
-        println!("git push -> first launch, {name:<18}: median {m:6.0} ms (range {lo:.0}-{hi:.0}, {rounds} pushes)");
+        println!(
+            "git push -> first launch, {name:<18}: median {m:6.0} ms (range {lo:.0}-{hi:.0}, {rounds} pushes)"
+        );
     }
     let dir = fresh("plan");
     let r = repo(&dir);
@@ -187,11 +210,18 @@ fn main() {
     }
     let base = commit(&r, &text);
     let one = commit(&r, &text.replacen("{name: c500-gen, namespace: exp}\nspec: {campaign: c500, type: generator}", "{name: c500-gen, namespace: exp}\nspec: {campaign: c500, type: generator, parameterOverrides: [[\"--events=\", \"7\"]]}", 1));
-    let all = commit(&r, &text.replace("[[\"--events=\", \"100\"]]", "[[\"--events=\", \"200\"]]"));
+    let all = commit(
+        &r,
+        &text.replace("[[\"--events=\", \"100\"]]", "[[\"--events=\", \"200\"]]"),
+    );
     let times: Vec<f64> = (0..3).map(|_| plan_time(&r, &base, &one)).collect();
     let (m, lo, hi) = median(times);
-    println!("plan --base --head, 1,000 campaigns (2,000 stages), one stage changed: median {m:.2} s (range {lo:.2}-{hi:.2})");
+    println!(
+        "plan --base --head, 1,000 campaigns (2,000 stages), one stage changed: median {m:.2} s (range {lo:.2}-{hi:.2})"
+    );
     let times: Vec<f64> = (0..3).map(|_| plan_time(&r, &base, &all)).collect();
     let (m, lo, hi) = median(times);
-    println!("plan --base --head, 1,000 campaigns, the shared job type changed (2,000 stages relaunch): median {m:.2} s (range {lo:.2}-{hi:.2})");
+    println!(
+        "plan --base --head, 1,000 campaigns, the shared job type changed (2,000 stages relaunch): median {m:.2} s (range {lo:.2}-{hi:.2})"
+    );
 }
