@@ -102,9 +102,16 @@ impl Drop for Server {
 }
 
 fn git_daemon(base: &Path, port: u16) -> Server {
-    let child = Command::new("git")
+    // `git daemon` would run git-daemon as its child, which a kill would leave serving.
+    let exec_path = text(
+        &Command::new("git")
+            .arg("--exec-path")
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    let child = Command::new(Path::new(exec_path.trim()).join("git-daemon"))
         .args([
-            "daemon",
             "--reuseaddr",
             "--export-all",
             "--listen=127.0.0.1",
@@ -638,4 +645,178 @@ fn ci_templates_parse_and_call_cascade_with_options_it_has() {
             );
         }
     }
+}
+
+/// A CGI host that asks for HTTP basic credentials (`user:password`) before serving git.
+fn serve_git_http_with_password(root: PathBuf, user: &str, password: &str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let expected = format!("Basic {}", base64(&format!("{user}:{password}")));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (root, expected) = (root.clone(), expected.clone());
+            std::thread::spawn(move || {
+                let mut peek = [0u8; 8192];
+                let n = stream.peek(&mut peek).unwrap_or(0);
+                let head = String::from_utf8_lossy(&peek[..n]).to_string();
+                let authorized = head.lines().any(|l| {
+                    l.to_ascii_lowercase().starts_with("authorization:")
+                        && l[14..].trim() == expected
+                });
+                if authorized {
+                    let _ = cgi(stream, &root);
+                } else {
+                    let mut s = stream;
+                    let _ = s.write_all(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                }
+            });
+        }
+    });
+    port
+}
+
+fn base64(text: &str) -> String {
+    const TABLE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn credentials_open_a_private_repository_and_never_show() {
+    let dir = TempDir::new("gitops-auth");
+    let repos = Repos::new(&dir);
+    let first = repos.commit(&campaign(100), "first campaign");
+    let password = "hunter2-s3cret";
+    let http = serve_git_http_with_password(repos.served.clone(), "bot", password);
+    let url = format!("http://127.0.0.1:{http}/campaigns.git");
+    // Without credentials: refused, said, nothing applied.
+    let state = dir.join("nocreds").to_str().unwrap().to_string();
+    let out = Command::new(cascade_bin())
+        .args([
+            "run", "-q", "--state", &state, "--git", &url, "--path", "prod",
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("authentication"),
+        "{}",
+        text(&out.stderr)
+    );
+    // With them (from the environment): applied and run to the end.
+    let state = dir.join("state").to_str().unwrap().to_string();
+    let out = Command::new(cascade_bin())
+        .args([
+            "run", "-q", "--state", &state, "--git", &url, "--path", "prod",
+        ])
+        .env("CASCADE_GIT_USERNAME", "bot")
+        .env("CASCADE_GIT_PASSWORD", password)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        status_now(&state)["definitions"]["applied"]["commit"],
+        first.as_str()
+    );
+    // And written into the URL: shown without them.
+    let inline = format!("http://bot:{password}@127.0.0.1:1/campaigns.git");
+    let out = Command::new(cascade_bin())
+        .args([
+            "run",
+            "-q",
+            "--state",
+            dir.join("inline").to_str().unwrap(),
+            "--git",
+            &inline,
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!out.status.success());
+    assert!(
+        said.contains("http://***@127.0.0.1:1/campaigns.git"),
+        "{said}"
+    );
+    for state in ["nocreds", "state", "inline"] {
+        let status = text(
+            &cascade(&[
+                "status",
+                "--state",
+                dir.join(state).to_str().unwrap(),
+                "--format",
+                "json",
+            ])
+            .stdout,
+        );
+        assert!(!status.contains(password), "{state}: {status}");
+    }
+    assert!(!said.contains(password), "{said}");
+}
+
+#[test]
+fn a_repository_that_cannot_be_fetched_disturbs_nothing_and_work_resumes_when_it_returns() {
+    let dir = TempDir::new("gitops-outage");
+    let repos = Repos::new(&dir);
+    repos.commit(&campaign(100), "first campaign");
+    let port = free_port();
+    let daemon = git_daemon(&repos.served, port);
+    let state = dir.join("state").to_str().unwrap().to_string();
+    let url = format!("git://127.0.0.1:{port}/campaigns.git");
+    let _controller = controller(
+        &state,
+        &["--git", &url, "--path", "prod", "--interval", "200ms"],
+    );
+    wait_for("the first launch", Duration::from_secs(30), || {
+        submissions(&state).len() == 1
+    });
+    drop(daemon);
+    wait_for("the outage said", Duration::from_secs(30), || {
+        status_now(&state)["definitions"]["problem"]["state"] == "unreachable"
+    });
+    let text_status = text(&cascade(&["status", "--state", &state]).stdout);
+    assert!(text_status.contains("cannot be fetched"), "{text_status}");
+    // Work goes on meanwhile: an operator's launch runs under the revision in force.
+    let out = cascade(&[
+        "launch",
+        "gen",
+        "--state",
+        &state,
+        "--why",
+        "during the outage",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_for(
+        "a launch during the outage",
+        Duration::from_secs(30),
+        || submissions(&state).len() == 2,
+    );
+    // Back, with a new stage pushed meanwhile: it is fetched (after the back-off) and applied.
+    let second = repos.commit(
+        &campaign(100).replace("name: gen,", "name: gen2,"),
+        "a second stage",
+    );
+    let _daemon = git_daemon(&repos.served, port);
+    wait_for("the new revision applied", Duration::from_secs(60), || {
+        status_now(&state)["definitions"]["applied"]["commit"] == second.as_str()
+    });
+    assert!(status_now(&state)["definitions"]["problem"].is_null());
 }

@@ -45,6 +45,8 @@ pub enum Command {
     Crd(generate::CrdArgs),
     /// Run the controller in the foreground until every stage has settled
     Run(run::RunArgs),
+    /// Run the controller for good: `run --watch` (what a service or a Deployment runs)
+    Controller(run::RunArgs),
     /// Show the stage table and the submissions (also while `run` is going)
     Status(status::StatusArgs),
     /// Say why a stage is where it is, with its submissions and their history
@@ -145,6 +147,10 @@ pub fn run(cli: Cli) -> Exit {
         Command::Schema(args) => generate::schema(&args),
         Command::Crd(args) => generate::crd(&args),
         Command::Run(args) => run::run(&args),
+        Command::Controller(mut args) => {
+            args.watch = true;
+            run::run(&args)
+        }
         Command::Status(args) => status::status(&args),
         Command::Explain(args) => explain::explain(&args),
         Command::Submit(args) => batch::submit(&args),
