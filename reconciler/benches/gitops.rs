@@ -15,14 +15,7 @@ use std::time::{Duration, Instant};
 
 use cascade::ledger::Ledger;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
 
 fn fresh(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!(
@@ -191,7 +184,7 @@ fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
 }
 
 fn main() {
-    let rounds = arg("--rounds", 7);
+    let rounds = common::arg("--rounds", 7usize);
     println!(
         "== GitOps on {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())

@@ -194,18 +194,9 @@ fn load() -> String {
         .unwrap_or_default()
 }
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
-    let rounds = arg("--rounds", 3).max(1);
-    let jobs = arg("--jobs", 10_000);
+    let rounds = common::arg("--rounds", 3usize).max(1);
+    let jobs = common::arg("--jobs", 10_000usize);
     for tool in ["check-jsonschema", "snakemake"] {
         assert!(
             venv(tool).exists(),

@@ -17,14 +17,7 @@ use std::time::{Duration, Instant};
 
 use cascade::ledger::Ledger;
 
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| default.to_string())
-}
+mod common;
 
 fn fresh(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("cascade-bench-slurm-{name}-{}", std::process::id()));
@@ -103,8 +96,8 @@ fn cascade_run(tasks: usize, poll: &str) -> (f64, i64) {
 }
 
 fn main() {
-    let tasks: usize = arg("--tasks", "1000").parse().expect("--tasks N");
-    let poll = arg("--poll", "1s");
+    let tasks: usize = common::arg("--tasks", 1000);
+    let poll: String = common::arg("--poll", "1s".to_string());
     let up = Command::new("sinfo").arg("-h").output();
     if !up.is_ok_and(|o| o.status.success()) {
         eprintln!("Slurm is not running: start it with `bash scripts/slurm-up.sh`");

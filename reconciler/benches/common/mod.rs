@@ -74,3 +74,13 @@ pub fn submit_trivial_jobs(state: &std::path::Path, jobs: usize) -> std::process
     .env("CASCADE_LOCAL_SLOTS", "2");
     c
 }
+
+/// The value after `name` on the command line (`-- --rounds 5`), or `default`.
+pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

@@ -15,6 +15,19 @@ pub use graph::{DesiredGraph, Edge, ObjectKey, Stage};
 pub use load::{Identity, Loaded, Resource, SourceFile, load};
 pub use validate::{Validated, validate};
 
+/// The graph of a set of files, or every diagnostic as one text, a line each.
+pub fn graph_or_errors(files: &[SourceFile]) -> Result<DesiredGraph, String> {
+    let (_, validated) = load_and_validate(files);
+    validated.graph.ok_or_else(|| {
+        validated
+            .diagnostics
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
 /// Loads and validates a set of files in one step.
 pub fn load_and_validate(files: &[SourceFile]) -> (Vec<Resource>, Validated) {
     let loaded = load(files);

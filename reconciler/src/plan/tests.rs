@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use proptest::prelude::*;
 
 use super::*;
-use crate::model::{DesiredGraph, ObjectKey, SourceFile, load_and_validate};
+use crate::model::{DesiredGraph, ObjectKey, SourceFile};
 
 const BASE: &str = r#"
 apiVersion: cascade.dev/v1alpha1
@@ -31,21 +31,11 @@ fn graph(campaign: &str, stages: &str) -> DesiredGraph {
     let text = format!(
         "{BASE}---\napiVersion: cascade.dev/v1alpha1\nkind: Campaign\nmetadata: {{name: camp, namespace: exp}}\nspec:\n{campaign}\n  defaults: {{loginSetup: ls, jobType: jt, softwareVersion: v1, completion: {{type: complete, percent: 100}}}}\n{stages}"
     );
-    let (_, validated) = load_and_validate(&[SourceFile {
+    crate::model::graph_or_errors(&[SourceFile {
         path: "test.yaml".into(),
         bytes: text.into_bytes(),
-    }]);
-    validated.graph.unwrap_or_else(|| {
-        panic!(
-            "{}",
-            validated
-                .diagnostics
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })
+    }])
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn stage(name: &str, body: &str) -> String {

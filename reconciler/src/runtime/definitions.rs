@@ -14,7 +14,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use crate::batch::local::{self, Control};
 use crate::batch::observer;
 use crate::ledger::{Ledger, LedgerError, Result};
-use crate::model::{DesiredGraph, ObjectKey, SourceFile, Stage, load_and_validate};
+use crate::model::{DesiredGraph, ObjectKey, Stage};
 use crate::plan::Status;
 use crate::source::dir::read_paths;
 use crate::source::git::{self, GitSource, Head};
@@ -62,18 +62,7 @@ impl Applied {
     }
 }
 
-/// Validates files into a graph, or the diagnostics as one text.
-pub fn validate(files: &[SourceFile]) -> std::result::Result<DesiredGraph, String> {
-    let (_, validated) = load_and_validate(files);
-    validated.graph.ok_or_else(|| {
-        validated
-            .diagnostics
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    })
-}
+use crate::model::graph_or_errors as validate;
 
 pub fn load_dir(paths: &[PathBuf]) -> std::result::Result<DesiredGraph, String> {
     validate(&read_paths(paths).map_err(|e| e.to_string())?)
