@@ -44,6 +44,15 @@ macro_rules! stage_settings {
             #[serde(default, skip_serializing_if = "Vec::is_empty")]
             pub depends_on: Vec<Dependency>,
             $( $(#[$meta])* #[serde(default, skip_serializing_if = "Option::is_none")] pub $field: Option<$ty>, )*
+            /// How many times the stage's split has been started again from its first slice.
+            /// Raising it resets the split (what `cascade reset-split` does, declared); a reset
+            /// made with `cascade reset-split` shows as drift until this says as many. Default 0.
+            #[serde(default, skip_serializing_if = "is_zero")]
+            pub split_resets: u32,
+        }
+
+        fn is_zero(n: &u32) -> bool {
+            *n == 0
         }
 
         /// Campaign-wide defaults for stage fields; a stage that omits a field takes it from here.
@@ -56,7 +65,7 @@ macro_rules! stage_settings {
         impl CampaignStageSpec {
             /// A stage of `campaign` with these upstream edges and settings.
             pub fn from_settings(campaign: String, depends_on: Vec<Dependency>, settings: StageDefaults) -> Self {
-                CampaignStageSpec { campaign, depends_on, $( $field: settings.$field, )* }
+                CampaignStageSpec { campaign, depends_on, $( $field: settings.$field, )* split_resets: 0 }
             }
 
             /// The stage's own settings (those it sets itself, not its campaign's defaults).

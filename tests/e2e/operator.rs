@@ -177,6 +177,85 @@ fn reset_split_starts_the_split_again() {
     );
 }
 
+/// The particle scan with `splitResets: N` on its generator, in a directory of its own.
+fn scan_with_resets(dir: &std::path::Path, resets: u32) -> String {
+    let out = dir.join("scan");
+    std::fs::create_dir_all(&out).unwrap();
+    for f in ["setup.yaml", "campaign.yaml"] {
+        let mut text =
+            std::fs::read_to_string(root().join("examples/particle_scan").join(f)).unwrap();
+        // Launch scripts run beside the job type's file: point them back at the examples.
+        text = text.replace("../bin/", &format!("{}/examples/bin/", root().display()));
+        if f == "campaign.yaml" && resets > 0 {
+            text = text.replace(
+                "  name: scan-gen\n  namespace: eve\nspec:\n",
+                &format!("  name: scan-gen\n  namespace: eve\nspec:\n  splitResets: {resets}\n"),
+            );
+            assert!(
+                text.contains("splitResets"),
+                "the stage was not found in:\n{text}"
+            );
+        }
+        std::fs::write(out.join(f), text).unwrap();
+    }
+    out.to_str().unwrap().to_string()
+}
+
+#[test]
+fn a_split_reset_is_drift_until_the_definitions_declare_it_and_a_declared_one_is_made() {
+    let state = TempDir::new("op-reset-drift");
+    let s = state.join("state");
+    let s = s.to_str().unwrap();
+    let scan = scan_with_resets(&state, 0);
+    assert!(run(&scan, s).status.success());
+    let out = cascade(&[
+        "reset-split",
+        "scan-gen",
+        "--state",
+        s,
+        "--why",
+        "new calibration",
+        "--who",
+        "alice",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(run(&scan, s).status.success());
+    let drift = stage(&status_json(s), "scan-gen")["drift"].clone();
+    assert!(
+        drift.as_str().is_some_and(
+            |d| d.contains("reset by an operator (alice)") && d.contains("splitResets: 1")
+        ),
+        "{drift}"
+    );
+    // The definitions agree: no drift, nothing launched again.
+    let scan = scan_with_resets(&state, 1);
+    assert!(run(&scan, s).status.success());
+    let status = status_json(s);
+    assert!(stage(&status, "scan-gen")["drift"].is_null());
+    assert_eq!(subs_of(&status, "scan-gen").len(), 8);
+    // The definitions ask for one more: the controller makes it and the split runs again.
+    let scan = scan_with_resets(&state, 2);
+    assert!(run(&scan, s).status.success());
+    let status = status_json(s);
+    assert!(stage(&status, "scan-gen")["drift"].is_null());
+    let datasets: Vec<&str> = subs_of(&status, "scan-gen")
+        .iter()
+        .map(|g| g["submission"]["dataset"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &datasets[8..],
+        ["electron_1GeV", "muon_1GeV", "electron_3GeV", "muon_3GeV"],
+        "{datasets:?}"
+    );
+    let actions = status["operatorActions"].as_array().unwrap();
+    assert!(
+        actions
+            .iter()
+            .any(|a| a["action"] == "reset-split" && a["who"] == "cascade"),
+        "{actions:?}"
+    );
+}
+
 #[test]
 fn kill_removes_a_running_stage_and_its_dependents_are_blocked() {
     let state = TempDir::new("op-kill");

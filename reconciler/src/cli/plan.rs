@@ -226,6 +226,10 @@ fn print_text(out: &mut impl Write, plan: &Plan, first: bool) -> std::io::Result
                 round + 1,
                 kind.as_str()
             )?,
+            Action::ResetSplit { stage, to } => writeln!(
+                out,
+                "{stage}: split starts again from its first slice (splitResets: {to})"
+            )?,
             Action::FirstSeen { .. } | Action::Launch(_) => {}
         }
     }

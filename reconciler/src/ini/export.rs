@@ -293,6 +293,9 @@ pub fn export(
         logins.extend(own.login_setup.clone());
         jobs.extend(own.job_type.clone());
         settings(&mut out, &own, &poms);
+        if spec.split_resets > 0 {
+            let _ = writeln!(out, "cascade_split_resets={}", spec.split_resets);
+        }
     }
     for (stage, spec) in &stages {
         if spec.depends_on.is_empty() {

@@ -240,6 +240,8 @@ struct Settings {
     settings: StageDefaults,
     completion_type: Option<CompletionType>,
     completion_pct: Option<f64>,
+    /// `cascade_split_resets` (a stage's own, never a default).
+    split_resets: u32,
 }
 
 fn settings(ctx: &mut Ctx, section: &Section, defaults: Option<&Settings>) -> Settings {
@@ -338,6 +340,15 @@ fn settings(ctx: &mut Ctx, section: &Section, defaults: Option<&Settings>) -> Se
             "cascade_name" => {}
             "cascade_paused" => st.paused = ctx.boolean(e).filter(|b| *b),
             "cascade_join" => st.join = ctx.boolean(e).filter(|b| *b),
+            "cascade_split_resets" => match e.value.trim().parse() {
+                Ok(n) => s.split_resets = n,
+                Err(_) => ctx.error(
+                    e.pos,
+                    "invalid-number",
+                    format!("cascade_split_resets `{}` is not a whole number", e.value),
+                    "for example 1",
+                ),
+            },
             // Read by the GUI editor, handled with [campaign].
             "campaign_keywords" => {}
             "state" => ctx.warn(
@@ -892,6 +903,7 @@ fn campaign(ctx: &mut Ctx, sections: &[Section], ns: &str, imported: &mut Import
             deps.remove(raw).unwrap_or_default(),
             own.settings,
         );
+        spec.split_resets = own.split_resets;
         if spec.vo_role.is_none() && d.is_none_or(|d| d.vo_role.is_none()) {
             spec.vo_role = Some("Production".into());
         }

@@ -589,6 +589,19 @@ impl Ledger {
             .into_iter()
             .map(|(k, seq)| (k, seq as u64))
             .collect(),
+            split_reset_counts: self
+                .rows(
+                    "SELECT namespace, stage, COUNT(*), MAX(who) FROM split_resets GROUP BY namespace, stage",
+                    [],
+                    |r| {
+                        Ok((
+                            ObjectKey::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+                            (r.get::<_, u32>(2)?, r.get::<_, String>(3)?),
+                        ))
+                    },
+                )?
+                .into_iter()
+                .collect(),
             batch_errors: crate::batch::observer::errors(self)?,
         })
     }
@@ -657,7 +670,15 @@ impl Ledger {
             let operator_paused = paused.contains(&(ns.clone(), s.stage.name.clone()))
                 || paused.contains(&(ns, s.campaign.clone()));
             if !operator_paused {
-                s.drift = None;
+                // A pause withdrawn since the last reconcile is drift no more; other drift (a
+                // split reset) stays until the definitions agree.
+                s.drift = s.drift.take().and_then(|d| {
+                    if d.starts_with("paused by an operator") {
+                        d.split_once("; ").map(|(_, rest)| rest.to_string())
+                    } else {
+                        Some(d)
+                    }
+                });
             } else if s.drift.is_none()
                 && s.status
                     .as_ref()

@@ -97,6 +97,8 @@ pub struct Stage {
     /// A cron expression known to parse.
     pub schedule: Option<String>,
     pub paused: bool,
+    /// Split resets the definitions declare (`splitResets`).
+    pub split_resets: u32,
     pub stage_type: StageType,
     pub output_ancestor_depth: u32,
     pub clear_schedule_on_exhaustion: bool,

@@ -494,6 +494,7 @@ impl<'r> Validator<'r> {
             merge_default_overrides: spec.merge_default_overrides.unwrap_or(false),
             schedule: spec.schedule.clone(),
             paused: spec.paused.unwrap_or(false),
+            split_resets: spec.split_resets,
             stage_type: spec.stage_type.unwrap_or_default(),
             output_ancestor_depth: spec.output_ancestor_depth.unwrap_or(1),
             clear_schedule_on_exhaustion: spec.clear_schedule_on_exhaustion.unwrap_or(true),

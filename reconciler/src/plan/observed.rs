@@ -231,6 +231,8 @@ pub struct Observed {
     pub first_seen: BTreeMap<ObjectKey, i64>,
     /// Split resets: the stage's cursor starts again after its submission `seq`.
     pub split_resets: BTreeMap<ObjectKey, u64>,
+    /// How many times each stage's split was reset, with who did the last one.
+    pub split_reset_counts: BTreeMap<ObjectKey, (u32, String)>,
     /// Batch systems whose last observation failed (`slurm` -> what went wrong, since when):
     /// their submissions' job counts are as last seen, and nothing is decided from them.
     pub batch_errors: BTreeMap<String, String>,

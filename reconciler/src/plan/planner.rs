@@ -82,6 +82,10 @@ pub enum Action {
     /// Record when a scheduled stage was first seen (the anchor of its schedule).
     #[serde(rename_all = "camelCase")]
     FirstSeen { stage: ObjectKey, at: i64 },
+    /// Start the stage's split again from its first slice, as the definitions' `splitResets`
+    /// asks.
+    #[serde(rename_all = "camelCase")]
+    ResetSplit { stage: ObjectKey, to: u32 },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -353,6 +357,9 @@ struct Gate {
     /// Launches left out because their input has no files, said in the reason.
     empty_inputs: Vec<String>,
     paused_by_definitions: bool,
+    /// The definitions asked for a split reset that this plan makes: nothing is launched
+    /// from the old cursor.
+    reset_pending: bool,
 }
 
 pub fn plan(input: &PlanInput) -> Plan {

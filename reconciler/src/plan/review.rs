@@ -242,9 +242,10 @@ fn split_text(stage: &Stage) -> String {
         p.as_ref().map_or("none".to_string(), |p| p.to_string())
     };
     format!(
-        "{}, test split {}",
+        "{}, test split {}, resets {}",
         one(&stage.split),
-        one(&stage.test_split)
+        one(&stage.test_split),
+        stage.split_resets
     )
 }
 

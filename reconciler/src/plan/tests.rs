@@ -130,6 +130,20 @@ fn apply(plan: &Plan, o: &mut Observed, now: i64) {
             Action::FirstSeen { stage, at } => {
                 o.first_seen.insert(stage.clone(), *at);
             }
+            Action::ResetSplit { stage, .. } => {
+                let seq = o
+                    .submissions
+                    .iter()
+                    .filter(|s| &s.stage == stage)
+                    .map(|s| s.seq)
+                    .max()
+                    .unwrap_or(0);
+                o.split_resets.insert(stage.clone(), seq);
+                o.split_reset_counts
+                    .entry(stage.clone())
+                    .or_insert((0, "cascade".into()))
+                    .0 += 1;
+            }
         }
     }
 }

@@ -230,6 +230,11 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
                     reference,
                 } => ledger.skip_recovery(original, *round, kind.as_str(), reference)?,
                 Action::FirstSeen { stage, at } => ledger.first_seen(stage, *at)?,
+                Action::ResetSplit { stage, to } => ledger.reset_split(
+                    stage,
+                    "cascade",
+                    &format!("the definitions say splitResets: {to}"),
+                )?,
                 Action::Launch(l) => {
                     let launcher = l
                         .launch

@@ -355,6 +355,32 @@ impl<'a> Planner<'a> {
         gate.drift = (operator_paused && !stage.paused && !campaign.paused).then(|| {
             "paused by an operator while the definitions say it runs: set `paused: true` in the definitions or `cascade resume` it".to_string()
         });
+        // Split resets: the definitions ask for more than were made (make one, launch nothing
+        // from the old cursor meanwhile), or an operator made more than they say (drift).
+        let (made, by) = observed
+            .split_reset_counts
+            .get(&stage.key)
+            .cloned()
+            .unwrap_or((0, String::new()));
+        if stage.split_resets > made {
+            self.actions.push(Action::ResetSplit {
+                stage: stage.key.clone(),
+                to: made + 1,
+            });
+            gate.reset_pending = true;
+            return gate;
+        }
+        if made > stage.split_resets {
+            let reset = format!(
+                "its split was reset by an operator ({by}): {made} reset{} made, the definitions say `splitResets: {}`; set `splitResets: {made}` to agree",
+                if made == 1 { "" } else { "s" },
+                stage.split_resets
+            );
+            gate.drift = Some(match gate.drift.take() {
+                Some(pause) => format!("{pause}; {reset}"),
+                None => reset,
+            });
+        }
         if gate.inactive || gate.paused_by.is_some() {
             gate.queued = candidates
                 .iter()

@@ -143,6 +143,15 @@ impl<'a> Planner<'a> {
         if let Some(e) = self.degraded.borrow().get(&stage.key) {
             return (StageState::Degraded, e.clone());
         }
+        if gate.reset_pending {
+            return (
+                StageState::Waiting,
+                format!(
+                    "its split starts again from the first slice, as `splitResets: {}` in the definitions asks",
+                    stage.split_resets
+                ),
+            );
+        }
         if let Some(e) = &gate.compose_error {
             return (
                 StageState::Failed,
