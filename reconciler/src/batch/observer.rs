@@ -318,18 +318,23 @@ impl Poller {
         std::thread::spawn(move || {
             let mut delays: BTreeMap<&'static str, (Duration, std::time::Instant)> =
                 BTreeMap::new();
+            let mut open: Option<Ledger> = None;
             while !flag.load(Ordering::Relaxed) {
-                if let Ok(mut ledger) = Ledger::open(&state) {
+                if open.is_none() {
+                    open = Ledger::open(&state).ok();
+                }
+                let mut lost = false;
+                if let Some(ledger) = open.as_mut() {
                     for system in [BatchSystem::Slurm, BatchSystem::Condor] {
                         let name = system.as_str();
                         let due = delays
                             .get(name)
                             .is_none_or(|(_, at)| std::time::Instant::now() >= *at);
-                        if !due || !has_open_work(&mut ledger, system).unwrap_or(false) {
+                        if !due || !has_open_work(ledger, system).unwrap_or(false) {
                             continue;
                         }
                         let Some(a) = adapter(system) else { continue };
-                        match poll(&mut ledger, a.as_ref()) {
+                        match poll(ledger, a.as_ref()) {
                             Ok(Ok(_)) => {
                                 delays.remove(name);
                             }
@@ -343,9 +348,15 @@ impl Poller {
                                 );
                                 delays.insert(name, (next, std::time::Instant::now() + next));
                             }
-                            Err(e) => eprintln!("{name}: cannot record observation: {e}"),
+                            Err(e) => {
+                                eprintln!("{name}: cannot record observation: {e}");
+                                lost = true;
+                            }
                         }
                     }
+                }
+                if lost {
+                    open = None; // opened again at the next round
                 }
                 std::thread::sleep(interval);
             }
