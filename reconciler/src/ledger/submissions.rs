@@ -198,8 +198,9 @@ impl Ledger {
             _ => None,
         };
         self.write(|tx| {
+            // Jobs delegated to another batch system count once it took them (a bound id).
             let jobs: i64 = tx.query_row(
-                "SELECT (SELECT COUNT(*) FROM jobs WHERE submission = ?1) + (SELECT COUNT(*) FROM batch_clusters WHERE submission = ?1)",
+                "SELECT (SELECT COUNT(*) FROM jobs WHERE submission = ?1 AND delegated = 0) + (SELECT COUNT(*) FROM batch_clusters WHERE submission = ?1)",
                 [id],
                 |r| r.get(0),
             )?;
