@@ -397,3 +397,29 @@ fn slurm_kill_9_of_the_controller_submits_nothing_twice() {
         );
     }
 }
+
+/// sbatch refuses the array (a partition that does not exist): the launch failed and says
+/// sbatch's words at once, rather than waiting out the launch timeout.
+#[test]
+fn slurm_an_array_sbatch_refuses_is_launch_failed_with_its_error() {
+    require_slurm();
+    let dir = TempDir::new("slurm-refused");
+    slurm_campaign(
+        &dir,
+        "cascade submit --batch-system slurm --jobs 2 --partition no-such-partition -- true",
+    );
+    let state = dir.join("state");
+    let s = state.to_str().unwrap();
+    let out = Command::new(cascade_bin())
+        .arg("run")
+        .arg(dir.join("campaign.yaml"))
+        .args(["--state", s, "--batch-poll", "300ms", "-q"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let sub = submission(s, "exp.gen.1");
+    assert_eq!(sub["submission"]["status"], "LaunchFailed", "{sub}");
+    let log = std::fs::read_to_string(sub["launchLog"].as_str().unwrap()).unwrap();
+    assert!(log.contains("sbatch") && log.contains("partition"), "{log}");
+}
