@@ -153,6 +153,10 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
     let mut shown_states: Vec<StageState> = Vec::new();
     let mut shown_at = std::time::Instant::now();
     let mut stale_definitions = false;
+    let mut saved_stages: Option<Vec<StageStatus>> = None;
+    // Whether file events arrive for the ledger's files here (they do for local file systems):
+    // then the poll below is only a slow safety net.
+    let mut notify_works = false;
     loop {
         if stop_requested(&mut [&mut interrupt, &mut terminate]) {
             return Err(interrupted());
@@ -255,7 +259,12 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
                 }
             }
         }
-        ledger.save_stage_status(&planned.stages)?;
+        // Written when it changed: an idle controller does not rewrite (and so re-wake on) the
+        // ledger every tick.
+        if saved_stages.as_ref() != Some(&planned.stages) {
+            ledger.save_stage_status(&planned.stages)?;
+            saved_stages = Some(planned.stages.clone());
+        }
         if opts.progress {
             // A block when a stage changes state, and at most one a second otherwise.
             let states: Vec<StageState> = planned.stages.iter().map(|s| s.state).collect();
@@ -284,13 +293,17 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
         if acted {
             continue; // act on our own outcomes at once (a status change may unlock launches)
         }
+        // Settled, nothing is in flight: only another process's write, a definitions change
+        // or the clock (`wake_at`: schedules, timeouts) can move anything, and each of those
+        // wakes the controller itself, so the periodic reconcile can be rare.
+        let tick = if settled { IDLE_TICK } else { opts.tick };
         let wait = planned
             .wake_at
             .map(|t| Duration::from_secs((t - now).max(0) as u64))
-            .unwrap_or(opts.tick)
-            .min(opts.tick);
+            .unwrap_or(tick)
+            .min(tick);
         tokio::select! {
-            _ = ledger_change(&ledger, seen_version, wait, &mut ledger_writes) => {}
+            _ = ledger_change(&ledger, seen_version, wait, &mut ledger_writes, &mut notify_works) => {}
             Some(()) = changes.recv() => {
                 // Let a burst of writes finish, then reload; a bad edit keeps the last good graph.
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -328,6 +341,9 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
     }
 }
 
+/// How long a settled controller waits before reconciling again when nothing wakes it.
+const IDLE_TICK: Duration = Duration::from_secs(30);
+
 fn interrupted() -> LedgerError {
     LedgerError::Interrupted
 }
@@ -346,16 +362,22 @@ fn stop_requested(signals: &mut [&mut Signal]) -> bool {
 ///
 /// A write to the ledger's files wakes it; the commit becomes visible a moment after the
 /// write (the WAL index is updated last), so it looks again for a few milliseconds. The
-/// controller's own writes do not change `data_version`. The slow poll is a safety net for
-/// file systems that do not report writes.
+/// controller's own writes do not change `data_version`. The poll is a safety net for file
+/// systems that do not report writes: every 200 ms until a file event has been seen, every
+/// 2 s after (writes from other machines on a shared file system are not reported).
 async fn ledger_change(
     ledger: &Ledger,
     seen: i64,
     wait: Duration,
     writes: &mut tokio::sync::mpsc::UnboundedReceiver<()>,
+    notify_works: &mut bool,
 ) {
-    const POLL: Duration = Duration::from_millis(200);
     const SETTLE: Duration = Duration::from_millis(1);
+    let poll = if *notify_works {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_millis(200)
+    };
     let changed = || ledger.data_version().ok() != Some(seen);
     let deadline = tokio::time::Instant::now() + wait;
     loop {
@@ -368,6 +390,7 @@ async fn ledger_change(
         }
         tokio::select! {
             Some(()) = writes.recv() => {
+                *notify_works = true;
                 while writes.try_recv().is_ok() {}
                 for _ in 0..10 {
                     if changed() {
@@ -376,7 +399,7 @@ async fn ledger_change(
                     tokio::time::sleep(SETTLE).await;
                 }
             }
-            _ = tokio::time::sleep(POLL.min(deadline - now)) => {}
+            _ = tokio::time::sleep(poll.min(deadline - now)) => {}
         }
     }
 }
