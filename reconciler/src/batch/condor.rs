@@ -69,12 +69,10 @@ impl Adapter for Condor {
 
     fn observe(&self, clusters: &[String]) -> Result<Vec<JobSeen>, String> {
         let mut out = Vec::new();
-        let by_schedd = group_by_schedd(clusters);
-        // The local schedd is asked even without bound clusters: jobs tagged with a Cascade
-        // submission are found by their ClassAd.
-        let mut schedds: BTreeMap<Option<String>, Vec<String>> = by_schedd;
-        schedds.entry(None).or_default();
-        for (schedd, ids) in schedds {
+        // Each schedd that holds a bound cluster is asked once, for those clusters and for
+        // every job tagged with a Cascade submission. A submit host without a schedd of its
+        // own (jobsub sends jobs to remote ones) is never asked about the local one.
+        for (schedd, ids) in group_by_schedd(clusters) {
             let mut args = name_args(schedd.as_deref());
             args.extend(["-json".to_string(), "-attributes".into(), ATTRIBUTES.into()]);
             args.extend(ids.iter().cloned());
