@@ -16,8 +16,6 @@ pub struct RunArgs {
     #[arg(required_unless_present = "git", conflicts_with = "git")]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
-    pub git: GitArgs,
-    #[command(flatten)]
     pub state: StateArg,
     /// User the launches are made for (`%(experimenter)s`); default: $USER
     #[arg(long)]
@@ -37,6 +35,9 @@ pub struct RunArgs {
     /// twice the delay, up to a minute
     #[arg(long, env = "CASCADE_BATCH_POLL", default_value = "2s", value_parser = parse_poll)]
     pub batch_poll: Duration,
+    // Last: its help heading would otherwise also head the options after it.
+    #[command(flatten)]
+    pub git: GitArgs,
 }
 
 /// Following a git repository instead of files.
