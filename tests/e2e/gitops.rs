@@ -820,3 +820,48 @@ fn a_repository_that_cannot_be_fetched_disturbs_nothing_and_work_resumes_when_it
     });
     assert!(status_now(&state)["definitions"]["problem"].is_null());
 }
+
+#[test]
+fn the_pull_request_that_adds_the_first_campaign_plans_its_launches() {
+    let dir = TempDir::new("gitops-first");
+    let repos = Repos::new(&dir);
+    std::fs::write(repos.work.join("README"), "campaigns\n").unwrap();
+    git(&repos.work, &["add", "-A"]);
+    git(&repos.work, &["commit", "-q", "-m", "empty"]);
+    let empty = git(&repos.work, &["rev-parse", "HEAD"]);
+    let first = repos.commit(&campaign(100), "first campaign");
+    let out = cascade(&[
+        "plan",
+        "--repo",
+        repos.work.to_str().unwrap(),
+        "--base",
+        &empty,
+        "--head",
+        &first,
+        "--path",
+        "prod",
+        "--exit-code",
+    ]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{said}{}", text(&out.stderr));
+    assert!(
+        said.contains("exp/gen") && said.contains("new stage: launches now"),
+        "{said}"
+    );
+    // A revision that does not exist is an error, not an empty production.
+    let out = cascade(&[
+        "plan",
+        "--repo",
+        repos.work.to_str().unwrap(),
+        "--base",
+        "no-such-branch",
+        "--head",
+        &first,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no revision `no-such-branch`"),
+        "{}",
+        text(&out.stderr)
+    );
+}

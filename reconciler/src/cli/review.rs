@@ -83,6 +83,7 @@ pub fn run(args: &Args, repo: &std::path::Path) -> std::io::Result<Exit> {
             let doc = serde_json::json!({
                 "base": base, "head": head,
                 "headValid": errors.is_empty(),
+                "baseValid": !result.base_invalid,
                 "altersProduction": result.alters_production(),
                 "errors": errors.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
                 "resources": result.resources,
@@ -139,6 +140,12 @@ fn summary(r: &Review, errors: &[&Diagnostic]) -> String {
         );
     }
     let changed = r.resources.len();
+    if r.base_invalid {
+        return format!(
+            "{} changed; the base revision does not validate, so its impact on production cannot be computed",
+            super::count(changed, "resource", "resources")
+        );
+    }
     let stages = r.stages.len();
     if stages == 0 {
         format!(
@@ -243,8 +250,9 @@ fn markdown(
     writeln!(
         out,
         "### Cascade plan: `{}` → `{}`\n\n**{}**\n",
-        inline(base).replace('`', ""),
-        inline(head).replace('`', ""),
+        // Inside a code span nothing is markup or HTML; only a backquote could end it.
+        base.replace('`', ""),
+        head.replace('`', ""),
         inline(&summary(r, errors))
     )?;
     if !errors.is_empty() {
@@ -333,6 +341,7 @@ mod tests {
                 }],
                 open_submissions: vec!["exp.gen.1".into()],
             }],
+            base_invalid: false,
         };
         let mut out = Vec::new();
         markdown(&mut out, &review, &[], ("main", "<feature>")).unwrap();
@@ -340,7 +349,9 @@ mod tests {
         let (outside, closed) = outside_fences(&md);
         assert!(closed, "a fence was left open:\n{md}");
         for line in outside {
-            let raw = line
+            // Code spans show their text as it is.
+            let spans_removed: String = line.split('`').step_by(2).collect();
+            let raw = spans_removed
                 .replace("<details><summary>", "")
                 .replace("</summary>", "")
                 .replace("</details>", "");

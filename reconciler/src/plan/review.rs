@@ -90,12 +90,16 @@ pub struct StageImpact {
 pub struct Review {
     pub resources: Vec<ResourceChange>,
     pub stages: Vec<StageImpact>,
+    /// The base revision does not validate: nothing is known of what it launched, so no
+    /// impact is claimed.
+    pub base_invalid: bool,
 }
 
 impl Review {
-    /// Whether the change alters what production launches (for CI gates).
+    /// Whether the change alters what production launches (for CI gates); when the base does
+    /// not validate that cannot be ruled out, so it counts as altering.
     pub fn alters_production(&self) -> bool {
-        self.stages.iter().any(|s| !s.effects.is_empty())
+        self.base_invalid || self.stages.iter().any(|s| !s.effects.is_empty())
     }
 }
 
@@ -109,12 +113,20 @@ pub struct Context<'a> {
 }
 
 pub fn review(base: &Revision, head: &Revision, ctx: &Context) -> Review {
+    let empty = DesiredGraph::default();
+    // No definitions at all before (the change adds the first ones) is an empty production.
+    let base_graph = match base.graph {
+        Some(g) => Some(g),
+        None if base.resources.is_empty() => Some(&empty),
+        None => None,
+    };
     Review {
         resources: resource_changes(base.resources, head.resources),
-        stages: match head.graph {
-            Some(head_graph) => stage_impacts(base.graph, head_graph, ctx),
-            None => Vec::new(),
+        stages: match (base_graph, head.graph) {
+            (Some(b), Some(h)) => stage_impacts(b, h, ctx),
+            _ => Vec::new(),
         },
+        base_invalid: base_graph.is_none(),
     }
 }
 
@@ -278,13 +290,7 @@ fn completion_text(stage: &Stage) -> String {
     serde_json::to_string(&stage.completion).unwrap_or_default()
 }
 
-fn stage_impacts(
-    base: Option<&DesiredGraph>,
-    head: &DesiredGraph,
-    ctx: &Context,
-) -> Vec<StageImpact> {
-    let empty = DesiredGraph::default();
-    let base = base.unwrap_or(&empty);
+fn stage_impacts(base: &DesiredGraph, head: &DesiredGraph, ctx: &Context) -> Vec<StageImpact> {
     let open = |key: &ObjectKey| -> Vec<String> {
         ctx.observed
             .submissions

@@ -156,7 +156,9 @@ impl GitSource {
 }
 
 /// The YAML files under `path` at a revision (`main`, `origin/feature`, a commit) of the
-/// repository at or above `dir`: what `cascade plan --base --head` compares.
+/// repository at or above `dir`: what `cascade plan --base --head` compares. A revision
+/// without that directory, or without YAML files in it, has no definitions (the change under
+/// review adds the first ones).
 pub fn files_at_ref(dir: &Path, rev: &str, path: &str) -> Result<Vec<SourceFile>> {
     let repo = Repository::discover(dir).map_err(|e| {
         format!(
@@ -169,21 +171,41 @@ pub fn files_at_ref(dir: &Path, rev: &str, path: &str) -> Result<Vec<SourceFile>
         .revparse_single(rev)
         .and_then(|o| o.peel_to_commit())
         .map_err(|e| format!("no revision `{rev}` in {}: {}", dir.display(), e.message()))?;
-    yaml_files(&repo, &commit.id().to_string(), path)
+    Ok(yaml_files_if_any(&repo, &commit.id().to_string(), path)?.unwrap_or_default())
 }
 
-/// The YAML files under `path` at `commit`, named by their path in the repository, sorted.
+/// The YAML files under `path` at `commit`; a revision without them is refused (there is
+/// nothing to apply).
 fn yaml_files(repo: &Repository, commit: &str, path: &str) -> Result<Vec<SourceFile>> {
+    yaml_files_if_any(repo, commit, path)?.ok_or_else(|| {
+        format!(
+            "no *.yaml or *.yml file under `{path}` at commit {}",
+            short(commit)
+        )
+    })
+}
+
+/// The YAML files under `path` at `commit`, named by their path in the repository, sorted;
+/// `None` when the directory is missing or holds none.
+fn yaml_files_if_any(
+    repo: &Repository,
+    commit: &str,
+    path: &str,
+) -> Result<Option<Vec<SourceFile>>> {
     let tree = tree_at(repo, commit)?;
     let sub = path.trim_matches('/');
     let whole = sub.is_empty() || sub == ".";
     let root = if whole {
         tree
     } else {
-        tree.get_path(Path::new(sub))
+        match tree
+            .get_path(Path::new(sub))
             .and_then(|e| e.to_object(repo))
             .and_then(|o| o.peel_to_tree())
-            .map_err(|_| format!("commit {} has no directory `{sub}`", short(commit)))?
+        {
+            Ok(t) => t,
+            Err(_) => return Ok(None),
+        }
     };
     let prefix = if whole {
         String::new()
@@ -205,11 +227,7 @@ fn yaml_files(repo: &Repository, commit: &str, path: &str) -> Result<Vec<SourceF
     })
     .map_err(|e| format!("cannot read commit {}: {e}", short(commit)))?;
     if found.is_empty() {
-        return Err(format!(
-            "no *.yaml or *.yml file under `{}` at commit {}",
-            if whole { "." } else { sub },
-            short(commit)
-        ));
+        return Ok(None);
     }
     found.sort();
     found
@@ -223,7 +241,8 @@ fn yaml_files(repo: &Repository, commit: &str, path: &str) -> Result<Vec<SourceF
             let bytes = content[..content.len().min(MAX_FILE_BYTES + 1)].to_vec();
             Ok(SourceFile { path, bytes })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
 }
 
 /// Where checkouts live.
@@ -277,7 +296,7 @@ fn tree_at<'r>(repo: &'r Repository, commit: &str) -> Result<git2::Tree<'r>> {
 
 /// A commit id as people read it.
 pub fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(12)]
+    commit.get(..12).unwrap_or(commit)
 }
 
 #[cfg(test)]

@@ -211,3 +211,44 @@ fn a_new_stage_launches() {
     assert_eq!(r.resources.len(), 1);
     assert_eq!(r.resources[0].change, Change::Added);
 }
+
+#[test]
+fn the_first_definitions_launch_every_stage() {
+    let settings = LaunchSettings::default();
+    let (h, hg) = load(BASE);
+    let r = review(
+        &Revision {
+            resources: &[],
+            graph: None,
+        },
+        &Revision {
+            resources: &h,
+            graph: hg.as_ref(),
+        },
+        &Context {
+            observed: &Observed::default(),
+            launching_now: &BTreeSet::new(),
+            experimenter: "alice",
+            settings: &settings,
+        },
+    );
+    assert!(!r.base_invalid);
+    assert_eq!(effects(&r, "exp/gen"), [Effect::Launches { now: false }]);
+    assert_eq!(effects(&r, "exp/reco"), [Effect::Launches { now: false }]);
+}
+
+#[test]
+fn an_invalid_base_claims_no_impact_and_cannot_be_taken_for_no_change() {
+    let base = BASE.replace(
+        "launchScript: fife_launch -c gen.cfg",
+        "launchScript: fife_launch -c gen.cfg\n  colour: red",
+    );
+    let r = review_of(&base, BASE, &Observed::default());
+    assert!(r.base_invalid);
+    assert!(
+        r.stages.is_empty(),
+        "no stage is claimed new: {:?}",
+        r.stages
+    );
+    assert!(r.alters_production());
+}
