@@ -17,9 +17,11 @@ if [ ! -x "$venv/bin/kubernetes-validate" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate
 fi
 bash "$root/scripts/install-helm.sh" "$root/.tools/bin"
-# The shells the quoting property test runs through, and the process tools the fault tests use.
+# The shells the quoting property test runs through, the process tools the fault tests use,
+# git (its daemon and http-backend serve the GitOps tests), and perl and make (OpenSSL is
+# built from source for git2).
 missing=()
-for tool in dash:dash bash:bash pkill:procps kill:procps mount:mount; do
+for tool in dash:dash bash:bash pkill:procps kill:procps mount:mount git:git perl:perl make:make; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

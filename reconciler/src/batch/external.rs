@@ -152,8 +152,10 @@ pub fn run_any(program: &str, args: &[String]) -> Result<Output, String> {
         .map_err(|e| format!("cannot run `{program}`: {e}"))?;
     // Both pipes are read on threads so that a command printing much never blocks on a full
     // pipe while we wait for it.
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
+    let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        let _ = child.kill();
+        return Err(format!("cannot read what `{program}` prints"));
+    };
     let out = std::thread::spawn(move || {
         let mut s = Vec::new();
         let _ = stdout.read_to_end(&mut s);

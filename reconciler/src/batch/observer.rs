@@ -341,7 +341,9 @@ impl Poller {
                             Ok(Err(e)) => {
                                 let next = delays
                                     .get(name)
-                                    .map_or(interval * 2, |(d, _)| (*d * 2).min(max));
+                                    .map_or(interval, |(d, _)| *d)
+                                    .saturating_mul(2)
+                                    .min(max);
                                 eprintln!(
                                     "{name}: cannot observe jobs ({e}); asking again in {} s",
                                     next.as_secs_f64()

@@ -140,9 +140,9 @@ fn parse_poll(text: &str) -> Result<Duration, String> {
         .and_then(|n| n.parse::<u64>().ok())
         .or_else(|| cascade_crd::split::parse_duration(text).map(|s| s.saturating_mul(1000)));
     match millis {
-        Some(ms) if ms >= 100 => Ok(Duration::from_millis(ms)),
+        Some(ms) if (100..=86_400_000).contains(&ms) => Ok(Duration::from_millis(ms)),
         _ => Err(format!(
-            "`{text}` is not a poll interval: write e.g. `500ms`, `2s` or `1m` (at least 100ms)"
+            "`{text}` is not a poll interval: write e.g. `500ms`, `2s` or `1m` (from 100ms to 1d)"
         )),
     }
 }
@@ -197,4 +197,20 @@ pub fn run(args: &RunArgs) -> std::io::Result<Exit> {
     } else {
         Exit::Ok
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_intervals_are_read_or_refused_with_the_accepted_range() {
+        assert_eq!(parse_poll("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_poll("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_poll("1d"), Ok(Duration::from_secs(86_400)));
+        for bad in ["50ms", "2w", "99999999999w", "soon", "", "-1s"] {
+            let err = parse_poll(bad).unwrap_err();
+            assert!(err.contains("from 100ms to 1d"), "{bad}: {err}");
+        }
+    }
 }

@@ -60,9 +60,14 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
     // the default action, which would end the process mid-step).
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
-    // Definitions that do not validate leave no state behind.
-    let dir_graph = match &opts.source {
-        SourceSpec::Dir(paths) => Some(load_dir(paths).map_err(LedgerError::Rejected)?),
+    // Definitions that do not validate leave no state behind (a git source needs the state
+    // directory to fetch into, so it is read once that exists).
+    let dir_applied = match &opts.source {
+        SourceSpec::Dir(paths) => Some(Applied {
+            graph: load_dir(paths).map_err(LedgerError::Rejected)?,
+            revision: None,
+            checkout: None,
+        }),
         SourceSpec::Git(_) => None,
     };
     crate::ledger::prepare_state_dir(&opts.state)?;
@@ -87,14 +92,14 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
         )));
     }
     let mut ledger = Ledger::open(&state)?;
-    let mut applied = match (&opts.source, dir_graph) {
-        (_, Some(graph)) => Applied {
-            graph,
+    let mut applied = match (&opts.source, dir_applied) {
+        (SourceSpec::Git(follow), _) => initial_git(&mut ledger, &state, follow)?,
+        (SourceSpec::Dir(_), Some(applied)) => applied,
+        (SourceSpec::Dir(paths), None) => Applied {
+            graph: load_dir(paths).map_err(LedgerError::Rejected)?,
             revision: None,
             checkout: None,
         },
-        (SourceSpec::Git(follow), None) => initial_git(&mut ledger, &state, follow)?,
-        (SourceSpec::Dir(_), None) => unreachable!("a directory source was loaded above"),
     };
     // A git source: fetched on an interval and whenever a webhook says the branch moved.
     let (fetched_tx, mut fetched) = tokio::sync::mpsc::unbounded_channel();

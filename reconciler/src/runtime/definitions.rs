@@ -223,7 +223,7 @@ pub fn spawn_fetcher(
                 .unwrap_or_else(|e| Err(format!("the fetch stopped: {e}")));
             delay = match &fetched {
                 Ok(_) => interval,
-                Err(_) => (delay * 2).min(Duration::from_secs(600)),
+                Err(_) => delay.saturating_mul(2).min(Duration::from_secs(600)),
             };
             if out.send(fetched).is_err() {
                 return;
