@@ -13,7 +13,7 @@ fn q(state: &str) -> String {
     text(&cascade(&["q", "--state", state]).stdout)
 }
 
-/// The pid `cascade q` shows for a job (its runner, the leader of the job's process group).
+/// The pid `cascade q` shows for a job (the leader of its process group).
 fn pid(state: &str, job: &str) -> String {
     let listing = q(state);
     let line = listing
@@ -51,7 +51,7 @@ fn submit_hold_release_remove_with_real_processes() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "1@local\n");
     wait_for("two running jobs", || q(s).contains("0 idle, 2 running"));
-    let runner = pid(s, "1@local");
+    let leader = pid(s, "1@local");
 
     let out = cascade(&[
         "hold",
@@ -64,14 +64,14 @@ fn submit_hold_release_remove_with_real_processes() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(q(s).contains("1 running, 1 held"), "{}", q(s));
     wait_for("the held job's process to stop", || {
-        proc_state(&runner) == Some('T')
+        proc_state(&leader) == Some('T')
     });
 
     let out = cascade(&["release", "1", "--state", s, "--why", "looks fine"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(q(s).contains("2 running, 0 held"), "{}", q(s));
     wait_for("the released job's process to continue", || {
-        proc_state(&runner) != Some('T')
+        proc_state(&leader) != Some('T')
     });
 
     let out = cascade(&["rm", "t.1", "--state", s]);
@@ -79,7 +79,7 @@ fn submit_hold_release_remove_with_real_processes() {
     assert_eq!(text(&out.stdout), "2 jobs changed\n");
     assert!(q(s).contains("2 jobs: 0 idle, 0 running, 0 held, 0 succeeded, 0 failed, 2 removed"));
     wait_for("the removed job's processes to end", || {
-        matches!(proc_state(&runner), None | Some('Z'))
+        matches!(proc_state(&leader), None | Some('Z'))
     });
 
     let out = cascade(&["rm", "t.1", "--state", s]);

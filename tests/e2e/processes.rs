@@ -1,4 +1,4 @@
-//! The local batch system's processes under faults: runners killed, operators holding and
+//! The local batch system's processes under faults: the daemon killed, operators holding and
 //! releasing while jobs start, jobs that print too much or write the same output, signals,
 //! and Ctrl-C at any moment of the controller's loop. Real processes throughout.
 
@@ -63,11 +63,18 @@ fn group_members(pgid: &str) -> Vec<String> {
     members
 }
 
-/// A runner killed while its job runs: what is left of its process group is killed, and the
-/// job runs again from the start (a runner's death is the machine's failure, not the job's).
+fn kill_daemon(state: &str) {
+    let _ = Command::new("pkill")
+        .args(["-9", "-f", &format!("batchd --state {state}")])
+        .status();
+}
+
+/// The daemon killed while its job runs: the job's process group lives on, unwatched; the
+/// next daemon kills what is left of it and runs the job again from the start (the daemon's
+/// death is the machine's failure, not the job's), and counts the lost run.
 #[test]
-fn a_killed_runner_takes_its_job_with_it_and_the_job_runs_again() {
-    let state = TempDir::new("proc-runner");
+fn a_killed_daemons_jobs_are_killed_and_run_again_by_the_next_daemon() {
+    let state = TempDir::new("proc-daemon");
     let s = state.path();
     let marks = state.0.join("runs");
     let script = format!("echo run >> {}; sleep 60", marks.display());
@@ -75,19 +82,32 @@ fn a_killed_runner_takes_its_job_with_it_and_the_job_runs_again() {
     wait_for("the job to run", Duration::from_secs(20), || {
         std::fs::read_to_string(&marks).is_ok_and(|m| m.lines().count() == 1)
     });
-    let (_, runner, _) = job(s, "1@local");
-    assert!(group_members(&runner).len() >= 2, "runner and its sleep");
-    let killed = Command::new("kill").args(["-9", &runner]).status().unwrap();
-    assert!(killed.success());
+    let (_, leader, _) = job(s, "1@local");
+    assert!(group_members(&leader).len() >= 2, "the job's shell and its sleep");
+    kill_daemon(s);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        group_members(&leader).len() >= 2,
+        "the job outlives the daemon until another daemon looks"
+    );
+    // Any submit starts the next daemon (as the controller does when jobs are open).
+    submit(s, "r.2", "1", &["true"], &[]);
     wait_for(
-        "the orphaned sleep to be killed",
+        "the orphaned group to be killed",
         Duration::from_secs(20),
-        || group_members(&runner).is_empty(),
+        || group_members(&leader).is_empty(),
     );
     wait_for("the job to run again", Duration::from_secs(20), || {
         std::fs::read_to_string(&marks).is_ok_and(|m| m.lines().count() == 2)
     });
-    assert_eq!(job(s, "1@local").0, "running");
+    let (state_now, again, _) = job(s, "1@local");
+    assert_eq!(state_now, "running");
+    assert_ne!(again, leader, "a new process runs it");
+    let attempts = cascade::ledger::Ledger::open(&state.0)
+        .unwrap()
+        .scalar_i64("SELECT attempts FROM jobs WHERE id = 1")
+        .unwrap();
+    assert_eq!(attempts, 1, "the lost run is counted");
     let out = cascade(&["rm", "r.1", "--state", s]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
@@ -155,8 +175,8 @@ fn hold_and_release_racing_job_starts_never_fail_a_job() {
             runs.lines().count()
         );
     }
-    // No runner is left stopped by a hold that raced with its job's end: the daemon, with
-    // nothing left to do, exits.
+    // No job is left stopped by a hold that raced with its end: the daemon, with nothing
+    // left to do, exits.
     let lock = std::fs::File::open(state.0.join("batchd.lock")).unwrap();
     wait_for("the batch daemon to exit", Duration::from_secs(30), || {
         lock.try_lock().is_ok()
@@ -314,11 +334,11 @@ fn a_watching_controller_leaves_no_zombie_daemons() {
     assert!(zombies.is_empty(), "zombies of the controller: {zombies:?}");
 }
 
-/// A runner and the daemon killed while nothing else waits: the controller restarts the
-/// daemon, which kills the orphaned job and runs it again, and the run ends instead of
+/// The daemon killed while its only job runs and nothing else waits: the controller restarts
+/// the daemon, which kills the orphaned job and runs it again, and the run ends instead of
 /// hanging.
 #[test]
-fn a_dead_runner_with_nothing_idle_does_not_hang_the_run() {
+fn a_dead_daemon_with_nothing_idle_does_not_hang_the_run() {
     let state = TempDir::new("proc-hang");
     let s = state.path();
     let defs = state.0.join("slow.yaml");
@@ -339,16 +359,13 @@ fn a_dead_runner_with_nothing_idle_does_not_hang_the_run() {
     wait_for("the job to run", Duration::from_secs(20), || {
         q(s).contains("1 running")
     });
-    let (_, runner, _) = job(s, "1@local");
-    // The daemon and the runner die together; the job's sleep lives on in its group.
-    let _ = Command::new("pkill")
-        .args(["-9", "-f", &format!("batchd --state {s}")])
-        .status();
-    let _ = Command::new("kill").args(["-9", &runner]).status();
+    let (_, leader, _) = job(s, "1@local");
+    // The job's shell and sleep live on in their group.
+    kill_daemon(s);
     let start = Instant::now();
     let out = controller.wait_with_output().unwrap();
     assert!(start.elapsed() < Duration::from_secs(25), "the run hung");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(job(s, "1@local").0, "succeeded");
-    assert!(group_members(&runner).is_empty());
+    assert!(group_members(&leader).is_empty());
 }

@@ -2,11 +2,11 @@
 //!
 //! `cascade submit` records a submission's jobs (idle) and makes sure a batch daemon runs.
 //! The daemon (one per state directory, held by a lock file) starts idle jobs under a
-//! concurrency limit, each in a detached runner process (its own process group) that runs the
-//! job's command, then in one transaction records the exit code, marks the job's input files
-//! consumed or failed, and declares the outputs that match the job type's patterns, with the
-//! inputs as parents. Runners outlive the daemon and the controller; a daemon that starts
-//! finds running jobs by pid and re-adopts them.
+//! concurrency limit, each as its own process group, copies their output into capped logs,
+//! and records each job's end in one transaction: the exit code, the job's input files
+//! consumed or failed, and the outputs that match the job type's patterns declared with the
+//! inputs as parents (`supervisor.rs`). Jobs outlive the controller; a daemon that starts
+//! after one died kills what is left of that one's jobs and runs them again.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -17,6 +17,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::process;
+use super::supervisor::{self, Supervisor};
 use crate::ledger::{Ledger, Result, SqlContext, now};
 
 /// Environment a launch passes to `cascade submit` (besides the CASCADE_* of composition).
@@ -24,14 +25,15 @@ pub const ENV_STATE_DIR: &str = "CASCADE_STATE_DIR";
 pub const ENV_OUTPUT_PATTERNS: &str = "CASCADE_OUTPUT_PATTERNS";
 pub const ENV_SLOTS: &str = "CASCADE_LOCAL_SLOTS";
 
-/// Runs of a job that may end with its runner's death before the job is failed.
-pub const MAX_RUNNER_DEATHS: i64 = 3;
+/// Runs of a job that may be lost (the daemon running it died) before the job is failed.
+pub const MAX_LOST_RUNS: i64 = 3;
 
 /// How long an idle daemon waits for new jobs before it exits.
 const DAEMON_IDLE: Duration = Duration::from_secs(5);
-/// How often the daemon looks for finished and new jobs: often while it has work, so a slot
-/// does not stay empty long; rarely when it has none.
-const DAEMON_BUSY_TICK: Duration = Duration::from_millis(2);
+/// How long the daemon waits for its jobs' output before it looks for jobs that ended
+/// without closing it, and for new jobs; a job's output closing wakes it at once. Rarely
+/// when it has no jobs: a commit to the ledger wakes it then.
+const DAEMON_BUSY_TICK: Duration = Duration::from_millis(20);
 const DAEMON_IDLE_TICK: Duration = Duration::from_millis(50);
 
 #[derive(Clone, Debug, Serialize)]
@@ -206,27 +208,26 @@ pub fn daemon(state: &Path) -> Result<()> {
         return Ok(()); // another daemon serves this state directory
     }
     let mut ledger = Ledger::open(state)?;
-    let slots = slots();
-    // Runners this daemon started, with their job.
-    let mut children: Vec<(i64, std::process::Child)> = Vec::new();
+    supervisor::requeue_orphans(&mut ledger)?;
+    let mut jobs = Supervisor::new(state, slots());
     let mut idle_since = Instant::now();
+    // The ledger's state when idle jobs were last looked for: another look is worth it only
+    // once another process committed (a submit, a release) or a slot freed.
+    let mut looked_at: Option<i64> = None;
     loop {
-        children.retain_mut(|(_, c)| !matches!(c.try_wait(), Ok(Some(_))));
-        continue_ended_runners(&ledger, &children)?;
-        let running = adopt(&mut ledger)?;
-        let free = slots.saturating_sub(running) as i64;
-        let idle: Vec<i64> = ledger.rows(
-            "SELECT id FROM jobs WHERE state = 'idle' AND delegated = 0 ORDER BY id LIMIT ?",
-            [free],
-            |r| r.get(0),
-        )?;
-        for id in &idle {
-            children.extend(start_runner(&mut ledger, *id)?.map(|c| (*id, c)));
-        }
-        let busy = running > 0 || !idle.is_empty() || !children.is_empty();
-        if busy {
+        let version = ledger.data_version().ok();
+        let started = if jobs.has_ends() || (jobs.free() > 0 && version != looked_at) {
+            looked_at = version;
+            jobs.record_and_start(&mut ledger)?
+        } else {
+            0
+        };
+        if jobs.busy() || started > 0 {
             idle_since = Instant::now();
-        } else if idle_since.elapsed() > DAEMON_IDLE {
+            jobs.wait(DAEMON_BUSY_TICK);
+            continue;
+        }
+        if idle_since.elapsed() > DAEMON_IDLE {
             // Release the lock, then look once more: a submit that found the lock held
             // relies on us to see its jobs.
             lock.unlock()?;
@@ -236,39 +237,10 @@ pub fn daemon(state: &Path) -> Result<()> {
                 return Ok(());
             }
             idle_since = Instant::now();
+            looked_at = None;
         }
-        if busy {
-            std::thread::sleep(DAEMON_BUSY_TICK);
-        } else {
-            wait_for_a_commit(&ledger, DAEMON_IDLE_TICK);
-        }
+        wait_for_a_commit(&ledger, DAEMON_IDLE_TICK);
     }
-}
-
-/// Runners whose job has ended are let go on: one stopped by a hold that raced with its end
-/// would otherwise stay stopped, and the daemon busy, forever.
-fn continue_ended_runners(ledger: &Ledger, children: &[(i64, std::process::Child)]) -> Result<()> {
-    for (id, child) in children {
-        let ended: Option<(String, Option<i64>)> = ledger
-            .conn
-            .query_row(
-                "SELECT state, pid_start FROM jobs WHERE id = ?",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .at(ledger)?;
-        if let Some((state, started)) = ended
-            && matches!(state.as_str(), "succeeded" | "failed" | "removed")
-        {
-            process::signal_group(
-                i64::from(child.id()),
-                started.map(|s| s as u64),
-                libc::SIGCONT,
-            );
-        }
-    }
-    Ok(())
 }
 
 /// Sleeps up to `limit`, waking as soon as another process commits to the ledger (a submit
@@ -284,112 +256,6 @@ fn wait_for_a_commit(ledger: &Ledger, limit: Duration) {
             return;
         }
     }
-}
-
-/// Running jobs whose runner died without recording an end: what is left of their process
-/// group is killed first (so their inputs are never processed twice at once), then the job
-/// is run again from the start, up to [`MAX_RUNNER_DEATHS`] times, after which it is failed.
-/// A runner's death is the machine's failure, not the job's. Returns how many jobs still run
-/// (including held ones, which keep their slot).
-fn adopt(ledger: &mut Ledger) -> Result<usize> {
-    let rows: Vec<(i64, i64, Option<u64>)> = {
-        ledger.rows(
-            "SELECT id, pid, pid_start FROM jobs WHERE state IN ('running', 'held') AND pid IS NOT NULL AND delegated = 0",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<i64>>(2)?.map(|s| s as u64))),
-        )?
-    };
-    // A job claimed by a daemon that died before it could start the runner. Looked for
-    // first, so the loop takes the write lock only when there is something to write.
-    let stale = "state = 'running' AND pid IS NULL AND started < ? AND delegated = 0";
-    let cutoff = now() - 60;
-    let stale_claims: i64 = ledger
-        .conn
-        .query_row(
-            &format!("SELECT COUNT(*) FROM jobs WHERE {stale}"),
-            [cutoff],
-            |r| r.get(0),
-        )
-        .at(ledger)?;
-    if stale_claims > 0 {
-        ledger.write(|tx| {
-            tx.execute(
-                &format!("UPDATE jobs SET state = 'idle', started = NULL WHERE {stale}"),
-                params![cutoff],
-            )
-            .map(|_| ())
-        })?;
-    }
-    let mut running = 0;
-    for (id, pid, started) in rows {
-        match process::runner(pid, started) {
-            process::Runner::Alive => {
-                running += 1;
-                continue;
-            }
-            process::Runner::Orphaned => {
-                process::signal_group(pid, started, libc::SIGCONT);
-                process::signal_group(pid, started, libc::SIGKILL);
-            }
-            process::Runner::Gone => {}
-        }
-        // Re-read inside the transaction: the runner may have just recorded its end.
-        ledger.write(|tx| {
-            let requeued = tx.execute(
-                "UPDATE jobs SET state = CASE state WHEN 'held' THEN 'held' ELSE 'idle' END, pid = NULL, pid_start = NULL, started = NULL, attempts = attempts + 1 WHERE id = ? AND state IN ('running', 'held') AND attempts < ?",
-                params![id, MAX_RUNNER_DEATHS],
-            )?;
-            if requeued > 0 {
-                return Ok(());
-            }
-            tx.execute(
-                "UPDATE jobs SET state = 'failed', finished = ? WHERE id = ? AND state IN ('running', 'held')",
-                params![now(), id],
-            )?;
-            tx.execute(
-                "UPDATE project_files SET status = 'failed', updated = ? WHERE file IN (SELECT file FROM job_inputs WHERE job = ?) AND project = (SELECT submission FROM jobs WHERE id = ?) AND status = 'delivered'",
-                params![now(), id, id],
-            )?;
-            Ok(())
-        })?;
-    }
-    Ok(running)
-}
-
-/// Claims an idle job (idle -> running) and starts its runner; `None` if someone changed the
-/// job first (an operator held or removed it).
-fn start_runner(ledger: &mut Ledger, id: i64) -> Result<Option<std::process::Child>> {
-    use std::os::unix::process::CommandExt;
-    let claimed = ledger.write(|tx| {
-        tx.execute(
-            "UPDATE jobs SET state = 'running', started = ? WHERE id = ? AND state = 'idle'",
-            params![now(), id],
-        )
-    })?;
-    if claimed == 0 {
-        return Ok(None);
-    }
-    let exe = std::env::current_exe()?;
-    let child = Command::new(exe)
-        .arg("run-job")
-        .arg("--state")
-        .arg(&ledger.dir)
-        .arg(id.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()?;
-    let pid = child.id() as i64;
-    let started = process::start_time(pid).map(|t| t as i64);
-    ledger.write(|tx| {
-        tx.execute(
-            "UPDATE jobs SET pid = ?, pid_start = ? WHERE id = ?",
-            params![pid, started, id],
-        )
-        .map(|_| ())
-    })?;
-    Ok(Some(child))
 }
 
 pub fn jobs(ledger: &Ledger, submission: Option<&str>) -> Result<Vec<JobRow>> {

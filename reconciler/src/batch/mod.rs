@@ -8,3 +8,4 @@ pub mod process;
 pub mod runner;
 pub mod sbatch;
 pub mod slurm;
+pub mod supervisor;

@@ -1,8 +1,8 @@
-//! The processes of the local batch system: whether a recorded runner is still the process
-//! that was started (a pid can be reused), whether its process group still has members (a
-//! job's command outlives a killed runner), and signals sent only to the group recorded.
+//! The processes of the local batch system: whether a recorded job is still the process
+//! that was started (a pid can be reused), whether its process group still has members (what
+//! a job started outlives the job), and signals sent only to the group recorded.
 //!
-//! A runner is started as the leader of its own process group, so its pid is the group id.
+//! A job is started as the leader of its own process group, so its pid is the group id.
 //! Linux does not hand out a pid while a process group of that id has members; so when the
 //! pid belongs to another process (another start time), the recorded group is empty and
 //! nothing may be signalled.
@@ -20,25 +20,25 @@ pub fn start_time(pid: i64) -> Option<u64> {
     after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// What is left of a job's runner.
+/// What is left of a job's process group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Runner {
-    /// The runner recorded still runs: the job is alive.
+pub enum Group {
+    /// The group's leader recorded still runs.
     Alive,
-    /// The runner died, but processes of its group (the job's command) still run.
+    /// The leader ended, but other processes of its group still run.
     Orphaned,
     /// Nothing of it is left (or its pid now names another process).
     Gone,
 }
 
-/// What is left of the runner started as `pid` at `started` (its start time; `None` for
+/// What is left of the group led by the process started as `pid` at `started` (its start time; `None` for
 /// jobs recorded before start times were kept, trusted by pid alone).
-pub fn runner(pid: i64, started: Option<u64>) -> Runner {
+pub fn group(pid: i64, started: Option<u64>) -> Group {
     match start_time(pid) {
-        Some(now) if started.is_none_or(|s| s == now) => Runner::Alive,
-        Some(_) => Runner::Gone,
-        None if group_exists(pid) => Runner::Orphaned,
-        None => Runner::Gone,
+        Some(now) if started.is_none_or(|s| s == now) => Group::Alive,
+        Some(_) => Group::Gone,
+        None if group_exists(pid) => Group::Orphaned,
+        None => Group::Gone,
     }
 }
 
@@ -49,14 +49,14 @@ fn group_exists(pgid: i64) -> bool {
             || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }
 
-/// Sends `signal` to the process group of the runner started as `pid` at `started`, if
+/// Sends `signal` to the process group of the process started as `pid` at `started`, if
 /// anything of it is left; returns whether it was sent.
 pub fn signal_group(pid: i64, started: Option<u64>, signal: libc::c_int) -> bool {
-    match runner(pid, started) {
-        Runner::Alive | Runner::Orphaned => unsafe {
+    match group(pid, started) {
+        Group::Alive | Group::Orphaned => unsafe {
             libc::kill(-(pid as libc::pid_t), signal) == 0
         },
-        Runner::Gone => false,
+        Group::Gone => false,
     }
 }
 
@@ -80,10 +80,10 @@ mod tests {
     fn a_process_is_known_by_its_start_time() {
         let me = std::process::id() as i64;
         let started = start_time(me).expect("our own start time");
-        assert_eq!(runner(me, Some(started)), Runner::Alive);
-        assert_eq!(runner(me, None), Runner::Alive);
+        assert_eq!(group(me, Some(started)), Group::Alive);
+        assert_eq!(group(me, None), Group::Alive);
         // The same pid with another start time is another process: never ours to signal.
-        assert_eq!(runner(me, Some(started + 1)), Runner::Gone);
+        assert_eq!(group(me, Some(started + 1)), Group::Gone);
         assert!(!signal_group(me, Some(started + 1), 0));
     }
 
@@ -100,10 +100,10 @@ mod tests {
         let started = start_time(pgid);
         let out = leader.wait_with_output().unwrap();
         let child: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-        assert_eq!(runner(pgid, started), Runner::Orphaned);
+        assert_eq!(group(pgid, started), Group::Orphaned);
         assert!(signal_group(pgid, started, libc::SIGKILL));
         for _ in 0..100 {
-            if start_time(child).is_none() || runner(pgid, started) == Runner::Gone {
+            if start_time(child).is_none() || group(pgid, started) == Group::Gone {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));

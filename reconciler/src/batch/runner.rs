@@ -1,7 +1,10 @@
-//! The runner of one local job (`cascade run-job`): it waits while the job is held, runs the
-//! job's command in a fresh directory with its output into a capped log, then in one
-//! transaction records the exit code, marks the job's input files consumed or failed, and
-//! declares the outputs that match the job type's patterns, with the inputs as parents.
+//! Running one recorded job: its command in a fresh directory with its output into a capped
+//! log, then, in one transaction, its exit code, its input files marked consumed or failed,
+//! and the outputs that match the job type's patterns declared with the inputs as parents.
+//!
+//! The local batch daemon does this for many jobs at once (`supervisor.rs`); `run_job` does it
+//! for one, blocking, where another batch system runs the process (a Slurm array task's
+//! `cascade run-task`).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -21,15 +24,15 @@ use crate::ledger::{Ledger, LedgerError, Result, SqlContext, now};
 /// where it was cut.
 pub const LOG_CAP_BYTES: u64 = 16 * 1024 * 1024;
 
-/// How long the runner waits, after the job's command ended, for output that processes it
-/// left behind still write.
-const LOG_DRAIN: Duration = Duration::from_secs(2);
+/// How long, after the job's command ended, its log waits for output that processes it left
+/// behind still write.
+pub(super) const LOG_DRAIN: Duration = Duration::from_secs(2);
 
 /// A job as recorded by `cascade submit`.
-struct Job {
-    id: i64,
-    submission: String,
-    index: i64,
+pub(super) struct Job {
+    pub id: i64,
+    pub submission: String,
+    pub index: i64,
     argv: Vec<String>,
     cwd: String,
     env: Vec<(String, String)>,
@@ -38,7 +41,7 @@ struct Job {
     inputs: Vec<(String, String)>,
 }
 
-/// Runs one job to its end and records it (the runner process).
+/// Runs one job to its end and records it, blocking.
 pub fn run_job(state: &Path, id: i64) -> Result<i32> {
     let mut ledger = Ledger::open(state)?;
     let job = load(&ledger, id)?;
@@ -47,25 +50,30 @@ pub fn run_job(state: &Path, id: i64) -> Result<i32> {
     }
     let dir = fresh_dir(state, &job)?;
     let code = run_command(state, &job, &dir)?;
-    let outputs = if code == 0 {
-        outputs_of(&ledger, &job, &dir)?
-    } else {
-        Vec::new()
-    };
+    let outputs = outputs_if_succeeded(&ledger, &job, &dir, code)?;
     let conflicts = record_end(&mut ledger, &job, code, &outputs)?;
     if !conflicts.is_empty() {
         let mut log = File::options().append(true).open(dir.join("job.log"))?;
-        for (name, by) in &conflicts {
-            writeln!(
-                log,
-                "cascade: output `{name}` is already in the catalog (declared by {by}); nothing of this job was declared and the job is failed"
-            )?;
-        }
+        note_conflicts(&mut log, &conflicts)?;
     }
     Ok(code)
 }
 
-fn load(ledger: &Ledger, id: i64) -> Result<Job> {
+/// Says in a job's log why it failed although its command succeeded.
+pub(super) fn note_conflicts(
+    log: &mut impl Write,
+    conflicts: &[(String, String)],
+) -> std::io::Result<()> {
+    for (name, by) in conflicts {
+        writeln!(
+            log,
+            "cascade: output `{name}` is already in the catalog (declared by {by}); nothing of this job was declared and the job is failed"
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) fn load(ledger: &Ledger, id: i64) -> Result<Job> {
     let row = ledger
         .conn
         .query_row(
@@ -121,7 +129,7 @@ fn wait_until_runnable(ledger: &Ledger, id: i64) -> Result<bool> {
 
 /// The job's own directory, emptied: files left there by an earlier run are never taken
 /// for this run's outputs.
-fn fresh_dir(state: &Path, job: &Job) -> Result<PathBuf> {
+pub(super) fn fresh_dir(state: &Path, job: &Job) -> Result<PathBuf> {
     let dir = job_dir(state, &job.submission, job.index);
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
@@ -130,13 +138,26 @@ fn fresh_dir(state: &Path, job: &Job) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Runs the job's command; its output goes to `job.log`, capped. Returns the exit code as a
-/// shell reports it (128 + n for signal n; 126 when the command could not be started).
-fn run_command(state: &Path, job: &Job, dir: &Path) -> Result<i32> {
-    let mut log = File::create(dir.join("job.log"))?;
+/// A started job: its process, and the reading end of the pipe its output goes to.
+pub(super) struct Started {
+    pub child: std::process::Child,
+    pub output: std::io::PipeReader,
+}
+
+/// Starts the job's command in `dir` (its process group's leader, so that a hold, a kill or
+/// an orphan's clean-up reaches everything it starts). Returns the exit code a shell would
+/// give when it cannot be started (127 without a command, 126 otherwise), after saying why
+/// in the log.
+pub(super) fn start(
+    state: &Path,
+    job: &Job,
+    dir: &Path,
+    log: &mut impl Write,
+) -> Result<std::result::Result<Started, i32>> {
+    use std::os::unix::process::CommandExt;
     let Some((program, args)) = job.argv.split_first() else {
         writeln!(log, "cascade: the job has no command")?;
-        return Ok(127);
+        return Ok(Err(127));
     };
     let input_paths: Vec<String> = job
         .inputs
@@ -157,51 +178,102 @@ fn run_command(state: &Path, job: &Job, dir: &Path) -> Result<i32> {
         .env(ENV_STATE_DIR, state)
         .stdin(Stdio::null())
         .stdout(writer.try_clone()?)
-        .stderr(writer);
+        .stderr(writer)
+        .process_group(0);
     let spawned = command.spawn();
     // Our copies of the pipe's writing end go with the command, so the log ends when the
     // job's processes close theirs.
     drop(command);
-    let mut child = match spawned {
-        Ok(child) => child,
+    match spawned {
+        Ok(child) => Ok(Ok(Started {
+            child,
+            output: reader,
+        })),
         Err(e) => {
             writeln!(log, "cascade: cannot start `{program}`: {e}")?;
-            return Ok(126);
+            Ok(Err(126))
         }
+    }
+}
+
+/// Runs the job's command; its output goes to `job.log`, capped. Returns the exit code as a
+/// shell reports it (128 + n for signal n; 126 when the command could not be started).
+fn run_command(state: &Path, job: &Job, dir: &Path) -> Result<i32> {
+    let mut log = CappedLog::new(File::create(dir.join("job.log"))?, LOG_CAP_BYTES);
+    let mut started = match start(state, job, dir, &mut log.to)? {
+        Ok(started) => started,
+        Err(code) => return Ok(code),
     };
+    let reader = started.output;
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let _ = copy_capped(reader, &mut log, LOG_CAP_BYTES);
+        let _ = copy_capped(reader, &mut log);
         let _ = done_tx.send(());
     });
-    let status = child.wait()?;
+    let status = started.child.wait()?;
     let _ = done_rx.recv_timeout(LOG_DRAIN);
     Ok(process::exit_code(status))
 }
 
-/// Copies `from` into `to` up to `cap` bytes, then discards the rest (saying so once).
-fn copy_capped(mut from: impl Read, to: &mut impl Write, cap: u64) -> std::io::Result<()> {
+/// A job's log: the first `cap` bytes of its output, then a line saying where it was cut.
+pub(super) struct CappedLog<W: Write> {
+    pub to: W,
+    cap: u64,
+    written: u64,
+    cut: bool,
+}
+
+impl<W: Write> CappedLog<W> {
+    pub fn new(to: W, cap: u64) -> Self {
+        CappedLog {
+            to,
+            cap,
+            written: 0,
+            cut: false,
+        }
+    }
+
+    pub fn write(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        let keep = (self.cap.saturating_sub(self.written) as usize).min(buf.len());
+        if keep > 0 {
+            self.to.write_all(&buf[..keep])?;
+            self.written += keep as u64;
+        }
+        if keep < buf.len() && !self.cut {
+            self.cut = true;
+            writeln!(
+                self.to,
+                "\n[cascade: job log cut at {} MiB; the rest of the job's output was discarded]",
+                self.cap / (1024 * 1024)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Copies all of `from` into the log.
+fn copy_capped<W: Write>(mut from: impl Read, log: &mut CappedLog<W>) -> std::io::Result<()> {
     let mut buf = [0u8; 64 * 1024];
-    let mut written = 0u64;
-    let mut cut = false;
     loop {
         let n = from.read(&mut buf)?;
         if n == 0 {
             return Ok(());
         }
-        let keep = (cap.saturating_sub(written) as usize).min(n);
-        if keep > 0 {
-            to.write_all(&buf[..keep])?;
-            written += keep as u64;
-        }
-        if keep < n && !cut {
-            cut = true;
-            writeln!(
-                to,
-                "\n[cascade: job log cut at {} MiB; the rest of the job's output was discarded]",
-                cap / (1024 * 1024)
-            )?;
-        }
+        log.write(&buf[..n])?;
+    }
+}
+
+/// The outputs to declare for a job that ended with `code`: none unless it succeeded.
+pub(super) fn outputs_if_succeeded(
+    ledger: &Ledger,
+    job: &Job,
+    dir: &Path,
+    code: i32,
+) -> Result<Vec<NewFile>> {
+    if code == 0 {
+        outputs_of(ledger, job, dir)
+    } else {
+        Ok(Vec::new())
     }
 }
 
@@ -261,7 +333,7 @@ fn record_end(
     }
 }
 
-fn record_end_in(
+pub(super) fn record_end_in(
     tx: &rusqlite::Transaction,
     job: &Job,
     code: i32,
@@ -353,16 +425,17 @@ mod tests {
     #[test]
     fn a_log_is_cut_at_its_cap_and_says_so() {
         let input = vec![b'x'; 3 * 1024 * 1024 + 17];
-        let mut out = Vec::new();
-        copy_capped(&input[..], &mut out, 1024 * 1024).unwrap();
+        let mut log = CappedLog::new(Vec::new(), 1024 * 1024);
+        copy_capped(&input[..], &mut log).unwrap();
+        let out = log.to;
         let text = String::from_utf8_lossy(&out);
         assert!(text.starts_with(&"x".repeat(1024 * 1024)));
         assert!(text.ends_with(
             "[cascade: job log cut at 1 MiB; the rest of the job's output was discarded]\n"
         ));
         assert_eq!(out.len(), 1024 * 1024 + text[1024 * 1024..].len());
-        let mut small = Vec::new();
-        copy_capped(&b"short"[..], &mut small, 1024).unwrap();
-        assert_eq!(small, b"short");
+        let mut small = CappedLog::new(Vec::new(), 1024);
+        copy_capped(&b"short"[..], &mut small).unwrap();
+        assert_eq!(small.to, b"short");
     }
 }

@@ -1,5 +1,5 @@
 //! The local batch system's commands: `submit`, `q`, `hold`, `release`, `rm`, and the hidden
-//! `batchd` and `run-job` that it runs itself.
+//! `batchd` that it runs itself.
 
 use std::io::Write;
 
@@ -231,13 +231,6 @@ pub fn daemon(args: &DaemonArgs) -> std::io::Result<Exit> {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct RunJobArgs {
-    pub job: i64,
-    #[command(flatten)]
-    pub state: StateArg,
-}
-
-#[derive(clap::Args, Debug)]
 pub struct RunTaskArgs {
     /// The submission whose job runs
     #[arg(long)]
@@ -261,9 +254,4 @@ pub fn run_task(args: &RunTaskArgs) -> std::io::Result<Exit> {
             Ok(Exit::Failed)
         }
     }
-}
-
-pub fn run_job(args: &RunJobArgs) -> std::io::Result<Exit> {
-    crate::batch::runner::run_job(&args.state.state, args.job).map_err(std::io::Error::other)?;
-    Ok(Exit::Ok)
 }

@@ -90,9 +90,6 @@ pub enum Command {
     /// The local batch system's daemon (started on demand)
     #[command(hide = true)]
     Batchd(batch::DaemonArgs),
-    /// Run one job of the local batch system (started by the daemon)
-    #[command(hide = true)]
-    RunJob(batch::RunJobArgs),
     /// Run one job of a Slurm array submitted by `cascade submit --batch-system slurm`
     #[command(hide = true)]
     RunTask(batch::RunTaskArgs),
@@ -171,7 +168,6 @@ pub fn run(cli: Cli) -> Exit {
         Command::ImportIni(args) => ini::import_ini(&args),
         Command::ExportIni(args) => ini::export_ini(&args),
         Command::Batchd(args) => batch::daemon(&args),
-        Command::RunJob(args) => batch::run_job(&args),
         Command::RunTask(args) => batch::run_task(&args),
     };
     match result {

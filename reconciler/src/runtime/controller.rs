@@ -189,8 +189,9 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
                 }
             }
         }
-        // A daemon starts idle jobs and notices runners that died; one is started whenever
-        // jobs are not over and none runs (it exits by itself once there is nothing to do).
+        // A daemon starts idle jobs and runs again those of a daemon that died; one is started
+        // whenever jobs are not over and none runs (it exits by itself once there is nothing
+        // to do).
         if ledger
             .scalar_i64(
                 "SELECT COUNT(*) FROM jobs WHERE state IN ('idle', 'running', 'held') AND delegated = 0",
