@@ -10,6 +10,7 @@ pub mod ini;
 pub mod launch;
 pub mod ledger;
 pub mod model;
+pub mod parallel;
 pub mod plan;
 pub mod runtime;
 pub mod server;

@@ -60,9 +60,10 @@ fn pids_with(words: &[&str]) -> Vec<i32> {
     pids
 }
 
-/// SIGKILL of the controller or the batch daemon (whose running jobs the next daemon kills
-/// and runs again), at random moments, many times: the campaign still converges to a clean
-/// run's result, nothing twice.
+/// SIGKILL of the controller at random moments, many times, and of the batch daemon (whose
+/// running jobs the next daemon kills and runs again) twice: the campaign still converges to
+/// a clean run's result, nothing twice. (A job's third lost run fails it, by design: see
+/// `processes::a_job_that_kills_its_daemon_fails_after_three_lost_runs`.)
 #[test]
 fn kills_of_controller_and_daemon_converge_to_a_clean_run() {
     let seed = seed();
@@ -73,9 +74,13 @@ fn kills_of_controller_and_daemon_converge_to_a_clean_run() {
     for round in 0..30 {
         let mut controller = start_run(s, "0.3");
         std::thread::sleep(Duration::from_millis(20 + rng.below(300)));
-        let victim = match rng.below(2) {
-            0 => "controller",
-            _ => "daemon",
+        let daemon_kills = kills
+            .iter()
+            .filter(|k: &&String| k.ends_with("daemon"))
+            .count();
+        let victim = match rng.below(3) {
+            0 if daemon_kills < 2 => "daemon",
+            _ => "controller",
         };
         let pids = match victim {
             "daemon" => pids_with(&["batchd", s]),

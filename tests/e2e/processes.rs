@@ -83,7 +83,10 @@ fn a_killed_daemons_jobs_are_killed_and_run_again_by_the_next_daemon() {
         std::fs::read_to_string(&marks).is_ok_and(|m| m.lines().count() == 1)
     });
     let (_, leader, _) = job(s, "1@local");
-    assert!(group_members(&leader).len() >= 2, "the job's shell and its sleep");
+    assert!(
+        group_members(&leader).len() >= 2,
+        "the job's shell and its sleep"
+    );
     kill_daemon(s);
     std::thread::sleep(Duration::from_millis(300));
     assert!(
@@ -110,6 +113,39 @@ fn a_killed_daemons_jobs_are_killed_and_run_again_by_the_next_daemon() {
     assert_eq!(attempts, 1, "the lost run is counted");
     let out = cascade(&["rm", "r.1", "--state", s]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// A job that kills the daemon running it (its parent): each next daemon kills what is left
+/// of it and runs it again, until its fourth lost run fails it; a job cannot take the local
+/// batch system down for ever, and the daemons go on serving other jobs.
+#[test]
+fn a_job_that_kills_its_daemon_fails_after_three_lost_runs() {
+    let state = TempDir::new("proc-parricide");
+    let s = state.path();
+    submit(s, "k.1", "1", &["sh", "-c", "kill -9 $PPID; sleep 30"], &[]);
+    let ledger = cascade::ledger::Ledger::open(&state.0).unwrap();
+    let attempts = || {
+        ledger
+            .scalar_i64("SELECT attempts FROM jobs WHERE id = 1")
+            .unwrap()
+    };
+    let mut others = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while job(s, "1@local").0 != "failed" {
+        assert!(Instant::now() < deadline, "the job never failed:\n{}", q(s));
+        // Each submit starts a daemon if none runs (the controller would do the same).
+        others += 1;
+        submit(s, &format!("other.{others}"), "1", &["true"], &[]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(
+        attempts(),
+        3,
+        "three lost runs were run again, the fourth failed it"
+    );
+    wait_for("the other jobs to succeed", Duration::from_secs(20), || {
+        q(s).contains(&format!("{others} succeeded, 1 failed"))
+    });
 }
 
 #[test]

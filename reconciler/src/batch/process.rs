@@ -53,9 +53,7 @@ fn group_exists(pgid: i64) -> bool {
 /// anything of it is left; returns whether it was sent.
 pub fn signal_group(pid: i64, started: Option<u64>, signal: libc::c_int) -> bool {
     match group(pid, started) {
-        Group::Alive | Group::Orphaned => unsafe {
-            libc::kill(-(pid as libc::pid_t), signal) == 0
-        },
+        Group::Alive | Group::Orphaned => unsafe { libc::kill(-(pid as libc::pid_t), signal) == 0 },
         Group::Gone => false,
     }
 }

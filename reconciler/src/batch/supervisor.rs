@@ -139,7 +139,9 @@ impl Supervisor {
         };
         let mut outputs: Vec<Vec<NewFile>> = Vec::with_capacity(ended.len());
         for e in &ended {
-            outputs.push(runner::outputs_if_succeeded(ledger, &e.job, &e.dir, e.code)?);
+            outputs.push(runner::outputs_if_succeeded(
+                ledger, &e.job, &e.dir, e.code,
+            )?);
         }
         // Slots of the jobs ending now are free once their ends are recorded.
         let free = self.free() as i64;
@@ -293,7 +295,13 @@ pub fn requeue_orphans(ledger: &mut Ledger) -> Result<usize> {
     let rows: Vec<(i64, Option<i64>, Option<u64>)> = ledger.rows(
         "SELECT id, pid, pid_start FROM jobs WHERE state IN ('running', 'held') AND delegated = 0",
         [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<i64>>(2)?.map(|s| s as u64))),
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get::<_, Option<i64>>(2)?.map(|s| s as u64),
+            ))
+        },
     )?;
     if rows.is_empty() {
         return Ok(0);

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use super::de::{DeError, from_node, suggest};
 use super::diagnostic::Diagnostic;
-use super::yaml::{Node, NodeKind, Pos, parse_stream};
+use super::yaml::{Document, Node, NodeKind, Pos, parse_stream};
 
 /// Largest file accepted. Campaign definitions are kilobytes; anything near this is a mistake.
 pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
@@ -72,13 +72,67 @@ pub enum Spec {
     CampaignStage(Box<CampaignStageSpec>),
 }
 
-/// A loaded resource and the positioned tree it came from.
+/// A loaded resource, and where in its file's text it came from.
 #[derive(Clone, Debug)]
 pub struct Resource {
     pub file: Arc<str>,
-    pub node: Node,
+    pub origin: Origin,
     pub meta: Meta,
     pub spec: Spec,
+}
+
+/// The text a resource was read from and which document of it (and which item of a `List`).
+/// Positions are found again in that text when a message needs one, so a loaded set keeps
+/// its text (about the size of the YAML) rather than a positioned tree per resource (about
+/// ten times that).
+#[derive(Clone, Debug)]
+pub struct Origin {
+    pub text: Arc<str>,
+    pub document: u32,
+    pub item: Option<u32>,
+}
+
+impl Origin {
+    /// The positioned tree of the resource, parsed again from its text. The last file
+    /// parsed is kept (per thread), so the messages about one file cost one parse.
+    pub fn with_node<T>(&self, f: impl FnOnce(&Node) -> T) -> T {
+        thread_local! {
+            static LAST: std::cell::RefCell<Option<(Arc<str>, Vec<Document>)>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        LAST.with(|last| {
+            let mut last = last.borrow_mut();
+            let cached = last
+                .as_ref()
+                .is_some_and(|(text, _)| Arc::ptr_eq(text, &self.text));
+            if !cached {
+                // It parsed when it was loaded; a stream that no longer parses is impossible.
+                let docs = parse_stream(&self.text).unwrap_or_default();
+                *last = Some((self.text.clone(), docs));
+            }
+            let docs = last
+                .as_ref()
+                .map(|(_, docs)| docs.as_slice())
+                .unwrap_or(&[]);
+            let root = docs
+                .get(self.document as usize)
+                .and_then(|d| d.root.as_ref());
+            let node = match (root, self.item) {
+                (Some(root), Some(i)) => root
+                    .get("items")
+                    .and_then(|items| items.at(&[&i.to_string()])),
+                (root, None) => root,
+                (None, Some(_)) => None,
+            };
+            match node {
+                Some(node) => f(node),
+                None => f(&Node {
+                    pos: Pos { line: 1, col: 1 },
+                    kind: NodeKind::Seq(Vec::new()),
+                }),
+            }
+        })
+    }
 }
 
 impl Resource {
@@ -102,27 +156,20 @@ impl Resource {
     /// Position of the deepest node that exists along `path` (so a missing field points at
     /// the mapping that should hold it).
     pub fn locate(&self, path: &[&str]) -> Pos {
-        let mut node = &self.node;
-        for step in path {
-            match node.at(&[step]) {
-                Some(next) => node = next,
-                None => break,
-            }
-        }
-        node.pos
+        self.origin.with_node(|root| deepest(root, path).pos)
     }
 
     /// Position of the key `path`'s last step (for "this field should not be here").
     pub fn locate_key(&self, path: &[&str]) -> Pos {
-        let (last, parent) = match path.split_last() {
-            Some(split) => split,
-            None => return self.node.pos,
-        };
-        self.node
-            .at(parent)
-            .and_then(|n| n.entry(last))
-            .map(|e| e.key_pos)
-            .unwrap_or_else(|| self.locate(path))
+        self.origin.with_node(|root| {
+            let Some((last, parent)) = path.split_last() else {
+                return root.pos;
+            };
+            root.at(parent)
+                .and_then(|n| n.entry(last))
+                .map(|e| e.key_pos)
+                .unwrap_or_else(|| deepest(root, path).pos)
+        })
     }
 
     pub fn error(&self, path: &[&str], code: &'static str, msg: impl Into<String>) -> Diagnostic {
@@ -132,6 +179,18 @@ impl Resource {
     pub fn warning(&self, path: &[&str], code: &'static str, msg: impl Into<String>) -> Diagnostic {
         Diagnostic::warning(&self.file, self.locate(path), code, msg)
     }
+}
+
+/// The deepest node that exists along `path`.
+fn deepest<'n>(root: &'n Node, path: &[&str]) -> &'n Node {
+    let mut node = root;
+    for step in path {
+        match node.at(&[step]) {
+            Some(next) => node = next,
+            None => break,
+        }
+    }
+    node
 }
 
 /// (kind, namespace, name) of a document that says what it is but did not load. Validation
@@ -153,11 +212,19 @@ pub struct Loaded {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Loads every file.
+/// Loads every file (on every core: files load independently).
 pub fn load(files: &[SourceFile]) -> Loaded {
     let mut loaded = Loaded::default();
-    for file in files {
-        load_file(file, &mut loaded);
+    for part in crate::parallel::map_parts(files, |part| {
+        let mut some = Loaded::default();
+        for file in part {
+            load_file(file, &mut some);
+        }
+        some
+    }) {
+        loaded.resources.extend(part.resources);
+        loaded.broken.extend(part.broken);
+        loaded.diagnostics.extend(part.diagnostics);
     }
     loaded
 }
@@ -201,8 +268,8 @@ fn load_file(file: &SourceFile, loaded: &mut Loaded) {
             return;
         }
     };
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let docs = match parse_stream(text) {
+    let text: Arc<str> = Arc::from(text.strip_prefix('\u{feff}').unwrap_or(text));
+    let docs = match parse_stream(&text) {
         Ok(docs) => docs,
         Err(e) => {
             diags.push(at(e.pos, e.code, e.message).with_hint_opt(e.hint));
@@ -220,17 +287,22 @@ fn load_file(file: &SourceFile, loaded: &mut Loaded) {
         );
         return;
     }
-    for doc in docs {
+    for (document, doc) in docs.into_iter().enumerate() {
         let Some(root) = doc.root else { continue };
-        let roots = match list_items(&path, root) {
+        let (roots, is_list) = match list_items(&path, root) {
             Ok(roots) => roots,
             Err(d) => {
                 loaded.diagnostics.push(d);
                 continue;
             }
         };
-        for root in roots {
-            match load_document(&path, root, &mut loaded.broken) {
+        for (item, root) in roots.into_iter().enumerate() {
+            let origin = Origin {
+                text: text.clone(),
+                document: document as u32,
+                item: is_list.then_some(item as u32),
+            };
+            match load_document(&path, root, origin, &mut loaded.broken) {
                 Ok(resource) => loaded.resources.push(resource),
                 Err(d) => loaded.diagnostics.push(d),
             }
@@ -239,16 +311,16 @@ fn load_file(file: &SourceFile, loaded: &mut Loaded) {
 }
 
 /// The documents a document holds: its `items` if it is a `kind: List` (what
-/// `kubectl get campaigns -o yaml` prints), else itself.
-fn list_items(path: &Arc<str>, root: Node) -> Result<Vec<Node>, Diagnostic> {
+/// `kubectl get campaigns -o yaml` prints), else itself; and whether it is a List.
+fn list_items(path: &Arc<str>, root: Node) -> Result<(Vec<Node>, bool), Diagnostic> {
     let is_list = root.get("kind").and_then(Node::as_str) == Some("List")
         && root.get("apiVersion").and_then(Node::as_str) == Some("v1");
     if !is_list {
-        return Ok(vec![root]);
+        return Ok((vec![root], false));
     }
     let pos = root.pos;
     let NodeKind::Map(entries) = root.kind else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), true));
     };
     const LIST: [&str; 4] = ["apiVersion", "kind", "metadata", "items"];
     let mut items = None;
@@ -271,9 +343,9 @@ fn list_items(path: &Arc<str>, root: Node) -> Result<Vec<Node>, Diagnostic> {
         Some(Node {
             kind: NodeKind::Seq(items),
             ..
-        }) => Ok(items),
+        }) => Ok((items, true)),
         // `items: null`, as kubectl prints an empty list.
-        Some(empty) if empty.is_null() => Ok(Vec::new()),
+        Some(empty) if empty.is_null() => Ok((Vec::new(), true)),
         Some(other) => Err(Diagnostic::error(
             path,
             other.pos,
@@ -297,6 +369,7 @@ fn list_items(path: &Arc<str>, root: Node) -> Result<Vec<Node>, Diagnostic> {
 fn load_document(
     path: &Arc<str>,
     root: Node,
+    origin: Origin,
     broken: &mut Vec<Identity>,
 ) -> Result<Resource, Diagnostic> {
     let (kind, meta) = load_header(path, &root)?;
@@ -313,7 +386,7 @@ fn load_document(
     })?;
     Ok(Resource {
         file: path.clone(),
-        node: root,
+        origin,
         meta,
         spec,
     })
@@ -450,4 +523,54 @@ fn check_name(name: &str, what: &str, max: usize) -> Result<(), (String, String)
             }
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, text: &str) -> SourceFile {
+        SourceFile {
+            path: path.into(),
+            bytes: text.as_bytes().to_vec(),
+        }
+    }
+
+    /// Positions are found again from the text when a message needs one: in the right
+    /// document of a stream, the right item of a List, and the right file of several.
+    #[test]
+    fn messages_after_loading_point_into_the_right_document_item_and_file() {
+        let stage = |name: &str, campaign: &str| {
+            format!(
+                "apiVersion: cascade.dev/v1alpha1\nkind: CampaignStage\nmetadata: {{name: {name}}}\nspec:\n  campaign: {campaign}\n"
+            )
+        };
+        let list = "apiVersion: v1
+kind: List
+items:
+- apiVersion: cascade.dev/v1alpha1
+  kind: CampaignStage
+  metadata: {name: a}
+  spec: {campaign: c}
+- apiVersion: cascade.dev/v1alpha1
+  kind: CampaignStage
+  metadata: {name: b}
+  spec:
+    campaign: nowhere
+";
+        let stream = format!("{}---\n{}", stage("x", "c"), stage("y", "elsewhere"));
+        let files = [file("list.yaml", list), file("stream.yaml", &stream)];
+        let (_, validated) = super::super::load_and_validate(&files);
+        let at = |name: &str| {
+            validated
+                .diagnostics
+                .iter()
+                .find(|d| d.message.contains(name))
+                .map(|d| (d.file.to_string(), d.pos.line, d.pos.col))
+                .unwrap_or_else(|| panic!("no message about {name}: {:?}", validated.diagnostics))
+        };
+        // The value of `campaign:` in the List's second item; in the stream's second document.
+        assert_eq!(at("nowhere"), ("list.yaml".into(), 12, 15));
+        assert_eq!(at("elsewhere"), ("stream.yaml".into(), 11, 13));
+    }
 }

@@ -271,45 +271,20 @@ impl<'r> Validator<'r> {
     /// Composes each stage's launches (normal, test, each recovery round) with stand-in
     /// values: a `%(name)s` that lands where no quoting is safe (inside `$(...)`, a comment,
     /// a here-document, ...) is refused here rather than at launch.
+    /// Stages compose independently: they are composed on every core.
     fn check_compositions(&mut self, graph: &DesiredGraph, stages: &[(&'r Resource, Stage)]) {
-        use crate::launch::compose::{LaunchRequest, compose};
-        for (r, stage) in stages {
-            let job_type = graph.job_type_of(stage);
-            let mut overrides: Vec<&[Param]> = vec![&[]];
-            overrides.extend(
-                job_type
-                    .recoveries
-                    .iter()
-                    .map(|s| s.parameter_overrides.as_slice()),
+        let refused = crate::parallel::map(stages, |(_, stage)| composition_error(graph, stage));
+        for ((r, stage), error) in stages.iter().zip(refused) {
+            let Some(e) = error else { continue };
+            let at = self.lookup("JobType", &stage.job_type.namespace, &stage.job_type.name);
+            let (res, path): (&Resource, &[&str]) = match at {
+                Some(jt) => (jt, &["spec", "launchScript"]),
+                None => (r, &["spec"]),
+            };
+            self.diags.push(
+                res.error(path, "unsafe-substitution", format!("stage `{}`: {e}", stage.key.name))
+                    .with_hint("Cascade quotes values for a plain command line, inside '...' and inside \"...\""),
             );
-            for (test, explicit) in [true, false]
-                .into_iter()
-                .flat_map(|t| overrides.iter().map(move |o| (t, *o)))
-            {
-                let request = LaunchRequest {
-                    stage,
-                    dataset: Some("dataset"),
-                    submission_id: "validate",
-                    parent_submission_id: None,
-                    test,
-                    explicit_overrides: explicit,
-                    experimenter: "validate",
-                    settings: &Default::default(),
-                };
-                let Err(e) = compose(graph, &request) else {
-                    continue;
-                };
-                let at = self.lookup("JobType", &stage.job_type.namespace, &stage.job_type.name);
-                let (res, path): (&Resource, &[&str]) = match at {
-                    Some(jt) => (jt, &["spec", "launchScript"]),
-                    None => (r, &["spec"]),
-                };
-                self.diags.push(
-                    res.error(path, "unsafe-substitution", format!("stage `{}`: {e}", stage.key.name))
-                        .with_hint("Cascade quotes values for a plain command line, inside '...' and inside \"...\""),
-                );
-                break;
-            }
         }
     }
 
@@ -378,10 +353,10 @@ impl<'r> Validator<'r> {
         known: &dyn Fn(&str) -> bool,
         known_desc: &str,
     ) {
-        let node_pos = r.node.at(path).map(|n| (n.pos, n));
-        let pos_at = |offset: usize| match node_pos {
-            Some((pos, node)) => scalar_offset_pos(pos, node, offset),
-            None => r.locate(path),
+        let pos_at = |offset: usize| {
+            r.origin
+                .with_node(|root| root.at(path).map(|n| scalar_offset_pos(n.pos, n, offset)))
+                .unwrap_or_else(|| r.locate(path))
         };
         match template::parse(text) {
             Err(e) => self.diags.push(
@@ -1108,9 +1083,51 @@ impl<'r> Validator<'r> {
         if order.len() < stages.len() {
             return None;
         }
-        let mut slots: Vec<Option<Stage>> = stages.into_iter().map(|(_, s)| Some(s)).collect();
-        Some(order.into_iter().filter_map(|i| slots[i].take()).collect())
+        // Put in order in place: a stage is large, and a set may hold hundreds of thousands.
+        let mut stages: Vec<Stage> = stages.into_iter().map(|(_, s)| s).collect();
+        let mut target = vec![0; order.len()];
+        for (position, &i) in order.iter().enumerate() {
+            target[i] = position;
+        }
+        for i in 0..stages.len() {
+            while target[i] != i {
+                let t = target[i];
+                stages.swap(i, t);
+                target.swap(i, t);
+            }
+        }
+        Some(stages)
     }
+}
+
+/// The first launch of the stage (normal, test, each recovery round) that does not compose,
+/// with stand-in values.
+fn composition_error(graph: &DesiredGraph, stage: &Stage) -> Option<String> {
+    use crate::launch::compose::{LaunchRequest, compose};
+    let job_type = graph.job_type_of(stage);
+    let mut overrides: Vec<&[Param]> = vec![&[]];
+    overrides.extend(
+        job_type
+            .recoveries
+            .iter()
+            .map(|s| s.parameter_overrides.as_slice()),
+    );
+    [true, false]
+        .into_iter()
+        .flat_map(|t| overrides.iter().map(move |o| (t, *o)))
+        .find_map(|(test, explicit)| {
+            let request = LaunchRequest {
+                stage,
+                dataset: Some("dataset"),
+                submission_id: "validate",
+                parent_submission_id: None,
+                test,
+                explicit_overrides: explicit,
+                experimenter: "validate",
+                settings: &Default::default(),
+            };
+            compose(graph, &request).err().map(|e| e.to_string())
+        })
 }
 
 /// For each stage, the indices of its upstream stages (one per edge whose upstream validated;
@@ -1198,9 +1215,9 @@ fn parse_split(
     split.policy().map_err(|e| {
         let pos = match (split, e.field) {
             (SplitSpec::Legacy(_), _) => r
-                .node
-                .at(path)
-                .map_or_else(|| r.locate(path), |n| scalar_offset_pos(n.pos, n, e.offset)),
+                .origin
+                .with_node(|root| root.at(path).map(|n| scalar_offset_pos(n.pos, n, e.offset)))
+                .unwrap_or_else(|| r.locate(path)),
             (SplitSpec::Mapping(_), Some(field)) => {
                 let mut p = path.to_vec();
                 p.push(field);

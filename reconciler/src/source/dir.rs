@@ -30,7 +30,9 @@ pub fn read_paths(paths: &[PathBuf]) -> io::Result<Vec<SourceFile>> {
     }
     found.sort();
     found.dedup();
-    found.iter().map(|p| read_one(p)).collect()
+    crate::parallel::map(&found, |p| read_one(p))
+        .into_iter()
+        .collect()
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
@@ -56,7 +58,12 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
 /// that, and a huge file (or `/dev/zero`) is never held in memory.
 fn read_one(path: &Path) -> io::Result<SourceFile> {
     let file = fs::File::open(path).map_err(|e| annotate(e, path))?;
-    let mut bytes = Vec::new();
+    // Sized from the file's length, so a file is read in one call (and one more for its end).
+    let size = file
+        .metadata()
+        .map_or(0, |m| m.len())
+        .min(MAX_FILE_BYTES as u64 + 1);
+    let mut bytes = Vec::with_capacity(size as usize + 1);
     file.take(MAX_FILE_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| annotate(e, path))?;
