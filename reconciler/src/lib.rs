@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod catalog;
 pub mod cli;
+pub mod fast;
 pub mod ini;
 pub mod launch;
 pub mod ledger;

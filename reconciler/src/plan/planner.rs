@@ -20,7 +20,9 @@
 //! and launched, in order, once it resumes.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use crate::fast::{Map, Set};
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
@@ -298,14 +300,14 @@ enum Chain {
 }
 
 /// What downstream stages need to know of a stage planned earlier.
-struct Outcome {
+struct Outcome<'a> {
     state: StageState,
     settled: bool,
     blocked: bool,
     located_percent: f64,
     chains_total: u32,
-    /// Located chains: (original, members).
-    located_chains: Vec<(String, Vec<String>, bool)>,
+    /// Located chains: (original, members, test).
+    located_chains: Vec<(&'a str, Vec<&'a str>, bool)>,
     expected: f64,
 }
 
@@ -316,7 +318,7 @@ struct Chains<'s> {
     failed: u32,
     in_flight: u32,
     /// Located chains: (original, members, test).
-    located_chains: Vec<(String, Vec<String>, bool)>,
+    located_chains: Vec<(&'s str, Vec<&'s str>, bool)>,
     /// Submissions of an approval stage waiting for a person.
     awaiting: Vec<String>,
     /// Failed chains nobody relaunched: (submission, dataset), for the way forward.
@@ -368,22 +370,22 @@ pub fn plan(input: &PlanInput) -> Plan {
 
 struct Planner<'a> {
     input: &'a PlanInput<'a>,
-    stages: HashMap<&'a ObjectKey, &'a Stage>,
-    outputs: HashMap<ObjectKey, submission::Outputs>,
-    origins: HashMap<&'a ObjectKey, HashSet<&'a Origin>>,
+    stages: Map<&'a ObjectKey, &'a Stage>,
+    outputs: Map<ObjectKey, submission::Outputs>,
+    origins: Map<&'a ObjectKey, Set<&'a Origin>>,
     /// Effective status of each submission after this plan's transitions.
-    status: HashMap<&'a str, Status>,
-    by_stage: HashMap<&'a ObjectKey, Vec<&'a Submission>>,
-    by_id: HashMap<&'a str, &'a Submission>,
-    rounds: HashMap<&'a str, Vec<&'a RecoveryRound>>,
-    outcomes: HashMap<ObjectKey, Outcome>,
-    facts: RefCell<HashMap<ObjectKey, Rc<Vec<FileFact>>>>,
+    status: Map<&'a str, Status>,
+    by_stage: Map<&'a ObjectKey, Vec<&'a Submission>>,
+    by_id: Map<&'a str, &'a Submission>,
+    rounds: Map<&'a str, Vec<&'a RecoveryRound>>,
+    outcomes: Map<ObjectKey, Outcome<'a>>,
+    facts: RefCell<Map<ObjectKey, Rc<Vec<FileFact>>>>,
     /// The first catalog question of each stage that got no answer.
-    degraded: RefCell<HashMap<ObjectKey, String>>,
+    degraded: RefCell<Map<ObjectKey, String>>,
     /// Stages degraded only because their batch system cannot be observed: they wait for it
     /// to answer again, which needs nobody.
-    batch_unobserved: HashSet<ObjectKey>,
-    catalog_failed: RefCell<HashSet<ObjectKey>>,
+    batch_unobserved: Set<ObjectKey>,
+    catalog_failed: RefCell<Set<ObjectKey>>,
     actions: Vec<Action>,
     wake_at: Option<i64>,
 }
@@ -391,18 +393,21 @@ struct Planner<'a> {
 impl<'a> Planner<'a> {
     fn new(input: &'a PlanInput<'a>) -> Self {
         let observed = input.observed;
-        let mut by_stage: HashMap<&ObjectKey, Vec<&Submission>> = HashMap::new();
-        let mut by_id = HashMap::new();
-        let mut origins: HashMap<&ObjectKey, HashSet<&Origin>> = HashMap::new();
+        let n = observed.submissions.len();
+        let mut by_stage: Map<&ObjectKey, Vec<&Submission>> = Map::default();
+        let mut by_id = Map::with_capacity_and_hasher(n, Default::default());
+        let mut status = Map::with_capacity_and_hasher(n, Default::default());
+        let mut origins: Map<&ObjectKey, Set<&Origin>> = Map::default();
         for s in &observed.submissions {
             by_stage.entry(&s.stage).or_default().push(s);
             by_id.insert(s.id.as_str(), s);
+            status.insert(s.id.as_str(), s.status);
             origins.entry(&s.stage).or_default().insert(&s.origin);
         }
         for subs in by_stage.values_mut() {
             subs.sort_by_key(|s| s.seq);
         }
-        let mut rounds: HashMap<&str, Vec<&RecoveryRound>> = HashMap::new();
+        let mut rounds: Map<&str, Vec<&RecoveryRound>> = Map::default();
         for r in &observed.recoveries {
             rounds.entry(r.original.as_str()).or_default().push(r);
         }
@@ -414,18 +419,14 @@ impl<'a> Planner<'a> {
             stages: input.graph.stages.iter().map(|s| (&s.key, s)).collect(),
             outputs: submission::outputs(input.graph),
             origins,
-            status: observed
-                .submissions
-                .iter()
-                .map(|s| (s.id.as_str(), s.status))
-                .collect(),
+            status,
             by_stage,
             by_id,
             rounds,
-            outcomes: HashMap::new(),
+            outcomes: Map::default(),
             facts: RefCell::default(),
             degraded: RefCell::default(),
-            batch_unobserved: HashSet::new(),
+            batch_unobserved: Set::default(),
             catalog_failed: RefCell::default(),
             actions: Vec::new(),
             wake_at: None,
@@ -557,10 +558,10 @@ impl<'a> Planner<'a> {
     }
 
     /// The chain of an original submission: the original and its recovery submissions.
-    fn members(&self, original: &Submission) -> Vec<String> {
-        let mut ids = vec![original.id.clone()];
+    fn members(&self, original: &'a Submission) -> Vec<&'a str> {
+        let mut ids = vec![original.id.as_str()];
         if let Some(rounds) = self.rounds.get(original.id.as_str()) {
-            ids.extend(rounds.iter().filter_map(|r| r.submission.clone()));
+            ids.extend(rounds.iter().filter_map(|r| r.submission.as_deref()));
         }
         ids
     }

@@ -1,7 +1,7 @@
 //! A submission's next status, from its job counts and the catalog (reference §4.2, §4.3,
 //! §6.2, §6.3). Pure: the clock is an input.
 
-use std::collections::HashMap;
+use crate::fast::Map;
 
 use cascade_crd::{CompletionType, StageType};
 
@@ -68,8 +68,8 @@ pub struct Outputs {
 }
 
 /// [`Outputs`] of every stage, computed in one pass over the graph's edges.
-pub fn outputs(graph: &DesiredGraph) -> HashMap<ObjectKey, Outputs> {
-    let mut wanted: HashMap<&ObjectKey, Vec<String>> = HashMap::new();
+pub fn outputs(graph: &DesiredGraph) -> Map<ObjectKey, Outputs> {
+    let mut wanted: Map<&ObjectKey, Vec<String>> = Map::default();
     for stage in &graph.stages {
         for e in stage.upstream_edges() {
             wanted

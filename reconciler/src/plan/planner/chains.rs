@@ -15,7 +15,7 @@ impl<'a> Planner<'a> {
         // Chains that ended without success and that an operator relaunched: the relaunch
         // takes their place (a failed slice relaunched can still complete the stage).
         let superseded = self.superseded(stage, subs);
-        let mut states: HashMap<&str, &'static str> = HashMap::new();
+        let mut states: Map<&str, &'static str> = Map::default();
         let mut last_slice: Option<&str> = None;
         for original in subs.iter().filter(|s| !s.origin.is_recovery()) {
             let chain = self.chain(stage, original);
@@ -44,7 +44,7 @@ impl<'a> Planner<'a> {
                 Chain::Located => {
                     t.located += 1;
                     t.located_chains.push((
-                        original.id.clone(),
+                        original.id.as_str(),
                         self.members(original),
                         original.test,
                     ));
@@ -199,8 +199,8 @@ impl<'a> Planner<'a> {
         &self,
         stage: &Stage,
         subs: &[&'a Submission],
-    ) -> HashMap<&'a str, &'a str> {
-        let requests: HashMap<u64, &crate::plan::Request> = self
+    ) -> Map<&'a str, &'a str> {
+        let requests: Map<u64, &crate::plan::Request> = self
             .input
             .observed
             .requests
@@ -208,7 +208,7 @@ impl<'a> Planner<'a> {
             .filter(|r| r.stage == stage.key)
             .map(|r| (r.id, r))
             .collect();
-        let mut out = HashMap::new();
+        let mut out = Map::default();
         for relaunch in subs {
             let Origin::Request { id } = relaunch.origin else {
                 continue;

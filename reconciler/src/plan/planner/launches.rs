@@ -217,12 +217,12 @@ impl<'a> Planner<'a> {
         let o = &self.outcomes[&e.upstream];
         for (original, members, test) in &o.located_chains {
             let origin = Origin::Upstream {
-                submission: original.clone(),
+                submission: original.to_string(),
             };
             if self.has_origin(&stage.key, &origin) {
                 continue;
             }
-            let upstream_input = self.by_id[original.as_str()]
+            let upstream_input = self.by_id[*original]
                 .input
                 .as_deref()
                 .unwrap_or("defname: none");
@@ -237,10 +237,7 @@ impl<'a> Planner<'a> {
                     "({upstream_input}) and {}",
                     queries::pattern_bits(&e.file_pattern)
                 ),
-                _ => {
-                    let ids: Vec<&str> = members.iter().map(String::as_str).collect();
-                    queries::outputs_of(&ids, &e.file_pattern, version)
-                }
+                _ => queries::outputs_of(members, &e.file_pattern, version),
             });
             work.candidates.push(c);
         }
