@@ -122,7 +122,15 @@ fn a_killed_daemons_jobs_are_killed_and_run_again_by_the_next_daemon() {
 fn a_job_that_kills_its_daemon_fails_after_three_lost_runs() {
     let state = TempDir::new("proc-parricide");
     let s = state.path();
-    submit(s, "k.1", "1", &["sh", "-c", "kill -9 $PPID; sleep 30"], &[]);
+    // One slot: the other jobs wait instead of being lost with each daemon the job kills.
+    let one_slot = [("CASCADE_LOCAL_SLOTS", "1")];
+    submit(
+        s,
+        "k.1",
+        "1",
+        &["sh", "-c", "kill -9 $PPID; sleep 30"],
+        &one_slot,
+    );
     let ledger = cascade::ledger::Ledger::open(&state.0).unwrap();
     let attempts = || {
         ledger
@@ -135,7 +143,7 @@ fn a_job_that_kills_its_daemon_fails_after_three_lost_runs() {
         assert!(Instant::now() < deadline, "the job never failed:\n{}", q(s));
         // Each submit starts a daemon if none runs (the controller would do the same).
         others += 1;
-        submit(s, &format!("other.{others}"), "1", &["true"], &[]);
+        submit(s, &format!("other.{others}"), "1", &["true"], &one_slot);
         std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(
