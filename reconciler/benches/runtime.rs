@@ -74,7 +74,7 @@ fn batch_overhead(jobs: usize) {
         submitted
     );
     println!(
-        "batch:   overhead per job  {:.2} ms (a runner process, its log, and one transaction recording the end)",
+        "batch:   overhead per job  {:.2} ms (its directory and log, output copied by the daemon, and a share of the transaction recording ends and claiming the next jobs)",
         (local - xargs) * 1e3 / jobs as f64
     );
     let _ = std::fs::remove_dir_all(&state);

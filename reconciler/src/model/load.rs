@@ -77,7 +77,8 @@ pub enum Spec {
 pub struct Resource {
     pub file: Arc<str>,
     pub origin: Origin,
-    pub meta: Meta,
+    /// Boxed, as the specs are: a set may hold hundreds of thousands of resources.
+    pub meta: Box<Meta>,
     pub spec: Spec,
 }
 
@@ -214,18 +215,21 @@ pub struct Loaded {
 
 /// Loads every file (on every core: files load independently).
 pub fn load(files: &[SourceFile]) -> Loaded {
-    let mut loaded = Loaded::default();
-    for part in crate::parallel::map_parts(files, |part| {
+    let mut parts = crate::parallel::map_parts(files, |part| {
         let mut some = Loaded::default();
         for file in part {
             load_file(file, &mut some);
         }
         some
-    }) {
+    })
+    .into_iter();
+    let mut loaded = parts.next().unwrap_or_default();
+    for part in parts {
         loaded.resources.extend(part.resources);
         loaded.broken.extend(part.broken);
         loaded.diagnostics.extend(part.diagnostics);
     }
+    loaded.resources.shrink_to_fit();
     loaded
 }
 
@@ -387,7 +391,7 @@ fn load_document(
     Ok(Resource {
         file: path.clone(),
         origin,
-        meta,
+        meta: Box::new(meta),
         spec,
     })
 }

@@ -218,7 +218,7 @@ impl<'r> Validator<'r> {
                 Spec::CampaignStage(_) => stage_res.push(r),
             }
         }
-        let mut stages = Vec::new();
+        let mut stages = Vec::with_capacity(stage_res.len());
         for r in &stage_res {
             let Spec::CampaignStage(spec) = &r.spec else {
                 continue;
@@ -1055,7 +1055,9 @@ impl<'r> Validator<'r> {
     /// each wave sorted by namespace and name, so the order is stable. `None` when a cycle
     /// prevents it (already reported).
     fn topological(&self, mut stages: Vec<(&'r Resource, Stage)>) -> Option<Vec<Stage>> {
-        stages.sort_by(|a, b| a.1.key.cmp(&b.1.key));
+        // Keys are unique (duplicates were refused), so an unstable sort orders the same,
+        // without a stable sort's buffer of half the stages.
+        stages.sort_unstable_by(|a, b| a.1.key.cmp(&b.1.key));
         let ups = upstream_indices(&stages);
         let mut downs: Vec<Vec<usize>> = vec![Vec::new(); stages.len()];
         let mut waiting: Vec<usize> = ups.iter().map(Vec::len).collect();
