@@ -13,6 +13,7 @@ mod operator;
 mod plan;
 mod processes;
 mod run;
+mod serve;
 mod slurm;
 mod stress;
 mod support;

@@ -12,6 +12,7 @@ pub mod operator;
 pub mod plan;
 pub mod review;
 pub mod run;
+pub mod serve;
 pub mod state;
 pub mod status;
 pub mod validate;
@@ -51,6 +52,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Say why a stage is where it is, with its submissions and their history
     Explain(explain::ExplainArgs),
+    /// Serve the status as a read-only HTTP API (JSON) and Prometheus metrics
+    Serve(serve::ServeArgs),
     /// Submit jobs to the local batch system (what launch scripts call); prints the job id
     Submit(batch::SubmitArgs),
     /// List the local batch system's jobs
@@ -149,6 +152,7 @@ pub fn run(cli: Cli) -> Exit {
             run::run(&args)
         }
         Command::Status(args) => status::status(&args),
+        Command::Serve(args) => serve::serve(&args),
         Command::Explain(args) => explain::explain(&args),
         Command::Submit(args) => batch::submit(&args),
         Command::Q(args) => batch::queue(&args),

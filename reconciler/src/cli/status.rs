@@ -28,37 +28,15 @@ pub fn status(args: &StatusArgs) -> std::io::Result<Exit> {
         Ok(l) => l,
         Err(e) => return Ok(e),
     };
-    let stages = ledger.saved_stage_status().map_err(std::io::Error::other)?;
-    let subs = ledger.submission_rows().map_err(std::io::Error::other)?;
     let mut out = std::io::stdout().lock();
     if let super::plan::Format::Json = args.format {
-        let history = ledger.history(None).map_err(std::io::Error::other)?;
-        let actions = ledger.operator_actions().map_err(std::io::Error::other)?;
-        let mut counts = submission_counts(&subs);
-        let value = serde_json::json!({
-            "operatorActions": actions,
-            "campaigns": campaign_statuses(&stages),
-            "stages": stages.iter().map(|s| serde_json::json!({
-                "stage": s.stage.to_string(),
-                "campaign": s.campaign,
-                "state": s.state,
-                "reason": s.reason,
-                "drift": s.drift,
-                "status": s.status.as_ref().map(|st| resource_status::stage_status(
-                    st,
-                    &rfc3339(s.since),
-                    None,
-                    counts.remove(&s.stage).unwrap_or_default(),
-                )),
-            })).collect::<Vec<_>>(),
-            "submissions": subs,
-            "history": history,
-            "definitions": definitions(&ledger).map_err(std::io::Error::other)?,
-        });
+        let value = status_json(&ledger).map_err(std::io::Error::other)?;
         serde_json::to_writer_pretty(&mut out, &value)?;
         writeln!(out)?;
         return Ok(Exit::Ok);
     }
+    let stages = ledger.saved_stage_status().map_err(std::io::Error::other)?;
+    let subs = ledger.submission_rows().map_err(std::io::Error::other)?;
     if let Some(d) = definitions(&ledger).map_err(std::io::Error::other)? {
         write_definitions(&mut out, &d)?;
     }
@@ -132,6 +110,36 @@ pub fn status(args: &StatusArgs) -> std::io::Result<Exit> {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// What `status --format json` prints (and the HTTP API serves): campaigns, stages with
+/// their status, submissions, their history, operator actions and the definitions in force.
+pub fn status_json(ledger: &crate::ledger::Ledger) -> crate::ledger::Result<serde_json::Value> {
+    let stages = ledger.saved_stage_status()?;
+    let subs = ledger.submission_rows()?;
+    let history = ledger.history(None)?;
+    let actions = ledger.operator_actions()?;
+    let mut counts = submission_counts(&subs);
+    Ok(serde_json::json!({
+        "operatorActions": actions,
+        "campaigns": campaign_statuses(&stages),
+        "stages": stages.iter().map(|s| serde_json::json!({
+            "stage": s.stage.to_string(),
+            "campaign": s.campaign,
+            "state": s.state,
+            "reason": s.reason,
+            "drift": s.drift,
+            "status": s.status.as_ref().map(|st| resource_status::stage_status(
+                st,
+                &rfc3339(s.since),
+                None,
+                counts.remove(&s.stage).unwrap_or_default(),
+            )),
+        })).collect::<Vec<_>>(),
+        "submissions": subs,
+        "history": history,
+        "definitions": definitions(ledger)?,
+    }))
 }
 
 /// `split nfiles(n=10) at slice 3` (`, exhausted`): the split in its normalised form.

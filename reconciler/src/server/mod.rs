@@ -1,3 +1,5 @@
-//! The controller's HTTP side: webhooks of git hosts and health.
+//! The HTTP side: the read-only API and metrics over a state directory, webhooks of git
+//! hosts, and health.
 
+pub mod api;
 pub mod webhook;

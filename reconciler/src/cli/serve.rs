@@ -1,0 +1,62 @@
+//! `cascade serve`: the read-only HTTP API and Prometheus metrics over a state directory,
+//! beside a running controller or without one.
+
+use std::net::SocketAddr;
+
+use super::Exit;
+use super::state::StateArg;
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Endpoints:\n  GET /api/v1/status                          what `cascade status --format json` prints\n  GET /api/v1/campaigns                       the campaigns' statuses\n  GET /api/v1/namespaces/NS/stages/NAME       a stage's status and its submissions\n  GET /api/v1/submissions/ID                  a submission and its history\n  GET /metrics                                Prometheus metrics\n  GET /healthz\n\nExamples:\n  cascade serve --state .cascade\n  curl -s http://127.0.0.1:7878/api/v1/campaigns"
+)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub state: StateArg,
+    /// Address to listen on. The default answers this machine only; anyone who can reach
+    /// another address can read every campaign's status and launch commands
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub listen: SocketAddr,
+}
+
+pub fn serve(args: &ServeArgs) -> std::io::Result<Exit> {
+    // Refuse a directory that holds no state now, rather than answer 503 for ever.
+    if let Err(e) = args.state.open_existing() {
+        return Ok(e);
+    }
+    // Requests read the ledger in blocking tasks; the event loop itself needs one thread.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot listen on {}: {e}", args.listen);
+                return Ok(Exit::Failed);
+            }
+        };
+        let addr = listener.local_addr()?;
+        // Installed before saying we serve: a stop sent on that word is a clean stop.
+        let stop = stopped()?;
+        eprintln!(
+            "cascade: serving {} on http://{addr}/ (API /api/v1/status, metrics /metrics); Ctrl-C stops",
+            args.state.state.display()
+        );
+        crate::server::api::serve(listener, &args.state.state, stop).await?;
+        Ok(Exit::Ok)
+    })
+}
+
+/// A future that completes on SIGINT or SIGTERM (the handlers are installed now).
+fn stopped() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}

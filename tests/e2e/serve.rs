@@ -1,0 +1,198 @@
+//! `cascade serve`: the read-only HTTP API and metrics over the state of a finished example
+//! campaign, through real HTTP on loopback.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+
+use crate::support::{TempDir, cascade, cascade_bin, root, status_json, text};
+
+/// A `cascade serve` process and the address it listens on (it was asked for port 0).
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(state: &str) -> Server {
+        let mut child = Command::new(cascade_bin())
+            .args(["serve", "--state", state, "--listen", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        Server { child, addr }
+    }
+
+    /// (status code, content type, body) of a request.
+    fn request(&self, method: &str, path: &str) -> (u16, String, String) {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            self.addr
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let content_type = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-type: ")
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        assert!(
+            !head.to_ascii_lowercase().contains("transfer-encoding"),
+            "a whole body with its length: {head}"
+        );
+        (code, content_type, body.to_string())
+    }
+
+    fn json(&self, path: &str) -> serde_json::Value {
+        let (code, content_type, body) = self.request("GET", path);
+        assert_eq!(code, 200, "{path}: {body}");
+        assert_eq!(content_type, "application/json", "{path}");
+        serde_json::from_str(&body).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn finished_eve_mc(state: &TempDir) {
+    let out = Command::new(cascade_bin())
+        .args(["run", "examples/eve_mc", "--state", state.path(), "-q"])
+        .current_dir(root())
+        .env("EVE_JOB_SECONDS", "0.1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn the_api_serves_what_status_prints_by_campaign_stage_and_submission() {
+    let state = TempDir::new("serve-api");
+    finished_eve_mc(&state);
+    let s = state.path();
+    let server = Server::start(s);
+
+    // The same document as `status --format json`: the state does not change in between.
+    assert_eq!(server.json("/api/v1/status"), status_json(s));
+
+    // Every stage of eve_mc completed: the campaign is done.
+    let campaigns = server.json("/api/v1/campaigns");
+    assert_eq!(campaigns["eve/eve-mc"]["progressPercent"], 100.0);
+    assert_eq!(campaigns["eve/eve-mc"]["stages"]["Completed"], 5);
+
+    let stage = server.json("/api/v1/namespaces/eve/stages/mc-reco");
+    assert_eq!(stage["stage"]["state"], "Completed");
+    let subs = stage["submissions"].as_array().unwrap();
+    assert!(!subs.is_empty());
+    for sub in subs {
+        assert!(
+            sub["submission"]["id"]
+                .as_str()
+                .unwrap()
+                .starts_with("eve.mc-reco."),
+            "{sub}"
+        );
+    }
+
+    let id = "eve.mc-gen.1";
+    let one = server.json(&format!("/api/v1/submissions/{id}"));
+    assert_eq!(one["submission"]["submission"]["id"], id);
+    let history = one["history"].as_array().unwrap();
+    assert_eq!(
+        history.last().unwrap()["status"],
+        "Located",
+        "its last status: {history:?}"
+    );
+}
+
+#[test]
+fn unknown_paths_and_methods_get_json_errors_with_fitting_codes() {
+    let state = TempDir::new("serve-errors");
+    finished_eve_mc(&state);
+    let server = Server::start(state.path());
+    for path in [
+        "/api/v1/submissions/nope",
+        "/api/v1/namespaces/eve/stages/nope",
+        "/api/v1/nothing-here",
+        "/api/v1/namespaces/%3Cscript%3E/stages/x",
+    ] {
+        let (code, content_type, body) = server.request("GET", path);
+        assert_eq!(code, 404, "{path}");
+        assert_eq!(content_type, "application/json", "{path}");
+        let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(error["status"], 404);
+        assert!(error["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+    // Read-only: nothing changes state over this API.
+    let (code, _, _) = server.request("POST", "/api/v1/status");
+    assert_eq!(code, 405);
+    let (code, _, body) = server.request("GET", "/healthz");
+    assert_eq!((code, body.as_str()), (200, "ok\n"));
+}
+
+#[test]
+fn metrics_count_what_the_ledger_holds() {
+    let state = TempDir::new("serve-metrics");
+    finished_eve_mc(&state);
+    let s = state.path();
+    let server = Server::start(s);
+    let (code, content_type, body) = server.request("GET", "/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    let sample = |name: &str| -> f64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no `{name}` in:\n{body}"))
+    };
+    // eve_mc: five stages, all completed; every submission located in the end.
+    assert_eq!(sample("cascade_stages{state=\"Completed\"}"), 5.0);
+    let submissions = status_json(s)["submissions"].as_array().unwrap().len();
+    assert_eq!(
+        sample("cascade_submissions{status=\"Located\"}"),
+        submissions as f64
+    );
+    // Its outputs are in the catalog, and the ledger has a size.
+    let files = crate::support::catalog_query(s, "file_name like '%'").len();
+    assert_eq!(sample("cascade_catalog_files"), files as f64);
+    assert!(sample("cascade_ledger_bytes") > 0.0);
+    assert!(body.ends_with("# EOF\n"));
+}
+
+#[test]
+fn serve_refuses_a_directory_without_state_and_stops_on_sigterm() {
+    let empty = TempDir::new("serve-empty");
+    let out = cascade(&["serve", "--state", empty.path(), "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    assert!(!text(&out.stderr).is_empty());
+
+    let state = TempDir::new("serve-stop");
+    finished_eve_mc(&state);
+    let mut server = Server::start(state.path());
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
+    let status = server.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
