@@ -196,3 +196,58 @@ fn serve_refuses_a_directory_without_state_and_stops_on_sigterm() {
     let status = server.child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// `cascade run --serve`: the controller serves the API of its own state while it runs, and
+/// the answers follow the campaign to its end.
+#[test]
+fn a_running_controller_serves_its_progress_live() {
+    let state = TempDir::new("serve-live");
+    let mut child = Command::new(cascade_bin())
+        .args([
+            "run",
+            "examples/eve_mc",
+            "--state",
+            state.path(),
+            "-q",
+            "--watch",
+            "--serve",
+            "127.0.0.1:0",
+        ])
+        .current_dir(root())
+        .env("EVE_JOB_SECONDS", "0.3")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("serving the API") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no API address");
+    }
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_string();
+    let server = Server { child, addr };
+    let mut seen = Vec::new();
+    crate::support::wait_for(
+        "the campaign to be done, seen over the API",
+        std::time::Duration::from_secs(60),
+        || {
+            let (code, _, body) = server.request("GET", "/api/v1/campaigns");
+            if code != 200 {
+                return false; // the controller has not written its first status yet
+            }
+            let campaigns: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let progress = campaigns["eve/eve-mc"]["progressPercent"].as_f64();
+            if seen.last() != Some(&progress) {
+                seen.push(progress);
+            }
+            progress == Some(100.0)
+        },
+    );
+    assert!(seen.len() >= 2, "progress seen moving: {seen:?}");
+}

@@ -35,6 +35,10 @@ pub struct RunArgs {
     /// twice the delay, up to a minute
     #[arg(long, env = "CASCADE_BATCH_POLL", default_value = "2s", value_parser = parse_poll)]
     pub batch_poll: Duration,
+    /// Serve the read-only HTTP API and Prometheus metrics of the state on this address
+    /// (`127.0.0.1:7878`), as `cascade serve` does, while the controller runs
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<std::net::SocketAddr>,
     // Last: its help heading would otherwise also head the options after it.
     #[command(flatten)]
     pub git: GitArgs,
@@ -169,7 +173,25 @@ pub fn run(args: &RunArgs) -> std::io::Result<Exit> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let summary = match runtime.block_on(controller::run(opts)) {
+    let serve = args.serve;
+    let summary = match runtime.block_on(async move {
+        if let Some(addr) = serve {
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                crate::ledger::LedgerError::Invalid(format!("cannot listen on {addr}: {e}"))
+            })?;
+            let bound = listener.local_addr()?;
+            eprintln!("cascade: serving the API of the state on http://{bound}/ (/api/v1/status, /metrics)");
+            let state = opts.state.clone();
+            tokio::spawn(async move {
+                if let Err(e) =
+                    crate::server::api::serve(listener, &state, std::future::pending()).await
+                {
+                    eprintln!("the API server stopped: {e}");
+                }
+            });
+        }
+        controller::run(opts).await
+    }) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
