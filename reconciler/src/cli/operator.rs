@@ -198,6 +198,13 @@ fn act(state: &StateArg, f: impl FnOnce(&mut Ledger) -> Result<String, String>) 
     }
 }
 
+/// Performs one action from the command line: said on stdout, or refused on stderr.
+fn act_as(state: &StateArg, reason: &Reason, action: Action) -> std::io::Result<Exit> {
+    Ok(act(state, |ledger| {
+        perform(ledger, &action, &reason.who(), &reason.why)
+    }))
+}
+
 fn text(e: LedgerError) -> String {
     e.to_string()
 }
@@ -210,61 +217,19 @@ fn stage_of(ledger: &Ledger, text: &str) -> Result<ObjectKey, String> {
 }
 
 pub fn launch(args: &LaunchArgs) -> std::io::Result<Exit> {
-    Ok(act(&args.state, |ledger| {
-        let stage = stage_of(ledger, &args.stage)?;
-        let id = ledger
-            .add_request(
-                &stage,
-                args.test,
-                args.dataset.as_deref(),
-                None,
-                &args.reason.who(),
-                &args.reason.why,
-            )
-            .map_err(text)?;
-        let saved = ledger.saved_stage_status().map_err(text)?;
-        let paused = saved.iter().find(|s| s.stage == stage).is_some_and(|s| {
-            s.drift.is_some() || s.status.as_ref().is_some_and(|st| st.paused_by_definitions)
-        });
-        Ok(if paused {
-            format!(
-                "launch request {id} for {stage} recorded; the stage is paused, so it is queued and launched when it resumes"
-            )
-        } else {
-            format!(
-                "launch request {id} for {stage} recorded; the controller launches it at its next reconcile"
-            )
-        })
-    }))
+    act_as(
+        &args.state,
+        &args.reason,
+        Action::Launch {
+            stage: &args.stage,
+            test: args.test,
+            dataset: args.dataset.as_deref(),
+        },
+    )
 }
 
 pub fn pause(args: &TargetArgs, what: Pause) -> std::io::Result<Exit> {
-    Ok(act(&args.state, |ledger| {
-        let key = match resolve(ledger, &args.target) {
-            Ok(Target::Campaign(k) | Target::Stage(k)) => k,
-            Ok(Target::Submission(s)) => {
-                return Err(format!(
-                    "`{s}` is a submission: pause its stage, or hold its jobs with `cascade hold`"
-                ));
-            }
-            // Before the first run nothing is known yet: a `namespace/name` is taken as given
-            // (a campaign or a stage), so that a campaign can start paused.
-            Err(_) if no_stages_yet(ledger)? && args.target.contains('/') => {
-                let (ns, name) = args.target.split_once('/').unwrap_or_default();
-                ObjectKey::new(ns, name)
-            }
-            Err(e) => return Err(e),
-        };
-        let paused = matches!(what, Pause::Pause);
-        ledger
-            .set_paused(&key, paused, &args.reason.who(), &args.reason.why)
-            .map_err(text)?;
-        Ok(if paused {
-            format!("{key} paused: its launches are queued until `cascade resume {key}`")
-        } else {
-            format!("{key} resumed: queued launches are released in order")
-        })
-    }))
+    act_as(&args.state, &args.reason, Action::Pause(&args.target, what))
 }
 
 fn no_stages_yet(ledger: &Ledger) -> Result<bool, String> {
@@ -288,159 +253,292 @@ fn submissions(ledger: &Ledger, target: &str) -> Result<Vec<String>, String> {
 
 /// `kill`, `hold` and `release` of a submission's or a stage's jobs.
 pub fn jobs(args: &JobsArgs, action: Control) -> std::io::Result<Exit> {
-    Ok(act(&args.state, |ledger| {
-        let (who, why) = (args.reason.who(), &args.reason.why);
-        // Jobs of the local batch system named directly: a job id, `all`, or a submission
-        // made by `cascade submit` outside any launch.
-        let t = args.target.as_str();
-        let job_id = t.strip_suffix("@local").unwrap_or(t).parse::<i64>().is_ok();
-        let bare = ledger.submission(t).map_err(text)?.is_none()
-            && !local::jobs(ledger, Some(t)).map_err(text)?.is_empty();
-        if action != Control::Remove && (t == "all" || job_id || bare) {
-            let n = local::control(ledger, t, action).map_err(text)?;
-            if n == 0 {
-                return Err(format!("no job of `{t}` can be changed that way"));
-            }
-            let verb = if action == Control::Hold {
-                "hold"
-            } else {
-                "release"
-            };
-            ledger.record_action(&who, verb, t, why).map_err(text)?;
-            return Ok(format!("{n} job(s) changed"));
-        }
-        let subs = submissions(ledger, &args.target)?;
-        if let [one] = subs.as_slice()
-            && action == Control::Remove
-            && let Some(row) = ledger.submission(one).map_err(text)?
-            && row.submission.status.is_final()
-        {
-            return Err(format!(
-                "`{one}` is {} already: nothing to kill",
-                row.submission.status
-            ));
-        }
-        let mut changed = 0;
-        for s in &subs {
-            changed += local::control(ledger, s, action).map_err(text)?;
-            // Jobs on Slurm or HTCondor: their own commands; a refusal is said, and a kill
-            // that did not happen does not mark the submission Removed.
-            changed += crate::batch::observer::control(ledger, s, action)
-                .map_err(text)?
-                .map_err(|e| format!("{s}: {e}"))?;
-            if action == Control::Remove {
-                ledger
-                    .operator_status(s, Status::Removed, &who, why)
-                    .map_err(text)?;
-            }
-        }
-        let verb = match action {
-            Control::Hold => "hold",
-            Control::Release => "release",
-            Control::Remove => "kill",
-        };
-        if action != Control::Remove {
-            ledger
-                .record_action(&who, verb, &args.target, why)
-                .map_err(text)?;
-        }
-        Ok(format!(
-            "{verb}: {} of {} changed",
-            super::count(changed, "job", "jobs"),
-            super::count(subs.len(), "submission", "submissions")
-        ))
-    }))
+    act_as(
+        &args.state,
+        &args.reason,
+        Action::Jobs(&args.target, action),
+    )
 }
 
 pub fn reset_split(args: &TargetArgs) -> std::io::Result<Exit> {
-    Ok(act(&args.state, |ledger| {
-        let stage = stage_of(ledger, &args.target)?;
-        let saved = ledger.saved_stage_status().map_err(text)?;
-        let split = saved
-            .iter()
-            .find(|s| s.stage == stage)
-            .and_then(|s| s.status.as_ref())
-            .map(|s| s.split.is_some());
-        if split == Some(false) {
-            return Err(format!(
-                "stage `{stage}` has no split: there is no position to reset (to launch its dataset again, `cascade launch {}`)",
-                stage.name
-            ));
-        }
-        ledger
-            .reset_split(&stage, &args.reason.who(), &args.reason.why)
-            .map_err(text)?;
-        Ok(format!(
-            "{stage}: the split starts again from its first slice at the next launch"
-        ))
-    }))
+    act_as(&args.state, &args.reason, Action::ResetSplit(&args.target))
 }
 
 pub fn force_located(args: &TargetArgs) -> std::io::Result<Exit> {
-    Ok(act(&args.state, |ledger| {
-        ledger
-            .force_located(&args.target, &args.reason.who(), &args.reason.why)
-            .map_err(text)?;
-        Ok(format!(
-            "{}: located as soon as it is completed",
-            args.target
-        ))
-    }))
+    act_as(
+        &args.state,
+        &args.reason,
+        Action::ForceLocated(&args.target),
+    )
 }
 
 pub fn approve(args: &TargetArgs) -> std::io::Result<Exit> {
-    Ok(act(&args.state, |ledger| {
-        let row = ledger
-            .submission(&args.target)
-            .map_err(text)?
-            .ok_or_else(|| format!("no submission `{}`", args.target))?;
-        if row.submission.status != Status::AwaitingApproval {
-            return Err(format!(
-                "`{}` is {}, not awaiting approval",
-                args.target, row.submission.status
-            ));
-        }
-        ledger
-            .operator_status(
-                &args.target,
-                Status::Completed,
-                &args.reason.who(),
-                &args.reason.why,
-            )
-            .map_err(text)?;
-        Ok(format!("{} approved", args.target))
-    }))
+    act_as(&args.state, &args.reason, Action::Approve(&args.target))
 }
 
 pub fn recover(args: &RecoverArgs) -> std::io::Result<Exit> {
-    Ok(act(&args.state, |ledger| {
-        let kind: RecoveryType = serde_json::from_value(serde_json::Value::String(args.kind.clone()))
-            .map_err(|_| format!("unknown recovery type `{}`: known: consumed_status, process_status, added_files, pending_files, delivered_not_consumed", args.kind))?;
-        let row = ledger
-            .submission(&args.submission)
-            .map_err(text)?
-            .ok_or_else(|| format!("no submission `{}`", args.submission))?;
-        if row.submission.origin.is_recovery() {
+    act_as(
+        &args.state,
+        &args.reason,
+        Action::Recover {
+            submission: &args.submission,
+            kind: &args.kind,
+        },
+    )
+}
+
+/// An operator action, as the command line and the HTTP API name it.
+#[derive(Clone, Copy, Debug)]
+pub enum Action<'a> {
+    Launch {
+        stage: &'a str,
+        test: bool,
+        dataset: Option<&'a str>,
+    },
+    Pause(&'a str, Pause),
+    Jobs(&'a str, Control),
+    ResetSplit(&'a str),
+    ForceLocated(&'a str),
+    Approve(&'a str),
+    Recover {
+        submission: &'a str,
+        kind: &'a str,
+    },
+}
+
+/// Performs `action` on the state, recorded as done by `who` because of `why`: what to tell
+/// the operator, or why it is refused. The one path of every operator action, whether it
+/// comes from the command line or over HTTP.
+pub fn perform(
+    ledger: &mut Ledger,
+    action: &Action,
+    who: &str,
+    why: &str,
+) -> Result<String, String> {
+    match *action {
+        Action::Launch {
+            stage,
+            test,
+            dataset,
+        } => launch_on(ledger, stage, test, dataset, who, why),
+        Action::Pause(target, what) => pause_on(ledger, target, what, who, why),
+        Action::Jobs(target, control) => jobs_on(ledger, target, control, who, why),
+        Action::ResetSplit(target) => reset_split_on(ledger, target, who, why),
+        Action::ForceLocated(target) => force_located_on(ledger, target, who, why),
+        Action::Approve(target) => approve_on(ledger, target, who, why),
+        Action::Recover { submission, kind } => recover_on(ledger, submission, kind, who, why),
+    }
+}
+
+fn launch_on(
+    ledger: &mut Ledger,
+    stage: &str,
+    test: bool,
+    dataset: Option<&str>,
+    who: &str,
+    why: &str,
+) -> Result<String, String> {
+    let stage = stage_of(ledger, stage)?;
+    let id = ledger
+        .add_request(&stage, test, dataset, None, who, why)
+        .map_err(text)?;
+    let saved = ledger.saved_stage_status().map_err(text)?;
+    let paused = saved.iter().find(|s| s.stage == stage).is_some_and(|s| {
+        s.drift.is_some() || s.status.as_ref().is_some_and(|st| st.paused_by_definitions)
+    });
+    Ok(if paused {
+        format!(
+            "launch request {id} for {stage} recorded; the stage is paused, so it is queued and launched when it resumes"
+        )
+    } else {
+        format!(
+            "launch request {id} for {stage} recorded; the controller launches it at its next reconcile"
+        )
+    })
+}
+
+fn pause_on(
+    ledger: &mut Ledger,
+    target: &str,
+    what: Pause,
+    who: &str,
+    why: &str,
+) -> Result<String, String> {
+    let key = match resolve(ledger, target) {
+        Ok(Target::Campaign(k) | Target::Stage(k)) => k,
+        Ok(Target::Submission(s)) => {
             return Err(format!(
-                "`{}` is itself a recovery: recover its original submission",
-                args.submission
+                "`{s}` is a submission: pause its stage, or hold its jobs with `cascade hold`"
             ));
         }
-        let id = ledger
-            .add_request(
-                &row.submission.stage,
-                row.submission.test,
-                None,
-                Some((&args.submission, kind)),
-                &args.reason.who(),
-                &args.reason.why,
-            )
-            .map_err(text)?;
-        Ok(format!(
-            "recovery request {id} recorded; at its next reconcile the controller launches it, or says in `cascade explain {}` that there is nothing to recover",
-            row.submission.stage.name
-        ))
-    }))
+        // Before the first run nothing is known yet: a `namespace/name` is taken as given
+        // (a campaign or a stage), so that a campaign can start paused.
+        Err(_) if no_stages_yet(ledger)? && target.contains('/') => {
+            let (ns, name) = target.split_once('/').unwrap_or_default();
+            ObjectKey::new(ns, name)
+        }
+        Err(e) => return Err(e),
+    };
+    let paused = matches!(what, Pause::Pause);
+    ledger.set_paused(&key, paused, who, why).map_err(text)?;
+    Ok(if paused {
+        format!("{key} paused: its launches are queued until `cascade resume {key}`")
+    } else {
+        format!("{key} resumed: queued launches are released in order")
+    })
+}
+
+fn jobs_on(
+    ledger: &mut Ledger,
+    target: &str,
+    action: Control,
+    who: &str,
+    why: &str,
+) -> Result<String, String> {
+    // Jobs of the local batch system named directly: a job id, `all`, or a submission
+    // made by `cascade submit` outside any launch.
+    let t = target;
+    let job_id = t.strip_suffix("@local").unwrap_or(t).parse::<i64>().is_ok();
+    let bare = ledger.submission(t).map_err(text)?.is_none()
+        && !local::jobs(ledger, Some(t)).map_err(text)?.is_empty();
+    if action != Control::Remove && (t == "all" || job_id || bare) {
+        let n = local::control(ledger, t, action).map_err(text)?;
+        if n == 0 {
+            return Err(format!("no job of `{t}` can be changed that way"));
+        }
+        let verb = if action == Control::Hold {
+            "hold"
+        } else {
+            "release"
+        };
+        ledger.record_action(who, verb, t, why).map_err(text)?;
+        return Ok(format!("{n} job(s) changed"));
+    }
+    let subs = submissions(ledger, target)?;
+    if let [one] = subs.as_slice()
+        && action == Control::Remove
+        && let Some(row) = ledger.submission(one).map_err(text)?
+        && row.submission.status.is_final()
+    {
+        return Err(format!(
+            "`{one}` is {} already: nothing to kill",
+            row.submission.status
+        ));
+    }
+    let mut changed = 0;
+    for s in &subs {
+        changed += local::control(ledger, s, action).map_err(text)?;
+        // Jobs on Slurm or HTCondor: their own commands; a refusal is said, and a kill
+        // that did not happen does not mark the submission Removed.
+        changed += crate::batch::observer::control(ledger, s, action)
+            .map_err(text)?
+            .map_err(|e| format!("{s}: {e}"))?;
+        if action == Control::Remove {
+            ledger
+                .operator_status(s, Status::Removed, who, why)
+                .map_err(text)?;
+        }
+    }
+    let verb = match action {
+        Control::Hold => "hold",
+        Control::Release => "release",
+        Control::Remove => "kill",
+    };
+    if action != Control::Remove {
+        ledger.record_action(who, verb, target, why).map_err(text)?;
+    }
+    Ok(format!(
+        "{verb}: {} of {} changed",
+        super::count(changed, "job", "jobs"),
+        super::count(subs.len(), "submission", "submissions")
+    ))
+}
+
+fn reset_split_on(
+    ledger: &mut Ledger,
+    target: &str,
+    who: &str,
+    why: &str,
+) -> Result<String, String> {
+    let stage = stage_of(ledger, target)?;
+    let saved = ledger.saved_stage_status().map_err(text)?;
+    let split = saved
+        .iter()
+        .find(|s| s.stage == stage)
+        .and_then(|s| s.status.as_ref())
+        .map(|s| s.split.is_some());
+    if split == Some(false) {
+        return Err(format!(
+            "stage `{stage}` has no split: there is no position to reset (to launch its dataset again, `cascade launch {}`)",
+            stage.name
+        ));
+    }
+    ledger.reset_split(&stage, who, why).map_err(text)?;
+    Ok(format!(
+        "{stage}: the split starts again from its first slice at the next launch"
+    ))
+}
+
+fn force_located_on(
+    ledger: &mut Ledger,
+    target: &str,
+    who: &str,
+    why: &str,
+) -> Result<String, String> {
+    ledger.force_located(target, who, why).map_err(text)?;
+    Ok(format!("{}: located as soon as it is completed", target))
+}
+
+fn approve_on(ledger: &mut Ledger, target: &str, who: &str, why: &str) -> Result<String, String> {
+    let row = ledger
+        .submission(target)
+        .map_err(text)?
+        .ok_or_else(|| format!("no submission `{}`", target))?;
+    if row.submission.status != Status::AwaitingApproval {
+        return Err(format!(
+            "`{}` is {}, not awaiting approval",
+            target, row.submission.status
+        ));
+    }
+    ledger
+        .operator_status(target, Status::Completed, who, why)
+        .map_err(text)?;
+    Ok(format!("{} approved", target))
+}
+
+fn recover_on(
+    ledger: &mut Ledger,
+    submission: &str,
+    kind: &str,
+    who: &str,
+    why: &str,
+) -> Result<String, String> {
+    let kind: RecoveryType = serde_json::from_value(serde_json::Value::String(kind.to_string()))
+        .map_err(|_| format!("unknown recovery type `{}`: known: consumed_status, process_status, added_files, pending_files, delivered_not_consumed", kind))?;
+    let row = ledger
+        .submission(submission)
+        .map_err(text)?
+        .ok_or_else(|| format!("no submission `{}`", submission))?;
+    if row.submission.origin.is_recovery() {
+        return Err(format!(
+            "`{}` is itself a recovery: recover its original submission",
+            submission
+        ));
+    }
+    let id = ledger
+        .add_request(
+            &row.submission.stage,
+            row.submission.test,
+            None,
+            Some((submission, kind)),
+            who,
+            why,
+        )
+        .map_err(text)?;
+    Ok(format!(
+        "recovery request {id} recorded; at its next reconcile the controller launches it, or says in `cascade explain {}` that there is nothing to recover",
+        row.submission.stage.name
+    ))
 }
 
 pub fn clone(args: &CloneArgs) -> std::io::Result<Exit> {
