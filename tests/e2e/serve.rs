@@ -15,8 +15,13 @@ struct Server {
 
 impl Server {
     fn start(state: &str) -> Server {
+        Server::start_with(state, &[])
+    }
+
+    fn start_with(state: &str, more: &[&str]) -> Server {
         let mut child = Command::new(cascade_bin())
             .args(["serve", "--state", state, "--listen", "127.0.0.1:0"])
+            .args(more)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -35,11 +40,17 @@ impl Server {
 
     /// (status code, content type, body) of a request.
     fn request(&self, method: &str, path: &str) -> (u16, String, String) {
+        self.send(method, path, &[], "")
+    }
+
+    fn send(&self, method: &str, path: &str, headers: &[&str], body: &str) -> (u16, String, String) {
         let mut stream = TcpStream::connect(&self.addr).unwrap();
+        let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
         write!(
             stream,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-            self.addr
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
         )
         .unwrap();
         let mut answer = String::new();
@@ -250,4 +261,89 @@ fn a_running_controller_serves_its_progress_live() {
         },
     );
     assert!(seen.len() >= 2, "progress seen moving: {seen:?}");
+}
+
+/// Operator actions over HTTP need the configured token and a reason, go through the same
+/// code as the command line, and are recorded with who and why.
+#[test]
+fn actions_need_the_token_and_a_reason_and_are_recorded_like_the_cli() {
+    let state = TempDir::new("serve-actions");
+    finished_eve_mc(&state);
+    let s = state.path();
+    let pause = "/api/v1/namespaces/eve/stages/mc-reco/pause";
+    let why = r#"{"why": "disk full at the site", "who": "alice"}"#;
+
+    // No token configured: the API only reads.
+    let reading = Server::start(s);
+    let (code, _, body) = reading.send("POST", pause, &["Authorization: Bearer x"], why);
+    assert_eq!(code, 403, "{body}");
+    drop(reading);
+
+    let token_file = state.0.join("token");
+    std::fs::write(&token_file, "s3cret-token\n").unwrap();
+    let server = Server::start_with(s, &["--token-file", token_file.to_str().unwrap()]);
+    let bearer = "Authorization: Bearer s3cret-token";
+    for (headers, expected) in [
+        (vec![], 401),
+        (vec!["Authorization: Bearer s3cret-tokeN"], 401),
+        (vec!["Authorization: Bearer "], 401),
+        (vec!["Authorization: s3cret-token"], 401),
+    ] {
+        let (code, content_type, body) = server.send("POST", pause, &headers, why);
+        assert_eq!(code, expected, "{headers:?}: {body}");
+        assert_eq!(content_type, "application/json");
+    }
+    assert!(
+        status_json(s)["operatorActions"].as_array().unwrap().is_empty(),
+        "nothing was recorded by refused requests"
+    );
+
+    // No reason, a body that is not the expected JSON, an action a kind does not take.
+    for (path, body, expected) in [
+        (pause, r#"{"why": "  "}"#, 400),
+        (pause, r#"{"who": "alice"}"#, 400),
+        (pause, r#"{"why": "x", "sudo": true}"#, 400),
+        (pause, "not json", 400),
+        ("/api/v1/namespaces/eve/campaigns/eve-mc/kill", why, 400),
+        ("/api/v1/namespaces/eve/widgets/x/pause", why, 404),
+        ("/api/v1/namespaces/other/submissions/eve.mc-gen.1/hold", why, 404),
+    ] {
+        let (code, _, answer) = server.send("POST", path, &[bearer], body);
+        assert_eq!(code, expected, "{path} {body}: {answer}");
+    }
+    let huge = format!(r#"{{"why": "{}"}}"#, "x".repeat(100 * 1024));
+    let (code, _, _) = server.send("POST", pause, &[bearer], &huge);
+    assert_eq!(code, 413, "a body over the limit");
+
+    // What the command line would refuse is refused the same way, with its message.
+    let (code, _, body) = server.send(
+        "POST",
+        "/api/v1/namespaces/eve/submissions/eve.mc-gen.1/approve",
+        &[bearer],
+        why,
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("not awaiting approval"), "{body}");
+
+    let (code, _, body) = server.send("POST", pause, &[bearer], why);
+    assert_eq!(code, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(answer["message"].as_str().unwrap().contains("eve/mc-reco paused"));
+    let actions = status_json(s)["operatorActions"].clone();
+    let recorded = actions.as_array().unwrap();
+    assert_eq!(recorded.len(), 1, "{actions}");
+    assert_eq!(recorded[0]["who"], "alice");
+    assert_eq!(recorded[0]["why"], "disk full at the site");
+    assert_eq!(recorded[0]["target"], "eve/mc-reco");
+
+    // The same as `cascade resume` from the command line, who defaulting to `api`.
+    let (code, _, body) = server.send(
+        "POST",
+        "/api/v1/namespaces/eve/stages/mc-reco/resume",
+        &[bearer],
+        r#"{"why": "space freed"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let actions = status_json(s)["operatorActions"].clone();
+    assert_eq!(actions[1]["who"], "api", "{actions}");
 }

@@ -39,6 +39,10 @@ pub struct RunArgs {
     /// (`127.0.0.1:7878`), as `cascade serve` does, while the controller runs
     #[arg(long, value_name = "ADDR")]
     pub serve: Option<std::net::SocketAddr>,
+    /// With --serve: take operator actions over HTTP with this bearer token (the first line
+    /// of the file), as `cascade serve --token-file` does
+    #[arg(long, requires = "serve")]
+    pub serve_token_file: Option<PathBuf>,
     // Last: its help heading would otherwise also head the options after it.
     #[command(flatten)]
     pub git: GitArgs,
@@ -174,6 +178,13 @@ pub fn run(args: &RunArgs) -> std::io::Result<Exit> {
         .enable_all()
         .build()?;
     let serve = args.serve;
+    let token = match crate::server::api::read_token(args.serve_token_file.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Exit::Rejected);
+        }
+    };
     let summary = match runtime.block_on(async move {
         if let Some(addr) = serve {
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -184,7 +195,8 @@ pub fn run(args: &RunArgs) -> std::io::Result<Exit> {
             let state = opts.state.clone();
             tokio::spawn(async move {
                 if let Err(e) =
-                    crate::server::api::serve(listener, &state, std::future::pending()).await
+                    crate::server::api::serve(listener, &state, token, std::future::pending())
+                        .await
                 {
                     eprintln!("the API server stopped: {e}");
                 }

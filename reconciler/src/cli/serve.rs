@@ -8,7 +8,7 @@ use super::state::StateArg;
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Endpoints:\n  GET /api/v1/status                          what `cascade status --format json` prints\n  GET /api/v1/campaigns                       the campaigns' statuses\n  GET /api/v1/namespaces/NS/stages/NAME       a stage's status and its submissions\n  GET /api/v1/submissions/ID                  a submission and its history\n  GET /metrics                                Prometheus metrics\n  GET /healthz\n\nExamples:\n  cascade serve --state .cascade\n  curl -s http://127.0.0.1:7878/api/v1/campaigns"
+    after_help = "Endpoints:\n  GET /api/v1/status                          what `cascade status --format json` prints\n  GET /api/v1/campaigns                       the campaigns' statuses\n  GET /api/v1/namespaces/NS/stages/NAME       a stage's status and its submissions\n  GET /api/v1/submissions/ID                  a submission and its history\n  GET /metrics                                Prometheus metrics\n  GET /healthz\n  POST /api/v1/namespaces/NS/KIND/NAME/ACTION  an operator action (with --token-file):\n      campaigns: pause, resume; stages: pause, resume, launch, hold, release, kill,\n      reset-split; submissions: hold, release, kill, approve, force-located, recover.\n      Body: {\"why\": \"...\", \"who\": \"...\"} (launch: \"test\", \"dataset\"; recover: \"type\")\n\nExamples:\n  cascade serve --state .cascade\n  curl -s http://127.0.0.1:7878/api/v1/campaigns"
 )]
 pub struct ServeArgs {
     #[command(flatten)]
@@ -17,6 +17,10 @@ pub struct ServeArgs {
     /// another address can read every campaign's status and launch commands
     #[arg(long, default_value = "127.0.0.1:7878")]
     pub listen: SocketAddr,
+    /// Take operator actions over HTTP (`POST .../{action}` with `Authorization: Bearer
+    /// TOKEN`), the token being the first line of this file. Without it the API only reads
+    #[arg(long)]
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 pub fn serve(args: &ServeArgs) -> std::io::Result<Exit> {
@@ -24,6 +28,13 @@ pub fn serve(args: &ServeArgs) -> std::io::Result<Exit> {
     if let Err(e) = args.state.open_existing() {
         return Ok(e);
     }
+    let token = match crate::server::api::read_token(args.token_file.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Exit::Rejected);
+        }
+    };
     // Requests read the ledger in blocking tasks; the event loop itself needs one thread.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -43,7 +54,7 @@ pub fn serve(args: &ServeArgs) -> std::io::Result<Exit> {
             "cascade: serving {} on http://{addr}/ (API /api/v1/status, metrics /metrics); Ctrl-C stops",
             args.state.state.display()
         );
-        crate::server::api::serve(listener, &args.state.state, stop).await?;
+        crate::server::api::serve(listener, &args.state.state, token, stop).await?;
         Ok(Exit::Ok)
     })
 }

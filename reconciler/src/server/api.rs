@@ -7,7 +7,11 @@
 //! - `GET /api/v1/campaigns`: the campaigns' statuses;
 //! - `GET /api/v1/namespaces/{ns}/stages/{name}`: a stage's status and its submissions;
 //! - `GET /api/v1/submissions/{id}`: a submission and its history;
-//! - `GET /metrics`: Prometheus text format; `GET /healthz`.
+//! - `GET /metrics`: Prometheus text format; `GET /healthz`;
+//! - `POST /api/v1/namespaces/{ns}/{campaigns|stages|submissions}/{name}/{action}` with
+//!   `Authorization: Bearer TOKEN` and a JSON body `{"why": ..., "who": ...}`: the operator
+//!   actions, through the same code as the command line (`cli::operator::perform`), recorded
+//!   with who and why. Without a configured token no action is taken over HTTP.
 //!
 //! Errors are JSON (`{"error": ..., "status": ...}`) with a fitting status code.
 
@@ -15,10 +19,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{StatusCode, header};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -45,9 +50,19 @@ fn not_found(what: String) -> ApiError {
     ApiError(StatusCode::NOT_FOUND, what)
 }
 
-type Dir = Arc<PathBuf>;
+/// What the handlers share: the state directory, and the token actions need (none: no
+/// action over HTTP).
+struct Shared {
+    dir: PathBuf,
+    token: Option<String>,
+}
 
-pub fn router(state: &Path) -> Router {
+type Dir = Arc<Shared>;
+
+/// The largest action body accepted (a reason and a name or two).
+pub const MAX_ACTION_BYTES: usize = 64 * 1024;
+
+pub fn router(state: &Path, token: Option<String>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
@@ -55,19 +70,26 @@ pub fn router(state: &Path) -> Router {
         .route("/api/v1/campaigns", get(campaigns))
         .route("/api/v1/namespaces/{namespace}/stages/{name}", get(stage))
         .route("/api/v1/submissions/{id}", get(submission))
+        .route(
+            "/api/v1/namespaces/{namespace}/{kind}/{name}/{action}",
+            post(action).layer(DefaultBodyLimit::max(MAX_ACTION_BYTES)),
+        )
         .fallback(|| async { not_found("no such resource; see /api/v1/status".into()) })
-        .with_state(Arc::new(state.to_path_buf()))
+        .with_state(Arc::new(Shared {
+            dir: state.to_path_buf(),
+            token,
+        }))
 }
 
 /// Runs `f` on the ledger of `dir` in a blocking task.
 async fn read<T: Send + 'static>(
-    dir: Dir,
-    f: impl FnOnce(&Ledger) -> Result<T, ApiError> + Send + 'static,
+    shared: Dir,
+    f: impl FnOnce(&mut Ledger) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(move || {
-        let ledger = Ledger::open_existing(&dir)
+        let mut ledger = Ledger::open_existing(&shared.dir)
             .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-        f(&ledger)
+        f(&mut ledger)
     })
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
@@ -211,13 +233,172 @@ fn ledger_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
+/// The body of an action.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    why: String,
+    #[serde(default)]
+    who: Option<String>,
+    /// `launch`: a test launch.
+    #[serde(default)]
+    test: bool,
+    /// `launch`: over this dataset instead of the next slice.
+    #[serde(default)]
+    dataset: Option<String>,
+    /// `recover`: the recovery type.
+    #[serde(default, rename = "type")]
+    recovery: Option<String>,
+}
+
+/// The actions each kind of target takes.
+const ACTIONS: [(&str, &[&str]); 3] = [
+    ("campaigns", &["pause", "resume"]),
+    (
+        "stages",
+        &[
+            "pause",
+            "resume",
+            "launch",
+            "hold",
+            "release",
+            "kill",
+            "reset-split",
+        ],
+    ),
+    (
+        "submissions",
+        &[
+            "hold",
+            "release",
+            "kill",
+            "approve",
+            "force-located",
+            "recover",
+        ],
+    ),
+];
+
+async fn action(
+    State(shared): State<Dir>,
+    headers: HeaderMap,
+    UrlPath((namespace, kind, name, verb)): UrlPath<(String, String, String, String)>,
+    body: Bytes,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    authorize(&shared, &headers)?;
+    let Some((_, verbs)) = ACTIONS.iter().find(|(k, _)| *k == kind) else {
+        return Err(not_found(format!(
+            "no kind `{kind}`: campaigns, stages or submissions"
+        )));
+    };
+    if !verbs.contains(&verb.as_str()) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("{kind} take {}, not `{verb}`", verbs.join(", ")),
+        ));
+    }
+    let body: ActionBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("the body must be JSON like {{\"why\": \"...\", \"who\": \"...\"}}: {e}"),
+        )
+    })?;
+    if body.why.trim().is_empty() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "say why: `why` is recorded with the action".into(),
+        ));
+    }
+    let message = read(shared, move |ledger| {
+        // Submission ids are global; the namespace in the path must still be theirs.
+        let target = if kind == "submissions" {
+            let row = ledger
+                .submission(&name)?
+                .ok_or_else(|| not_found(format!("no submission `{name}` in this state")))?;
+            if *row.submission.stage.namespace != *namespace {
+                return Err(not_found(format!(
+                    "submission `{name}` is not in namespace `{namespace}`"
+                )));
+            }
+            name
+        } else {
+            format!("{namespace}/{name}")
+        };
+        let control = |c| crate::cli::operator::Action::Jobs(&target, c);
+        use crate::batch::local::Control;
+        use crate::cli::operator::{Action, Pause};
+        let act = match verb.as_str() {
+            "pause" => Action::Pause(&target, Pause::Pause),
+            "resume" => Action::Pause(&target, Pause::Resume),
+            "launch" => Action::Launch {
+                stage: &target,
+                test: body.test,
+                dataset: body.dataset.as_deref(),
+            },
+            "hold" => control(Control::Hold),
+            "release" => control(Control::Release),
+            "kill" => control(Control::Remove),
+            "reset-split" => Action::ResetSplit(&target),
+            "approve" => Action::Approve(&target),
+            "force-located" => Action::ForceLocated(&target),
+            _ => Action::Recover {
+                submission: &target,
+                kind: body.recovery.as_deref().unwrap_or(""),
+            },
+        };
+        let who = body.who.as_deref().unwrap_or("api");
+        crate::cli::operator::perform(ledger, &act, who, &body.why)
+            .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))
+    })
+    .await?;
+    Ok(axum::Json(serde_json::json!({"message": message})))
+}
+
+/// Actions need the configured token as a bearer token.
+fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = &shared.token else {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "actions over HTTP are off: start the server with a token (--token-file)".into(),
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::UNAUTHORIZED,
+                "an action needs `Authorization: Bearer TOKEN`".into(),
+            )
+        })?;
+    if !super::webhook::constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        return Err(ApiError(StatusCode::UNAUTHORIZED, "wrong token".into()));
+    }
+    Ok(())
+}
+
+/// Reads the actions' token from a file (its first line), if one is given; an empty one is
+/// refused.
+pub fn read_token(file: Option<&Path>) -> Result<Option<String>, String> {
+    let Some(file) = file else { return Ok(None) };
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let token = text.lines().next().unwrap_or("").trim().to_string();
+    if token.is_empty() {
+        return Err(format!("{} holds no token", file.display()));
+    }
+    Ok(Some(token))
+}
+
 /// Serves the API on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: &Path,
+    token: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    axum::serve(listener, router(state, token))
         .with_graceful_shutdown(shutdown)
         .await
 }
