@@ -43,7 +43,13 @@ impl Server {
         self.send(method, path, &[], "")
     }
 
-    fn send(&self, method: &str, path: &str, headers: &[&str], body: &str) -> (u16, String, String) {
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[&str],
+        body: &str,
+    ) -> (u16, String, String) {
         let mut stream = TcpStream::connect(&self.addr).unwrap();
         let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
         write!(
@@ -294,7 +300,10 @@ fn actions_need_the_token_and_a_reason_and_are_recorded_like_the_cli() {
         assert_eq!(content_type, "application/json");
     }
     assert!(
-        status_json(s)["operatorActions"].as_array().unwrap().is_empty(),
+        status_json(s)["operatorActions"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
         "nothing was recorded by refused requests"
     );
 
@@ -306,7 +315,11 @@ fn actions_need_the_token_and_a_reason_and_are_recorded_like_the_cli() {
         (pause, "not json", 400),
         ("/api/v1/namespaces/eve/campaigns/eve-mc/kill", why, 400),
         ("/api/v1/namespaces/eve/widgets/x/pause", why, 404),
-        ("/api/v1/namespaces/other/submissions/eve.mc-gen.1/hold", why, 404),
+        (
+            "/api/v1/namespaces/other/submissions/eve.mc-gen.1/hold",
+            why,
+            404,
+        ),
     ] {
         let (code, _, answer) = server.send("POST", path, &[bearer], body);
         assert_eq!(code, expected, "{path} {body}: {answer}");
@@ -328,7 +341,12 @@ fn actions_need_the_token_and_a_reason_and_are_recorded_like_the_cli() {
     let (code, _, body) = server.send("POST", pause, &[bearer], why);
     assert_eq!(code, 200, "{body}");
     let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert!(answer["message"].as_str().unwrap().contains("eve/mc-reco paused"));
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("eve/mc-reco paused")
+    );
     let actions = status_json(s)["operatorActions"].clone();
     let recorded = actions.as_array().unwrap();
     assert_eq!(recorded.len(), 1, "{actions}");
