@@ -120,6 +120,17 @@ fn the_api_serves_what_status_prints_by_campaign_stage_and_submission() {
 
     let stage = server.json("/api/v1/namespaces/eve/stages/mc-reco");
     assert_eq!(stage["stage"]["state"], "Completed");
+    let in_status = status_json(s)["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["stage"] == "eve/mc-reco")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        stage["stage"], in_status,
+        "the stage's entry as in the status"
+    );
     let subs = stage["submissions"].as_array().unwrap();
     assert!(!subs.is_empty());
     for sub in subs {

@@ -123,23 +123,51 @@ pub fn status_json(ledger: &crate::ledger::Ledger) -> crate::ledger::Result<serd
     Ok(serde_json::json!({
         "operatorActions": actions,
         "campaigns": campaign_statuses(&stages),
-        "stages": stages.iter().map(|s| serde_json::json!({
-            "stage": s.stage.to_string(),
-            "campaign": s.campaign,
-            "state": s.state,
-            "reason": s.reason,
-            "drift": s.drift,
-            "status": s.status.as_ref().map(|st| resource_status::stage_status(
-                st,
-                &rfc3339(s.since),
-                None,
-                counts.remove(&s.stage).unwrap_or_default(),
-            )),
-        })).collect::<Vec<_>>(),
+        "stages": stages
+            .iter()
+            .map(|s| stage_json(s, counts.remove(&s.stage).unwrap_or_default()))
+            .collect::<Vec<_>>(),
         "submissions": subs,
         "history": history,
         "definitions": definitions(ledger)?,
     }))
+}
+
+/// One stage's entry in the status document, with its submissions' counts by status.
+pub fn stage_json(s: &SavedStage, counts: BTreeMap<String, u32>) -> serde_json::Value {
+    serde_json::json!({
+        "stage": s.stage.to_string(),
+        "campaign": s.campaign,
+        "state": s.state,
+        "reason": s.reason,
+        "drift": s.drift,
+        "status": s.status.as_ref().map(|st| resource_status::stage_status(
+            st,
+            &rfc3339(s.since),
+            None,
+            counts,
+        )),
+    })
+}
+
+/// A stage's entry (as in the status document) and its submissions, if there is such a stage.
+pub fn one_stage_json(
+    ledger: &crate::ledger::Ledger,
+    key: &ObjectKey,
+) -> crate::ledger::Result<Option<serde_json::Value>> {
+    let Some(saved) = ledger
+        .saved_stage_status()?
+        .into_iter()
+        .find(|s| s.stage == *key)
+    else {
+        return Ok(None);
+    };
+    let subs = ledger.stage_submission_rows(key)?;
+    let counts = submission_counts(&subs).remove(key).unwrap_or_default();
+    Ok(Some(serde_json::json!({
+        "stage": stage_json(&saved, counts),
+        "submissions": subs,
+    })))
 }
 
 /// `split nfiles(n=10) at slice 3` (`, exhausted`): the split in its normalised form.

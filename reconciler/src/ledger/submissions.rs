@@ -24,6 +24,13 @@ pub enum LaunchEnd {
     Unknown,
 }
 
+/// Which submissions a read of rows takes.
+enum Which<'a> {
+    All,
+    Id(&'a str),
+    Stage(&'a ObjectKey),
+}
+
 /// A submission row with what status and history displays need.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -461,11 +468,25 @@ impl Ledger {
     }
 
     pub fn submission_rows(&self) -> Result<Vec<SubmissionRow>> {
+        self.rows_where(Which::All)
+    }
+
+    /// The submissions of one stage.
+    pub fn stage_submission_rows(&self, stage: &ObjectKey) -> Result<Vec<SubmissionRow>> {
+        self.rows_where(Which::Stage(stage))
+    }
+
+    fn rows_where(&self, which: Which) -> Result<Vec<SubmissionRow>> {
         let jobs = self.job_counts()?;
+        let (condition, values): (&str, Vec<&str>) = match which {
+            Which::All => ("1", vec![]),
+            Which::Id(id) => ("id = ?1", vec![id]),
+            Which::Stage(k) => ("namespace = ?1 AND stage = ?2", vec![&k.namespace, &k.name]),
+        };
         self.rows(
-"SELECT id, namespace, stage, seq, origin_json, test, dataset, input, cursor_after, status, launch_state, created, force_located, command, display, batch_id, launch_log, launcher, updated, cursor_snapshot, revision
-                 FROM submissions ORDER BY created, rowid",
-[],
+&format!("SELECT id, namespace, stage, seq, origin_json, test, dataset, input, cursor_after, status, launch_state, created, force_located, command, display, batch_id, launch_log, launcher, updated, cursor_snapshot, revision
+                 FROM submissions WHERE {condition} ORDER BY created, rowid"),
+rusqlite::params_from_iter(values),
 |r| {
                 let id: String = r.get(0)?;
                 let origin: String = r.get(4)?;
@@ -608,10 +629,7 @@ impl Ledger {
     }
 
     pub fn submission(&self, id: &str) -> Result<Option<SubmissionRow>> {
-        Ok(self
-            .submission_rows()?
-            .into_iter()
-            .find(|r| r.submission.id == id))
+        Ok(self.rows_where(Which::Id(id))?.into_iter().next())
     }
 
     pub fn launch_dir(&self, id: &str) -> Result<Option<(String, String, String)>> {

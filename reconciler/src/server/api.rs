@@ -109,20 +109,10 @@ async fn stage(
     State(dir): State<Dir>,
     UrlPath((namespace, name)): UrlPath<(String, String)>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let key = format!("{namespace}/{name}");
+    let key = crate::model::ObjectKey::new(namespace, name);
     let value = read(dir, move |l| {
-        let mut status = crate::cli::status::status_json(l)?;
-        let stage = status["stages"]
-            .as_array_mut()
-            .and_then(|stages| stages.iter_mut().find(|s| s["stage"] == key.as_str()))
-            .map(serde_json::Value::take)
-            .ok_or_else(|| not_found(format!("no stage `{key}` in this state")))?;
-        let submissions: Vec<_> = l
-            .submission_rows()?
-            .into_iter()
-            .filter(|r| r.submission.stage.to_string() == key)
-            .collect();
-        Ok(serde_json::json!({"stage": stage, "submissions": submissions}))
+        crate::cli::status::one_stage_json(l, &key)?
+            .ok_or_else(|| not_found(format!("no stage `{key}` in this state")))
     })
     .await?;
     Ok(axum::Json(value))
@@ -134,9 +124,7 @@ async fn submission(
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let value = read(dir, move |l| {
         let row = l
-            .submission_rows()?
-            .into_iter()
-            .find(|r| r.submission.id == id)
+            .submission(&id)?
             .ok_or_else(|| not_found(format!("no submission `{id}` in this state")))?;
         let history = l.history(Some(&id))?;
         Ok(serde_json::json!({"submission": row, "history": history}))
