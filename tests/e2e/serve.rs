@@ -103,12 +103,18 @@ fn finished_eve_mc(state: &TempDir) {
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
+/// A finished eve_mc and a server over its state (dropped first, then the state).
+fn served_eve_mc(name: &str) -> (TempDir, Server) {
+    let state = TempDir::new(name);
+    finished_eve_mc(&state);
+    let server = Server::start(state.path());
+    (state, server)
+}
+
 #[test]
 fn the_api_serves_what_status_prints_by_campaign_stage_and_submission() {
-    let state = TempDir::new("serve-api");
-    finished_eve_mc(&state);
+    let (state, server) = served_eve_mc("serve-api");
     let s = state.path();
-    let server = Server::start(s);
 
     // The same document as `status --format json`: the state does not change in between.
     assert_eq!(server.json("/api/v1/status"), status_json(s));
@@ -156,9 +162,7 @@ fn the_api_serves_what_status_prints_by_campaign_stage_and_submission() {
 
 #[test]
 fn unknown_paths_and_methods_get_json_errors_with_fitting_codes() {
-    let state = TempDir::new("serve-errors");
-    finished_eve_mc(&state);
-    let server = Server::start(state.path());
+    let (_state, server) = served_eve_mc("serve-errors");
     for path in [
         "/api/v1/submissions/nope",
         "/api/v1/namespaces/eve/stages/nope",
@@ -181,10 +185,8 @@ fn unknown_paths_and_methods_get_json_errors_with_fitting_codes() {
 
 #[test]
 fn metrics_count_what_the_ledger_holds() {
-    let state = TempDir::new("serve-metrics");
-    finished_eve_mc(&state);
+    let (state, server) = served_eve_mc("serve-metrics");
     let s = state.path();
-    let server = Server::start(s);
     let (code, content_type, body) = server.request("GET", "/metrics");
     assert_eq!(code, 200);
     assert!(
