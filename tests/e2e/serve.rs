@@ -209,6 +209,8 @@ fn metrics_count_what_the_ledger_holds() {
     let files = crate::support::catalog_query(s, "file_name like '%'").len();
     assert_eq!(sample("cascade_catalog_files"), files as f64);
     assert!(sample("cascade_ledger_bytes") > 0.0);
+    // Another process's counters would read as zeros: `cascade serve` does not show them.
+    assert!(!body.contains("cascade_launches"), "{body}");
     assert!(body.ends_with("# EOF\n"));
 }
 
@@ -280,6 +282,19 @@ fn a_running_controller_serves_its_progress_live() {
         },
     );
     assert!(seen.len() >= 2, "progress seen moving: {seen:?}");
+
+    // What only the running controller knows: eve_mc launched each of its five stages at
+    // least once, four of them over an upstream submission's outputs (a hop each).
+    let (_, _, metrics) = server.request("GET", "/metrics");
+    let sample = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no `{name}` in:\n{metrics}"))
+    };
+    assert!(sample("cascade_launches_total") >= 5.0);
+    assert!(sample("cascade_hop_seconds_count") >= 4.0);
+    assert!(sample("cascade_reconcile_seconds_count") >= 1.0);
 }
 
 /// Operator actions over HTTP need the configured token and a reason, go through the same

@@ -203,6 +203,9 @@ fn owner(
 }
 
 fn record_health(ledger: &mut Ledger, system: &str, error: Option<&str>) -> Result<()> {
+    if error.is_some() {
+        crate::server::runtime_metrics::RUNTIME.batch_poll_failed(system);
+    }
     ledger.write(|tx| health(tx, system, error, now()))
 }
 

@@ -193,11 +193,14 @@ pub fn run(args: &RunArgs) -> std::io::Result<Exit> {
             let bound = listener.local_addr()?;
             eprintln!("cascade: serving the API of the state on http://{bound}/ (/api/v1/status, /metrics)");
             let state = opts.state.clone();
+            let options = crate::server::api::ApiOptions {
+                token,
+                runtime_metrics: true,
+            };
             tokio::spawn(async move {
-                if let Err(e) =
-                    crate::server::api::serve(listener, &state, token, std::future::pending())
-                        .await
-                {
+                let served =
+                    crate::server::api::serve(listener, &state, options, std::future::pending());
+                if let Err(e) = served.await {
                     eprintln!("the API server stopped: {e}");
                 }
             });

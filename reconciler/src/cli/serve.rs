@@ -54,7 +54,11 @@ pub fn serve(args: &ServeArgs) -> std::io::Result<Exit> {
             "cascade: serving {} on http://{addr}/ (API /api/v1/status, metrics /metrics); Ctrl-C stops",
             args.state.state.display()
         );
-        crate::server::api::serve(listener, &args.state.state, token, stop).await?;
+        let options = crate::server::api::ApiOptions {
+            token,
+            runtime_metrics: false,
+        };
+        crate::server::api::serve(listener, &args.state.state, options, stop).await?;
         Ok(Exit::Ok)
     })
 }

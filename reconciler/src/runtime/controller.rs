@@ -15,6 +15,8 @@ use std::time::Duration;
 use notify::Watcher;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
+use crate::server::runtime_metrics::RUNTIME;
+
 use super::definitions::{
     Applied, SourceSpec, apply_removals, initial_git, load_dir, on_fetch, removed_stages,
     serve_webhooks, spawn_fetcher,
@@ -201,6 +203,7 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
             local::ensure_daemon(&state)?;
         }
 
+        let reconcile_started = std::time::Instant::now();
         let now = chrono::Utc::now().timestamp();
         // Observations and catalog answers from one snapshot: a launch recording its outcome
         // meanwhile is either wholly seen or not at all.
@@ -259,12 +262,18 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
                         &dir.display().to_string(),
                         applied.revision.as_deref(),
                     )?;
+                    if reserved {
+                        observe_hop(&ledger, &l.origin)?;
+                    }
                     if reserved && !l.approval {
                         spawn_launch(&state, &l.id, &mut launching, &done_tx);
                     }
                 }
             }
         }
+        RUNTIME
+            .reconcile_seconds
+            .observe(reconcile_started.elapsed().as_secs_f64());
         // Written when it changed: an idle controller does not rewrite (and so re-wake on) the
         // ledger every tick.
         if saved_stages.as_ref() != Some(&planned.stages) {
@@ -410,6 +419,28 @@ async fn ledger_change(
     }
 }
 
+/// For a launch over an upstream submission's outputs: the time since that submission's last
+/// job ended (the hop a dependency takes).
+fn observe_hop(ledger: &Ledger, origin: &crate::plan::Origin) -> Result<()> {
+    let crate::plan::Origin::Upstream { submission } = origin else {
+        return Ok(());
+    };
+    let ended: Option<i64> = ledger
+        .rows(
+            "SELECT MAX(finished_ms) FROM jobs WHERE submission = ?",
+            [submission],
+            |r| r.get(0),
+        )?
+        .into_iter()
+        .next()
+        .flatten();
+    if let Some(ended) = ended {
+        let ms = chrono::Utc::now().timestamp_millis() - ended;
+        RUNTIME.hop_seconds.observe(ms.max(0) as f64 / 1000.0);
+    }
+    Ok(())
+}
+
 fn spawn_launch(
     state: &Path,
     id: &str,
@@ -417,6 +448,7 @@ fn spawn_launch(
     done: &tokio::sync::mpsc::UnboundedSender<String>,
 ) {
     launching.insert(id.to_string());
+    RUNTIME.launches.inc();
     let (state, id, done) = (state.to_path_buf(), id.to_string(), done.clone());
     tokio::task::spawn_blocking(move || {
         if let Err(e) = executor::launch(&state, &id) {

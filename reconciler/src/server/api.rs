@@ -50,11 +50,20 @@ fn not_found(what: String) -> ApiError {
     ApiError(StatusCode::NOT_FOUND, what)
 }
 
-/// What the handlers share: the state directory, and the token actions need (none: no
-/// action over HTTP).
+/// How the API is served.
+#[derive(Clone, Debug, Default)]
+pub struct ApiOptions {
+    /// The token actions need (none: no action over HTTP).
+    pub token: Option<String>,
+    /// Served by the controller itself: its runtime metrics (reconcile time, hop latency,
+    /// launches, batch-system poll errors) are served too.
+    pub runtime_metrics: bool,
+}
+
+/// What the handlers share.
 struct Shared {
     dir: PathBuf,
-    token: Option<String>,
+    options: ApiOptions,
 }
 
 type Dir = Arc<Shared>;
@@ -62,7 +71,7 @@ type Dir = Arc<Shared>;
 /// The largest action body accepted (a reason and a name or two).
 pub const MAX_ACTION_BYTES: usize = 64 * 1024;
 
-pub fn router(state: &Path, token: Option<String>) -> Router {
+pub fn router(state: &Path, options: ApiOptions) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
@@ -77,7 +86,7 @@ pub fn router(state: &Path, token: Option<String>) -> Router {
         .fallback(|| async { not_found("no such resource; see /api/v1/status".into()) })
         .with_state(Arc::new(Shared {
             dir: state.to_path_buf(),
-            token,
+            options,
         }))
 }
 
@@ -134,7 +143,8 @@ async fn submission(
 }
 
 async fn metrics(State(dir): State<Dir>) -> Result<Response, ApiError> {
-    let text = read(dir, |l| Ok(metrics_text(l)?)).await?;
+    let runtime = dir.options.runtime_metrics;
+    let text = read(dir, move |l| Ok(metrics_text(l, runtime)?)).await?;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -158,8 +168,9 @@ fn family(label: &str, rows: Vec<(String, i64)>) -> Family<Labels, Gauge> {
     family
 }
 
-/// The metrics, read from the ledger at the scrape.
-pub fn metrics_text(ledger: &Ledger) -> crate::ledger::Result<String> {
+/// The metrics, read from the ledger at the scrape, and the process's runtime metrics when
+/// `runtime` (the controller serves them).
+pub fn metrics_text(ledger: &Ledger, runtime: bool) -> crate::ledger::Result<String> {
     let counts = |sql: &str| -> crate::ledger::Result<Vec<(String, i64)>> {
         ledger.rows(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
     };
@@ -206,6 +217,9 @@ pub fn metrics_text(ledger: &Ledger) -> crate::ledger::Result<String> {
         "Size of the state database and its write-ahead log",
         bytes,
     );
+    if runtime {
+        super::runtime_metrics::RUNTIME.register(&mut registry);
+    }
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry)
         .map_err(|e| LedgerError::Invalid(format!("cannot encode the metrics: {e}")))?;
@@ -344,7 +358,7 @@ async fn action(
 
 /// Actions need the configured token as a bearer token.
 fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = &shared.token else {
+    let Some(token) = &shared.options.token else {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
             "actions over HTTP are off: start the server with a token (--token-file)".into(),
@@ -383,10 +397,10 @@ pub fn read_token(file: Option<&Path>) -> Result<Option<String>, String> {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: &Path,
-    token: Option<String>,
+    options: ApiOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state, token))
+    axum::serve(listener, router(state, options))
         .with_graceful_shutdown(shutdown)
         .await
 }

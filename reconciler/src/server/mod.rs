@@ -2,4 +2,5 @@
 //! hosts, and health.
 
 pub mod api;
+pub mod runtime_metrics;
 pub mod webhook;

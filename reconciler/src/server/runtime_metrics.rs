@@ -1,0 +1,59 @@
+//! Metrics only a running controller knows (timings and counts of what it did), kept in the
+//! process and served beside the ledger's when the controller serves the API
+//! (`run --serve`). `cascade serve` in another process does not show them: zeros there
+//! would read as "nothing happened".
+
+use std::sync::LazyLock;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+pub struct RuntimeMetrics {
+    /// One reconcile: read the ledger and the catalog, plan, act.
+    pub reconcile_seconds: Histogram,
+    /// From an upstream submission's last job ending to its dependent's reservation.
+    pub hop_seconds: Histogram,
+    /// Launches started.
+    pub launches: Counter,
+    /// Failed polls of a batch system, by system.
+    pub batch_poll_errors: Family<Vec<(String, String)>, Counter>,
+}
+
+/// The process's runtime metrics.
+pub static RUNTIME: LazyLock<RuntimeMetrics> = LazyLock::new(|| RuntimeMetrics {
+    // 0.5 ms to about 16 s.
+    reconcile_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+    hop_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+    launches: Counter::default(),
+    batch_poll_errors: Family::default(),
+});
+
+impl RuntimeMetrics {
+    /// Adds these metrics (shared, not copied) to `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "reconcile_seconds",
+            "Time of one reconcile (read, plan, act)",
+            self.reconcile_seconds.clone(),
+        );
+        registry.register(
+            "hop_seconds",
+            "From an upstream submission's last job ending to its dependent's reservation",
+            self.hop_seconds.clone(),
+        );
+        registry.register("launches", "Launches started", self.launches.clone());
+        registry.register(
+            "batch_poll_errors",
+            "Polls of a batch system that failed",
+            self.batch_poll_errors.clone(),
+        );
+    }
+
+    pub fn batch_poll_failed(&self, system: &str) {
+        self.batch_poll_errors
+            .get_or_create(&vec![("system".to_string(), system.to_string())])
+            .inc();
+    }
+}
