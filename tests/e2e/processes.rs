@@ -156,6 +156,32 @@ fn a_job_that_kills_its_daemon_fails_after_three_lost_runs() {
     });
 }
 
+/// A job that writes without end (its log is cut at the cap, the rest discarded) does not
+/// keep the daemon from starting, watching and recording the other jobs.
+#[test]
+fn a_job_writing_without_end_does_not_starve_the_others() {
+    let state = TempDir::new("proc-yes");
+    let s = state.path();
+    let slots = [("CASCADE_LOCAL_SLOTS", "2")];
+    submit(s, "loud.1", "1", &["yes"], &slots);
+    wait_for("the loud job to run", Duration::from_secs(20), || {
+        job(s, "1@local").0 == "running"
+    });
+    submit(s, "quiet.1", "3", &["sh", "-c", "echo done"], &slots);
+    wait_for(
+        "the quiet jobs to succeed beside it",
+        Duration::from_secs(30),
+        || q(s).contains("4 jobs: 0 idle, 1 running, 0 held, 3 succeeded, 0 failed"),
+    );
+    let out = cascade(&["rm", "loud.1", "--state", s]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let log = state.0.join("jobs/loud.1/0/job.log");
+    assert!(
+        std::fs::metadata(&log).unwrap().len() <= 16 * 1024 * 1024 + 200,
+        "the log is capped"
+    );
+}
+
 #[test]
 fn exit_codes_keep_the_signal_that_ended_a_job() {
     let state = TempDir::new("proc-signal");

@@ -241,13 +241,18 @@ impl Supervisor {
     }
 }
 
-/// Copies what the job wrote into its log; returns whether its output just closed.
+/// Reads of one job's output per look: a job that writes without end (`yes`) must not keep
+/// the daemon from the other jobs.
+const READS_PER_LOOK: usize = 16;
+
+/// Copies what the job wrote into its log (up to [`READS_PER_LOOK`] reads); returns whether
+/// its output just closed.
 fn pump(r: &mut Running) -> bool {
     let Some(output) = r.output.as_mut() else {
         return false;
     };
     let mut buf = [0u8; 64 * 1024];
-    loop {
+    for _ in 0..READS_PER_LOOK {
         match output.read(&mut buf) {
             Ok(0) => {
                 r.output = None;
@@ -261,6 +266,7 @@ fn pump(r: &mut Running) -> bool {
             Err(_) => return false, // nothing more for now
         }
     }
+    false
 }
 
 /// The job's exit code if it has exited. Its output closing means it is exiting: it is
