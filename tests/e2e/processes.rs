@@ -93,8 +93,13 @@ fn a_killed_daemons_jobs_are_killed_and_run_again_by_the_next_daemon() {
         group_members(&leader).len() >= 2,
         "the job outlives the daemon until another daemon looks"
     );
-    // Any submit starts the next daemon (as the controller does when jobs are open).
-    submit(s, "r.2", "1", &["true"], &[]);
+    // Looking at the queue starts the next daemon, as the controller and any submit do.
+    let out = cascade(&["q", "--state", s]);
+    assert!(
+        text(&out.stderr).contains("no batch daemon was watching"),
+        "{}",
+        text(&out.stderr)
+    );
     wait_for(
         "the orphaned group to be killed",
         Duration::from_secs(20),

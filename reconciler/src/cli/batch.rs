@@ -162,6 +162,17 @@ pub fn queue(args: &QueueArgs) -> std::io::Result<Exit> {
         Err(e) => return Ok(e),
     };
     let jobs = local::jobs(&ledger, args.submission.as_deref()).map_err(std::io::Error::other)?;
+    // Jobs that are not over with no daemon watching them (it died, and no controller runs to
+    // start another): what this listing shows would stay as it is for ever. Start one.
+    let open = |j: &local::JobRow| matches!(j.state.as_str(), "idle" | "running" | "held");
+    if jobs.iter().any(open)
+        && !local::daemon_running(&ledger.dir).map_err(std::io::Error::other)?
+    {
+        local::ensure_daemon(&ledger.dir).map_err(std::io::Error::other)?;
+        eprintln!(
+            "note: no batch daemon was watching these jobs; one was started (it runs again the jobs a daemon that died was running)"
+        );
+    }
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
