@@ -393,3 +393,33 @@ fn actions_need_the_token_and_a_reason_and_are_recorded_like_the_cli() {
     let actions = status_json(s)["operatorActions"].clone();
     assert_eq!(actions[1]["who"], "api", "{actions}");
 }
+
+/// A client in a loop gets 429 with `Retry-After` past the rate (bursts of twice it); health
+/// probes are never limited.
+#[test]
+fn requests_past_the_rate_limit_get_429_but_health_probes_do_not() {
+    let state = TempDir::new("serve-rate");
+    finished_eve_mc(&state);
+    let server = Server::start_with(state.path(), &["--rate-limit", "2"]);
+    let answers: Vec<(u16, String, String)> = (0..20)
+        .map(|_| server.request("GET", "/api/v1/campaigns"))
+        .collect();
+    let codes: Vec<u16> = answers.iter().map(|a| a.0).collect();
+    // A burst of at most 4 (and what refilled meanwhile) is answered; the rest is refused.
+    assert!(codes.iter().take(4).all(|c| *c == 200), "{codes:?}");
+    let (_, content_type, body) = answers
+        .iter()
+        .find(|a| a.0 == 429)
+        .unwrap_or_else(|| panic!("nothing refused: {codes:?}"));
+    assert_eq!(content_type, "application/json");
+    assert!(body.contains("requests a second"), "{body}");
+    for _ in 0..20 {
+        assert_eq!(server.request("GET", "/healthz").0, 200);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(
+        server.request("GET", "/api/v1/campaigns").0,
+        200,
+        "refilled"
+    );
+}

@@ -194,6 +194,7 @@ pub fn run(args: &RunArgs) -> std::io::Result<Exit> {
             eprintln!("cascade: serving the API of the state on http://{bound}/ (/api/v1/status, /metrics)");
             let state = opts.state.clone();
             let options = crate::server::api::ApiOptions {
+                rate_limit: crate::server::api::DEFAULT_RATE_LIMIT,
                 token,
                 runtime_metrics: true,
             };

@@ -21,6 +21,9 @@ pub struct ServeArgs {
     /// TOKEN`), the token being the first line of this file. Without it the API only reads
     #[arg(long)]
     pub token_file: Option<std::path::PathBuf>,
+    /// Requests per second answered, in bursts of up to twice that (more get 429); 0: no limit
+    #[arg(long, default_value_t = crate::server::api::DEFAULT_RATE_LIMIT)]
+    pub rate_limit: u32,
 }
 
 pub fn serve(args: &ServeArgs) -> std::io::Result<Exit> {
@@ -55,6 +58,7 @@ pub fn serve(args: &ServeArgs) -> std::io::Result<Exit> {
             args.state.state.display()
         );
         let options = crate::server::api::ApiOptions {
+            rate_limit: args.rate_limit,
             token,
             runtime_metrics: false,
         };

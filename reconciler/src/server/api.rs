@@ -51,8 +51,10 @@ fn not_found(what: String) -> ApiError {
 }
 
 /// How the API is served.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ApiOptions {
+    /// Requests per second answered (bursts of twice that); more get 429. 0: no limit.
+    pub rate_limit: u32,
     /// The token actions need (none: no action over HTTP).
     pub token: Option<String>,
     /// Served by the controller itself: its runtime metrics (reconcile time, hop latency,
@@ -71,9 +73,69 @@ type Dir = Arc<Shared>;
 /// The largest action body accepted (a reason and a name or two).
 pub const MAX_ACTION_BYTES: usize = 64 * 1024;
 
+/// Requests per second `cascade serve` answers unless told otherwise.
+pub const DEFAULT_RATE_LIMIT: u32 = 100;
+
+/// A token bucket shared by all requests: a client in a loop cannot keep the ledger busy
+/// for the controller and everyone else.
+struct RateLimit {
+    per_second: f64,
+    burst: f64,
+    bucket: std::sync::Mutex<(f64, std::time::Instant)>,
+}
+
+impl RateLimit {
+    fn new(per_second: u32) -> Self {
+        let burst = 2.0 * f64::from(per_second);
+        RateLimit {
+            per_second: f64::from(per_second),
+            burst,
+            bucket: std::sync::Mutex::new((burst, std::time::Instant::now())),
+        }
+    }
+
+    /// Takes a token if there is one.
+    fn take(&self) -> bool {
+        let mut bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        let (tokens, last) = *bucket;
+        let now = std::time::Instant::now();
+        let refilled =
+            (tokens + now.duration_since(last).as_secs_f64() * self.per_second).min(self.burst);
+        let (left, taken) = if refilled >= 1.0 {
+            (refilled - 1.0, true)
+        } else {
+            (refilled, false)
+        };
+        *bucket = (left, now);
+        taken
+    }
+}
+
+async fn limited(
+    State(limit): State<Arc<RateLimit>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if limit.take() {
+        return next.run(request).await;
+    }
+    let mut answer = ApiError(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "more than {} requests a second: wait and ask again",
+            limit.per_second
+        ),
+    )
+    .into_response();
+    answer
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    answer
+}
+
 pub fn router(state: &Path, options: ApiOptions) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+    let rate_limit = options.rate_limit;
+    let api = Router::new()
         .route("/metrics", get(metrics))
         .route("/api/v1/status", get(status))
         .route("/api/v1/campaigns", get(campaigns))
@@ -82,7 +144,17 @@ pub fn router(state: &Path, options: ApiOptions) -> Router {
         .route(
             "/api/v1/namespaces/{namespace}/{kind}/{name}/{action}",
             post(action).layer(DefaultBodyLimit::max(MAX_ACTION_BYTES)),
-        )
+        );
+    let api = if rate_limit > 0 {
+        api.route_layer(axum::middleware::from_fn_with_state(
+            Arc::new(RateLimit::new(rate_limit)),
+            limited,
+        ))
+    } else {
+        api
+    };
+    // Health probes are never limited.
+    api.route("/healthz", get(|| async { "ok\n" }))
         .fallback(|| async { not_found("no such resource; see /api/v1/status".into()) })
         .with_state(Arc::new(Shared {
             dir: state.to_path_buf(),
