@@ -343,6 +343,10 @@ fn actions_need_the_token_and_a_reason_and_are_recorded_like_the_cli() {
         (pause, "not json", 400),
         ("/api/v1/namespaces/eve/campaigns/eve-mc/kill", why, 400),
         ("/api/v1/namespaces/eve/widgets/x/pause", why, 404),
+        // The path's kind is the one meant: a campaign is not paused as a stage, nor a
+        // stage as a campaign.
+        ("/api/v1/namespaces/eve/stages/eve-mc/pause", why, 404),
+        ("/api/v1/namespaces/eve/campaigns/mc-reco/pause", why, 404),
         (
             "/api/v1/namespaces/other/submissions/eve.mc-gen.1/hold",
             why,

@@ -396,6 +396,28 @@ async fn action(
             }
             name
         } else {
+            // The command line takes a name for whatever it designates; here the path says
+            // which kind is meant, and a stage's pause must not pause a campaign.
+            let stages = ledger.saved_stage_status()?;
+            let exists = stages.iter().any(|s| {
+                *s.stage.namespace == *namespace
+                    && if kind == "stages" {
+                        *s.stage.name == *name
+                    } else {
+                        s.campaign == name
+                    }
+            });
+            // Before a first reconcile nothing is known: a pause is recorded as given.
+            if !exists && !stages.is_empty() {
+                let what = if kind == "stages" {
+                    "stage"
+                } else {
+                    "campaign"
+                };
+                return Err(not_found(format!(
+                    "no {what} `{namespace}/{name}` in this state"
+                )));
+            }
             format!("{namespace}/{name}")
         };
         let control = |c| crate::cli::operator::Action::Jobs(&target, c);
