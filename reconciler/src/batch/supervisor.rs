@@ -26,6 +26,8 @@ struct Running {
     job: Job,
     dir: PathBuf,
     child: std::process::Child,
+    /// The process's start time, which tells its group from a later one with the same id.
+    start: Option<u64>,
     /// The job's output until its processes close it.
     output: Option<std::io::PipeReader>,
     log: CappedLog<File>,
@@ -117,8 +119,7 @@ impl Supervisor {
             let r = self.running.swap_remove(i);
             let (code, _) = r.exited.unwrap_or((128, Instant::now()));
             // A hold that raced with the end leaves what the job left behind stopped.
-            let pid = i64::from(r.child.id());
-            process::signal_group(pid, process::start_time(pid), libc::SIGCONT);
+            process::signal_group(i64::from(r.child.id()), r.start, libc::SIGCONT);
             self.ended.push(Ended {
                 job: r.job,
                 dir: r.dir,
@@ -193,11 +194,13 @@ impl Supervisor {
                 Ok(s) => {
                     set_nonblocking(&s.output)?;
                     let pid = i64::from(s.child.id());
-                    started.push((id, pid, process::start_time(pid)));
+                    let start = process::start_time(pid);
+                    started.push((id, pid, start));
                     self.running.push(Running {
                         job,
                         dir,
                         child: s.child,
+                        start,
                         output: Some(s.output),
                         log,
                         exited: None,
