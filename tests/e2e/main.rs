@@ -10,6 +10,7 @@ mod faults;
 mod gitops;
 mod ini;
 mod operator;
+mod pages;
 mod plan;
 mod processes;
 mod run;

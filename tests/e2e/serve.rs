@@ -8,17 +8,17 @@ use std::process::{Child, Command, Stdio};
 use crate::support::{TempDir, cascade, cascade_bin, root, status_json, text};
 
 /// A `cascade serve` process and the address it listens on (it was asked for port 0).
-struct Server {
+pub struct Server {
     child: Child,
-    addr: String,
+    pub addr: String,
 }
 
 impl Server {
-    fn start(state: &str) -> Server {
+    pub fn start(state: &str) -> Server {
         Server::start_with(state, &[])
     }
 
-    fn start_with(state: &str, more: &[&str]) -> Server {
+    pub fn start_with(state: &str, more: &[&str]) -> Server {
         let mut child = Command::new(cascade_bin())
             .args(["serve", "--state", state, "--listen", "127.0.0.1:0"])
             .args(more)
@@ -39,11 +39,12 @@ impl Server {
     }
 
     /// (status code, content type, body) of a request.
-    fn request(&self, method: &str, path: &str) -> (u16, String, String) {
+    pub fn request(&self, method: &str, path: &str) -> (u16, String, String) {
         self.send(method, path, &[], "")
     }
 
-    fn send(
+    /// A request with `headers` (JSON, unless they say another `Content-Type`).
+    pub fn send(
         &self,
         method: &str,
         path: &str,
@@ -51,10 +52,13 @@ impl Server {
         body: &str,
     ) -> (u16, String, String) {
         let mut stream = TcpStream::connect(&self.addr).unwrap();
-        let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+        let mut extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+        if !extra.to_ascii_lowercase().contains("content-type:") {
+            extra.push_str("Content-Type: application/json\r\n");
+        }
         write!(
             stream,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n{body}",
             self.addr,
             body.len()
         )
@@ -93,7 +97,7 @@ impl Drop for Server {
     }
 }
 
-fn finished_eve_mc(state: &TempDir) {
+pub fn finished_eve_mc(state: &TempDir) {
     let out = Command::new(cascade_bin())
         .args(["run", "examples/eve_mc", "--state", state.path(), "-q"])
         .current_dir(root())
@@ -104,7 +108,7 @@ fn finished_eve_mc(state: &TempDir) {
 }
 
 /// A finished eve_mc and a server over its state (dropped first, then the state).
-fn served_eve_mc(name: &str) -> (TempDir, Server) {
+pub fn served_eve_mc(name: &str) -> (TempDir, Server) {
     let state = TempDir::new(name);
     finished_eve_mc(&state);
     let server = Server::start(state.path());

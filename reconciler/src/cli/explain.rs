@@ -47,9 +47,23 @@ pub fn explain(args: &ExplainArgs) -> std::io::Result<Exit> {
         return Ok(Exit::Rejected);
     };
     let mut out = std::io::stdout().lock();
+    write_explanation(&mut out, &ledger, found)?;
+    Ok(Exit::Ok)
+}
+
+/// Why `found` is where it is: its reason, then each of its submissions with its input,
+/// command, revision, launch log and status history (what `cascade explain` prints and the
+/// stage page shows).
+pub fn write_explanation(
+    out: &mut impl Write,
+    ledger: &crate::ledger::Ledger,
+    found: &crate::ledger::SavedStage,
+) -> std::io::Result<()> {
     writeln!(out, "{} is {}: {}", found.stage, found.state, found.reason)?;
-    let subs = ledger.submission_rows().map_err(std::io::Error::other)?;
-    for r in subs.iter().filter(|r| r.submission.stage == found.stage) {
+    let subs = ledger
+        .stage_submission_rows(&found.stage)
+        .map_err(std::io::Error::other)?;
+    for r in &subs {
         let s = &r.submission;
         writeln!(
             out,
@@ -79,5 +93,5 @@ pub fn explain(args: &ExplainArgs) -> std::io::Result<Exit> {
             )?;
         }
     }
-    Ok(Exit::Ok)
+    Ok(())
 }

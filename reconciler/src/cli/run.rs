@@ -35,14 +35,18 @@ pub struct RunArgs {
     /// twice the delay, up to a minute
     #[arg(long, env = "CASCADE_BATCH_POLL", default_value = "2s", value_parser = parse_poll)]
     pub batch_poll: Duration,
-    /// Serve the read-only HTTP API and Prometheus metrics of the state on this address
-    /// (`127.0.0.1:7878`), as `cascade serve` does, while the controller runs
+    /// Serve the web pages, the HTTP API and Prometheus metrics of the state on this
+    /// address (`127.0.0.1:7878`), as `cascade serve` does, while the controller runs
     #[arg(long, value_name = "ADDR")]
     pub serve: Option<std::net::SocketAddr>,
     /// With --serve: take operator actions over HTTP with this bearer token (the first line
     /// of the file), as `cascade serve --token-file` does
     #[arg(long, requires = "serve")]
     pub serve_token_file: Option<PathBuf>,
+    /// With --serve: let other hosts read the pages and the API, as `cascade serve
+    /// --public-read` does
+    #[arg(long, requires = "serve")]
+    pub serve_public_read: bool,
     // Last: its help heading would otherwise also head the options after it.
     #[command(flatten)]
     pub git: GitArgs,
@@ -178,6 +182,7 @@ pub fn run(args: &RunArgs) -> std::io::Result<Exit> {
         .enable_all()
         .build()?;
     let serve = args.serve;
+    let public_read = args.serve_public_read;
     let token = match crate::server::api::read_token(args.serve_token_file.as_deref()) {
         Ok(t) => t,
         Err(e) => {
@@ -191,12 +196,13 @@ pub fn run(args: &RunArgs) -> std::io::Result<Exit> {
                 crate::ledger::LedgerError::Invalid(format!("cannot listen on {addr}: {e}"))
             })?;
             let bound = listener.local_addr()?;
-            eprintln!("cascade: serving the API of the state on http://{bound}/ (/api/v1/status, /metrics)");
+            eprintln!("cascade: serving the pages and API of the state on http://{bound}/ (/api/v1/status, /metrics)");
             let state = opts.state.clone();
             let options = crate::server::api::ApiOptions {
                 rate_limit: crate::server::api::DEFAULT_RATE_LIMIT,
                 token,
                 runtime_metrics: true,
+                public_read,
             };
             tokio::spawn(async move {
                 let served =

@@ -1,5 +1,5 @@
-//! `cascade serve`: the read-only HTTP API and Prometheus metrics over a state directory,
-//! beside a running controller or without one.
+//! `cascade serve`: the web pages, the HTTP API and Prometheus metrics over a state
+//! directory, beside a running controller or without one.
 
 use std::net::SocketAddr;
 
@@ -8,7 +8,7 @@ use super::state::StateArg;
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Endpoints:\n  GET /api/v1/status                          what `cascade status --format json` prints\n  GET /api/v1/campaigns                       the campaigns' statuses\n  GET /api/v1/namespaces/NS/stages/NAME       a stage's status and its submissions\n  GET /api/v1/submissions/ID                  a submission and its history\n  GET /metrics                                Prometheus metrics\n  GET /healthz\n  POST /api/v1/namespaces/NS/KIND/NAME/ACTION  an operator action (with --token-file):\n      campaigns: pause, resume; stages: pause, resume, launch, hold, release, kill,\n      reset-split; submissions: hold, release, kill, approve, force-located, recover.\n      Body: {\"why\": \"...\", \"who\": \"...\"} (launch: \"test\", \"dataset\"; recover: \"type\")\n\nExamples:\n  cascade serve --state .cascade\n  curl -s http://127.0.0.1:7878/api/v1/campaigns"
+    after_help = "Pages (open http://ADDR/ in a browser):\n  /                                           the campaigns\n  /campaigns/NS/NAME, /stages/NS/NAME         a campaign's graph, a stage's submissions\n  /submissions/ID                             command, launch log, history, files\n  /catalog?q=QUERY, /catalog/files/NAME       catalog queries, definitions, parentage\n\nEndpoints:\n  GET /api/v1/status                          what `cascade status --format json` prints\n  GET /api/v1/campaigns                       the campaigns' statuses\n  GET /api/v1/namespaces/NS/stages/NAME       a stage's status and its submissions\n  GET /api/v1/submissions/ID                  a submission and its history\n  GET /metrics                                Prometheus metrics\n  GET /healthz\n  POST /api/v1/namespaces/NS/KIND/NAME/ACTION  an operator action (with --token-file):\n      campaigns: pause, resume; stages: pause, resume, launch, hold, release, kill,\n      reset-split; submissions: hold, release, kill, approve, force-located, recover.\n      Body: {\"why\": \"...\", \"who\": \"...\"} (launch: \"test\", \"dataset\"; recover: \"type\")\n\nExamples:\n  cascade serve --state .cascade\n  curl -s http://127.0.0.1:7878/api/v1/campaigns"
 )]
 pub struct ServeArgs {
     #[command(flatten)]
@@ -24,6 +24,10 @@ pub struct ServeArgs {
     /// Requests per second answered, in bursts of up to twice that (more get 429); 0: no limit
     #[arg(long, default_value_t = crate::server::api::DEFAULT_RATE_LIMIT)]
     pub rate_limit: u32,
+    /// Let other hosts read the pages and the API (by default they answer clients on this
+    /// machine's loopback only; /metrics and /healthz answer everyone)
+    #[arg(long)]
+    pub public_read: bool,
 }
 
 pub fn serve(args: &ServeArgs) -> std::io::Result<Exit> {
@@ -54,13 +58,14 @@ pub fn serve(args: &ServeArgs) -> std::io::Result<Exit> {
         // Installed before saying we serve: a stop sent on that word is a clean stop.
         let stop = stopped()?;
         eprintln!(
-            "cascade: serving {} on http://{addr}/ (API /api/v1/status, metrics /metrics); Ctrl-C stops",
+            "cascade: serving {} on http://{addr}/ (pages /, API /api/v1/status, metrics /metrics); Ctrl-C stops",
             args.state.state.display()
         );
         let options = crate::server::api::ApiOptions {
             rate_limit: args.rate_limit,
             token,
             runtime_metrics: false,
+            public_read: args.public_read,
         };
         crate::server::api::serve(listener, &args.state.state, options, stop).await?;
         Ok(Exit::Ok)

@@ -195,7 +195,7 @@ fn submission_counts(subs: &[SubmissionRow]) -> HashMap<&ObjectKey, BTreeMap<Str
 }
 
 /// Each campaign's status from its stages' saved statuses, keyed `namespace/name`.
-fn campaign_statuses(stages: &[SavedStage]) -> BTreeMap<String, CampaignStatus> {
+pub fn campaign_statuses(stages: &[SavedStage]) -> BTreeMap<String, CampaignStatus> {
     let mut by_campaign: BTreeMap<ObjectKey, (Vec<&StageStatus>, i64)> = BTreeMap::new();
     for s in stages {
         let key = ObjectKey::new(s.stage.namespace.clone(), s.campaign.clone());

@@ -396,9 +396,7 @@ impl Ledger {
         if let Some(id) = read(self)? {
             return Ok(id);
         }
-        let mut bytes = [0u8; 8];
-        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
-        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let id = random_hex(8)?;
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO installation (id) SELECT ? WHERE NOT EXISTS (SELECT 1 FROM installation)",
@@ -407,6 +405,13 @@ impl Ledger {
         })?;
         Ok(read(self)?.unwrap_or(id))
     }
+}
+
+/// `n` random bytes from the kernel, in hex.
+pub fn random_hex(n: usize) -> std::io::Result<String> {
+    let mut bytes = vec![0u8; n];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]

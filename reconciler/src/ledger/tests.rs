@@ -148,6 +148,7 @@ fn stage_status(name: &str, state: StageState) -> StageStatus {
         split: None,
         split_position: None,
         exhausted: false,
+        shape: Default::default(),
     }
 }
 

@@ -16,8 +16,8 @@ pub use observed::{
     Status, Submission,
 };
 pub use planner::{
-    Action, CampaignProgress, Define, LaunchAction, Plan, PlanInput, StageState, StageStatus, plan,
-    schedule_fires,
+    Action, CampaignProgress, Define, LaunchAction, Plan, PlanInput, ShapeEdge, StageShape,
+    StageState, StageStatus, plan, schedule_fires,
 };
 
 /// A unix time in RFC 3339 (`2026-11-24T10:00:00Z`), as Kubernetes statuses write times.

@@ -199,6 +199,49 @@ pub struct StageStatus {
     /// The split of a stage that splits its own dataset has no further slice.
     #[serde(default)]
     pub exhausted: bool,
+    /// Where the stage sits in its campaign's graph, for the pages that draw it.
+    #[serde(default)]
+    pub shape: StageShape,
+}
+
+/// A stage's edges and thresholds as the definitions declare them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageShape {
+    pub stage_type: String,
+    pub depends_on: Vec<ShapeEdge>,
+    /// Waits for all its upstream stages' outputs of one slice together.
+    pub join: bool,
+    pub completion: Option<cascade_crd::Completion>,
+}
+
+/// An edge from an upstream stage of the same campaign.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShapeEdge {
+    /// The upstream stage's name.
+    pub stage: String,
+    pub file_pattern: String,
+    pub trigger: cascade_crd::DependencyTrigger,
+}
+
+impl StageShape {
+    pub fn of(stage: &Stage) -> StageShape {
+        StageShape {
+            stage_type: stage.stage_type.as_str().to_string(),
+            depends_on: stage
+                .depends_on
+                .iter()
+                .map(|e| ShapeEdge {
+                    stage: e.upstream.name.clone(),
+                    file_pattern: e.file_pattern.clone(),
+                    trigger: e.trigger,
+                })
+                .collect(),
+            join: stage.join,
+            completion: Some(stage.completion.clone()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

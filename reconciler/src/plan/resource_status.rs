@@ -142,6 +142,7 @@ mod tests {
             }),
             split_position: Some("slice 4".into()),
             exhausted: true,
+            shape: Default::default(),
         }
     }
 

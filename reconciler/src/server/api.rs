@@ -31,7 +31,7 @@ use prometheus_client::registry::Registry;
 use crate::ledger::{Ledger, LedgerError};
 
 /// A JSON error answer.
-struct ApiError(StatusCode, String);
+pub(super) struct ApiError(pub(super) StatusCode, pub(super) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -46,7 +46,7 @@ impl From<LedgerError> for ApiError {
     }
 }
 
-fn not_found(what: String) -> ApiError {
+pub(super) fn not_found(what: String) -> ApiError {
     ApiError(StatusCode::NOT_FOUND, what)
 }
 
@@ -60,15 +60,19 @@ pub struct ApiOptions {
     /// Served by the controller itself: its runtime metrics (reconcile time, hop latency,
     /// launches, batch-system poll errors) are served too.
     pub runtime_metrics: bool,
+    /// Pages and the read API answer other hosts too (by default only this machine's
+    /// loopback clients; metrics and health probes answer everyone).
+    pub public_read: bool,
 }
 
 /// What the handlers share.
-struct Shared {
-    dir: PathBuf,
-    options: ApiOptions,
+pub(super) struct Shared {
+    pub(super) dir: PathBuf,
+    pub(super) options: ApiOptions,
+    pub(super) pages: super::pages::Pages,
 }
 
-type Dir = Arc<Shared>;
+pub(super) type Dir = Arc<Shared>;
 
 /// The largest action body accepted (a reason and a name or two).
 pub const MAX_ACTION_BYTES: usize = 64 * 1024;
@@ -135,7 +139,7 @@ async fn limited(
 
 pub fn router(state: &Path, options: ApiOptions) -> Router {
     let rate_limit = options.rate_limit;
-    let api = Router::new()
+    let api = super::pages::routes()
         .route("/metrics", get(metrics))
         .route("/api/v1/status", get(status))
         .route("/api/v1/campaigns", get(campaigns))
@@ -154,16 +158,22 @@ pub fn router(state: &Path, options: ApiOptions) -> Router {
         api
     };
     // Health probes are never limited.
+    let shared = Arc::new(Shared {
+        dir: state.to_path_buf(),
+        options,
+        pages: super::pages::Pages::new(),
+    });
     api.route("/healthz", get(|| async { "ok\n" }))
         .fallback(|| async { not_found("no such resource; see /api/v1/status".into()) })
-        .with_state(Arc::new(Shared {
-            dir: state.to_path_buf(),
-            options,
-        }))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            super::pages::guard,
+        ))
+        .with_state(shared)
 }
 
 /// Runs `f` on the ledger of `dir` in a blocking task.
-async fn read<T: Send + 'static>(
+pub(super) async fn read<T: Send + 'static>(
     shared: Dir,
     f: impl FnOnce(&mut Ledger) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -308,25 +318,25 @@ fn ledger_bytes(dir: &Path) -> u64 {
 }
 
 /// The body of an action.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct ActionBody {
-    why: String,
+pub(super) struct ActionBody {
+    pub(super) why: String,
     #[serde(default)]
-    who: Option<String>,
+    pub(super) who: Option<String>,
     /// `launch`: a test launch.
     #[serde(default)]
-    test: bool,
+    pub(super) test: bool,
     /// `launch`: over this dataset instead of the next slice.
     #[serde(default)]
-    dataset: Option<String>,
+    pub(super) dataset: Option<String>,
     /// `recover`: the recovery type.
     #[serde(default, rename = "type")]
-    recovery: Option<String>,
+    pub(super) recovery: Option<String>,
 }
 
 /// The actions each kind of target takes.
-const ACTIONS: [(&str, &[&str]); 3] = [
+pub(super) const ACTIONS: [(&str, &[&str]); 3] = [
     ("campaigns", &["pause", "resume"]),
     (
         "stages",
@@ -359,7 +369,37 @@ async fn action(
     UrlPath((namespace, kind, name, verb)): UrlPath<(String, String, String, String)>,
     body: Bytes,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    authorize(&shared, &headers)?;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::UNAUTHORIZED,
+                "an action needs `Authorization: Bearer TOKEN`".into(),
+            )
+        });
+    authorize(&shared, given)?;
+    let body: ActionBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("the body must be JSON like {{\"why\": \"...\", \"who\": \"...\"}}: {e}"),
+        )
+    })?;
+    let message = act(shared, namespace, kind, name, verb, body).await?;
+    Ok(axum::Json(serde_json::json!({"message": message})))
+}
+
+/// Takes an operator action on `namespace/name` of `kind` (the caller has checked the
+/// token), through the same code as the command line; returns what was done.
+pub(super) async fn act(
+    shared: Dir,
+    namespace: String,
+    kind: String,
+    name: String,
+    verb: String,
+    body: ActionBody,
+) -> Result<String, ApiError> {
     let Some((_, verbs)) = ACTIONS.iter().find(|(k, _)| *k == kind) else {
         return Err(not_found(format!(
             "no kind `{kind}`: campaigns, stages or submissions"
@@ -371,19 +411,13 @@ async fn action(
             format!("{kind} take {}, not `{verb}`", verbs.join(", ")),
         ));
     }
-    let body: ActionBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError(
-            StatusCode::BAD_REQUEST,
-            format!("the body must be JSON like {{\"why\": \"...\", \"who\": \"...\"}}: {e}"),
-        )
-    })?;
     if body.why.trim().is_empty() {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,
             "say why: `why` is recorded with the action".into(),
         ));
     }
-    let message = read(shared, move |ledger| {
+    read(shared, move |ledger| {
         // Submission ids are global; the namespace in the path must still be theirs.
         let target = if kind == "submissions" {
             let row = ledger
@@ -446,28 +480,19 @@ async fn action(
         crate::cli::operator::perform(ledger, &act, who, &body.why)
             .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))
     })
-    .await?;
-    Ok(axum::Json(serde_json::json!({"message": message})))
+    .await
 }
 
-/// Actions need the configured token as a bearer token.
-fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
+/// Actions need the configured token (`given`: what the request carried, or why it carried
+/// none).
+pub(super) fn authorize(shared: &Shared, given: Result<&str, ApiError>) -> Result<(), ApiError> {
     let Some(token) = &shared.options.token else {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
             "actions over HTTP are off: start the server with a token (--token-file)".into(),
         ));
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            ApiError(
-                StatusCode::UNAUTHORIZED,
-                "an action needs `Authorization: Bearer TOKEN`".into(),
-            )
-        })?;
+    let given = given?;
     if !super::webhook::constant_time_eq(given.as_bytes(), token.as_bytes()) {
         return Err(ApiError(StatusCode::UNAUTHORIZED, "wrong token".into()));
     }
@@ -494,7 +519,8 @@ pub async fn serve(
     options: ApiOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state, options))
+    let app = router(state, options).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

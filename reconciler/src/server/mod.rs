@@ -1,6 +1,8 @@
-//! The HTTP side: the read-only API and metrics over a state directory, webhooks of git
+//! The HTTP side: the web pages, the API and metrics over a state directory, webhooks of git
 //! hosts, and health.
 
 pub mod api;
+pub mod graph;
+pub mod pages;
 pub mod runtime_metrics;
 pub mod webhook;

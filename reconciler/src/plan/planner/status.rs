@@ -126,6 +126,7 @@ impl<'a> Planner<'a> {
             split: stage.split.as_ref().map(SplitPolicy::to_fields),
             split_position: stage.split.as_ref().map(|_| split_cursor.to_string()),
             exhausted: split_exhausted,
+            shape: super::StageShape::of(stage),
         }
     }
 
