@@ -18,14 +18,14 @@ if [ ! -x "$venv/bin/kubernetes-validate" ]; then
 fi
 bash "$root/scripts/install-helm.sh" "$root/.tools/bin"
 # The shells the quoting property test runs through, the process tools the fault tests use,
-# git (its daemon and http-backend serve the GitOps tests), and perl and make (OpenSSL is
-# built from source for git2).
+# git (its daemon and http-backend serve the GitOps tests), perl and make (OpenSSL is
+# built from source for git2), and Chromium (the web pages are loaded in a headless browser).
 missing=()
-for tool in dash:dash bash:bash pkill:procps kill:procps mount:mount git:git perl:perl make:make; do
+for tool in dash:dash bash:bash pkill:procps kill:procps mount:mount git:git perl:perl make:make chromium:chromium; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
-  apt-get update -qq && apt-get install -y -qq "${missing[@]}"
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest

@@ -2,6 +2,7 @@
 //! repository root, and check its exit status and output.
 
 mod batch;
+mod browser;
 mod cli;
 mod condor;
 mod crash;

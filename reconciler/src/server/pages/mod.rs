@@ -516,6 +516,46 @@ mod tests {
         ])));
     }
 
+    /// A peer on another host cannot be made on this machine (tests talk to loopback only):
+    /// the router is called directly with the peer address the server would have recorded.
+    #[test]
+    fn reads_answer_other_hosts_only_when_told_to() {
+        use tower::ServiceExt;
+        let state = std::env::temp_dir().join(format!("cascade-guard-{}", std::process::id()));
+        std::fs::create_dir_all(&state).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let ask = |public_read: bool, peer: &str, path: &str| -> StatusCode {
+            let options = crate::server::api::ApiOptions {
+                rate_limit: 0,
+                token: None,
+                runtime_metrics: false,
+                public_read,
+            };
+            let mut request = Request::builder()
+                .uri(path)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+            let router = crate::server::api::router(&state, options);
+            runtime.block_on(router.oneshot(request)).unwrap().status()
+        };
+        let far = "192.0.2.7:40000";
+        assert_eq!(ask(false, far, "/campaigns/a/b"), StatusCode::FORBIDDEN);
+        assert_eq!(ask(false, far, "/api/v1/status"), StatusCode::FORBIDDEN);
+        assert_eq!(ask(false, far, "/healthz"), StatusCode::OK);
+        // Loopback peers, or any peer when told: past the guard.
+        assert_eq!(ask(false, "[::1]:40000", "/assets/cascade.css"), StatusCode::OK);
+        assert_eq!(ask(false, "127.0.0.1:40000", "/assets/live.js"), StatusCode::OK);
+        assert_eq!(ask(true, far, "/assets/cascade.css"), StatusCode::OK);
+        assert_ne!(ask(true, far, "/api/v1/status"), StatusCode::FORBIDDEN);
+        std::fs::remove_dir_all(&state).unwrap();
+    }
+
     #[test]
     fn every_template_renders_hostile_values_escaped() {
         let pages = Pages::new();
