@@ -1,4 +1,4 @@
-//! Cascade's resource types: `LoginSetup`, `JobType`, `Campaign` and `CampaignStage`
+//! Cascade's resource types: `LoginSetup`, `JobType`, `Campaign`, `CampaignStage` and `Notifier`
 //! (`apiVersion: cascade.dev/v1alpha1`), their status types, and the pure parts of their
 //! meaning that need no context: the split-policy grammar and the completion settings.
 //!
@@ -9,6 +9,7 @@ pub mod campaign;
 pub mod common;
 pub mod job_type;
 pub mod login_setup;
+pub mod notifier;
 pub mod split;
 pub mod stage;
 pub mod status;
@@ -17,6 +18,7 @@ pub use campaign::{Campaign, CampaignSpec, CampaignState, RemovalPolicy};
 pub use common::{Completion, CompletionType, Param};
 pub use job_type::{BatchSystem, JobType, JobTypeSpec, RecoveryStep, RecoveryType};
 pub use login_setup::{LoginSetup, LoginSetupSpec};
+pub use notifier::{Notifier, NotifierSpec, NotifierType, NotifyEvent};
 pub use split::{SplitFields, SplitPolicy, SplitSpec, SplitType};
 pub use stage::{
     CampaignStage, CampaignStageSpec, Dependency, DependencyTrigger, StageDefaults, StageType,
@@ -34,7 +36,7 @@ pub const VERSION: &str = "v1alpha1";
 /// `apiVersion` as written in documents.
 pub const API_VERSION: &str = "cascade.dev/v1alpha1";
 
-/// The CustomResourceDefinitions of the four kinds, in [`KINDS`] order.
+/// The CustomResourceDefinitions of the kinds, in [`KINDS`] order.
 pub fn crds()
 -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
 {
@@ -44,11 +46,19 @@ pub fn crds()
         JobType::crd(),
         Campaign::crd(),
         CampaignStage::crd(),
+        Notifier::crd(),
     ]
 }
 
-/// The four kinds, in the order their references resolve (a stage needs the other three).
-pub const KINDS: [&str; 4] = ["LoginSetup", "JobType", "Campaign", "CampaignStage"];
+/// The kinds, in the order their references resolve (a stage needs the three before it; a
+/// notifier names campaigns).
+pub const KINDS: [&str; 5] = [
+    "LoginSetup",
+    "JobType",
+    "Campaign",
+    "CampaignStage",
+    "Notifier",
+];
 
 /// `skip_serializing_if` helper for flags that default to false.
 pub(crate) fn is_false(b: &bool) -> bool {

@@ -85,7 +85,11 @@ fn chromium_renders_every_page_with_its_content() {
             "/catalog?q=name%20like%20%27%25.ana.root%27",
             &[".ana.root", "Definitions"],
         ),
-        ("catalog-error", "/catalog?q=size%20%3E", &["query:1:7: error"]),
+        (
+            "catalog-error",
+            "/catalog?q=size%20%3E",
+            &["query:1:7: error"],
+        ),
     ];
     let dir = artefacts();
     let mut report = String::from("page                 html bytes  with css+js  load+render s\n");
@@ -93,7 +97,10 @@ fn chromium_renders_every_page_with_its_content() {
         let url = format!("{base}{path}");
         let (dom, _) = browse(&profile, &url, &["--dump-dom"]);
         for w in wanted {
-            assert!(dom.contains(w), "{name}: the rendered page has no {w:?}:\n{dom}");
+            assert!(
+                dom.contains(w),
+                "{name}: the rendered page has no {w:?}:\n{dom}"
+            );
         }
         assert!(
             dom.contains("id=\"live\""),

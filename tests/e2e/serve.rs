@@ -257,7 +257,7 @@ fn a_running_controller_serves_its_progress_live() {
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    while !line.contains("serving the API") {
+    while !line.contains("serving the pages and API") {
         line.clear();
         assert!(stderr.read_line(&mut line).unwrap() > 0, "no API address");
     }

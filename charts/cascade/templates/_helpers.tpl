@@ -13,4 +13,5 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - campaignstages
 - jobtypes
 - loginsetups
+- notifiers
 {{- end -}}

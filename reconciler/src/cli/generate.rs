@@ -33,6 +33,7 @@ pub fn schemas() -> Vec<(String, String)> {
             "CampaignStage",
             spec_schema::<cascade_crd::CampaignStageSpec>(),
         ),
+        ("Notifier", spec_schema::<cascade_crd::NotifierSpec>()),
     ];
     let mut out: Vec<(String, String)> = kinds
         .iter()

@@ -63,6 +63,10 @@ pub fn status(args: &StatusArgs) -> std::io::Result<Exit> {
             )?;
         }
     }
+    let notes = ledger
+        .notification_summary()
+        .map_err(std::io::Error::other)?;
+    write_notifications(&mut out, &notes)?;
     writeln!(out, "\nSubmissions:")?;
     writeln!(
         out,
@@ -130,7 +134,41 @@ pub fn status_json(ledger: &crate::ledger::Ledger) -> crate::ledger::Result<serd
         "submissions": subs,
         "history": history,
         "definitions": definitions(ledger)?,
+        "notifications": ledger.notification_summary()?,
     }))
+}
+
+/// Notifications sent, pending and given up, and why the undelivered ones were not.
+fn write_notifications(
+    out: &mut impl Write,
+    n: &crate::ledger::NotificationSummary,
+) -> std::io::Result<()> {
+    if n.pending + n.sent + n.failed == 0 {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "\nNotifications: {} sent, {} pending, {} failed",
+        n.sent, n.pending, n.failed
+    )?;
+    for p in &n.problems {
+        let what = if p.state == "failed" {
+            format!("given up after {} attempts", p.attempts)
+        } else {
+            format!("retrying ({} attempts so far)", p.attempts)
+        };
+        let subject = if p.subject.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", p.subject)
+        };
+        writeln!(
+            out,
+            "  {} {}{subject}: {what}: {}",
+            p.notifier, p.event, p.error
+        )?;
+    }
+    Ok(())
 }
 
 /// One stage's entry in the status document, with its submissions' counts by status.

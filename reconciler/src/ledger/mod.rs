@@ -3,10 +3,12 @@
 //! system keep their tables in the same database, so a job finishing, its outputs being
 //! declared and its input files being marked consumed commit together.
 
+mod notifications;
 mod revisions;
 mod schema;
 mod submissions;
 
+pub use notifications::{NotificationProblem, NotificationSummary, Outgoing};
 pub use revisions::RevisionRow;
 
 use std::path::{Path, PathBuf};

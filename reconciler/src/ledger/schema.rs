@@ -11,7 +11,43 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     ),
     (4, "jobs of batch systems Cascade observes", V4),
     (5, "revisions of the definitions applied from git", V5),
+    (
+        6,
+        "notifications to deliver, and when each notifier was first seen",
+        V6,
+    ),
 ];
+
+/// `notifications`: one row per message a notifier is to be sent, written in the transaction
+/// that saved the stage states it tells of; `target` is the notifier's spec when it was
+/// decided, `payload` what happened. `state`: `pending` (due at `next_at`), `sent`, `failed`
+/// (given up; `last_error` says why). `notifiers_seen`: launch failures older than a
+/// notifier are not announced by it.
+const V6: &str = r#"
+CREATE TABLE notifications (
+    id         INTEGER PRIMARY KEY,
+    namespace  TEXT NOT NULL,
+    notifier   TEXT NOT NULL,
+    event      TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    target     TEXT NOT NULL,
+    payload    TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    attempts   INTEGER NOT NULL,
+    next_at    BIGINT NOT NULL,
+    last_error TEXT,
+    created    BIGINT NOT NULL,
+    sent_at    BIGINT
+);
+CREATE INDEX notifications_due ON notifications (state, next_at);
+CREATE INDEX notifications_subject ON notifications (namespace, notifier, event, subject);
+CREATE TABLE notifiers_seen (
+    namespace TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    since     BIGINT NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+"#;
 
 /// `revisions`: what became of each revision the source offered: `applied`, `rejected` (it
 /// does not validate; `detail` has the errors), `missing` (the branch is gone), `unreachable`

@@ -80,7 +80,24 @@ fn history(tx: &Transaction, id: &str, status: Status, reason: &str) -> rusqlite
     Ok(())
 }
 
-fn json<T: Serialize>(v: &T) -> String {
+/// Writes each stage's status; `since` moves only when its state changes.
+pub(super) fn upsert_stage_status(
+    tx: &Transaction,
+    stages: &[crate::plan::StageStatus],
+    at: i64,
+) -> rusqlite::Result<()> {
+    for (position, s) in stages.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO stage_status (namespace, stage, campaign, state, reason, detail, updated, since, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (namespace, stage) DO UPDATE SET campaign = excluded.campaign, state = excluded.state, reason = excluded.reason, detail = excluded.detail, updated = excluded.updated, position = excluded.position,
+               since = CASE WHEN stage_status.state = excluded.state AND stage_status.since > 0 THEN stage_status.since ELSE excluded.since END",
+            params![s.stage.namespace, s.stage.name, s.campaign.name, s.state.as_str(), s.reason, json(s), at, at, position as i64],
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
@@ -646,17 +663,7 @@ rusqlite::params_from_iter(values),
     /// Remembers the planner's view of each stage for `cascade status` while `run` is going.
     pub fn save_stage_status(&mut self, stages: &[crate::plan::StageStatus]) -> Result<()> {
         let at = now();
-        self.write(|tx| {
-            for (position, s) in stages.iter().enumerate() {
-                tx.execute(
-                    "INSERT INTO stage_status (namespace, stage, campaign, state, reason, detail, updated, since, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                     ON CONFLICT (namespace, stage) DO UPDATE SET campaign = excluded.campaign, state = excluded.state, reason = excluded.reason, detail = excluded.detail, updated = excluded.updated, position = excluded.position,
-                       since = CASE WHEN stage_status.state = excluded.state AND stage_status.since > 0 THEN stage_status.since ELSE excluded.since END",
-                    params![s.stage.namespace, s.stage.name, s.campaign.name, s.state.as_str(), s.reason, json(s), at, at, position as i64],
-                )?;
-            }
-            Ok(())
-        })
+        self.write(|tx| upsert_stage_status(tx, stages, at))
     }
 
     /// The planner's last word on each stage, in pipeline order. Drift follows the pauses

@@ -45,6 +45,7 @@ pub struct DesiredGraph {
     pub campaigns: BTreeMap<ObjectKey, CampaignSpec>,
     /// In dependency order: every stage after its upstream stages.
     pub stages: Vec<Stage>,
+    pub notifiers: BTreeMap<ObjectKey, cascade_crd::NotifierSpec>,
 }
 
 impl DesiredGraph {

@@ -70,6 +70,7 @@ pub enum Spec {
     JobType(JobTypeSpec),
     Campaign(Box<CampaignSpec>),
     CampaignStage(Box<CampaignStageSpec>),
+    Notifier(Box<cascade_crd::NotifierSpec>),
 }
 
 /// A loaded resource, and where in its file's text it came from.
@@ -143,6 +144,7 @@ impl Resource {
             Spec::JobType(_) => "JobType",
             Spec::Campaign(_) => "Campaign",
             Spec::CampaignStage(_) => "CampaignStage",
+            Spec::Notifier(_) => "Notifier",
         }
     }
 
@@ -405,6 +407,7 @@ fn load_spec(path: &Arc<str>, root: &Node, kind: &str) -> Result<Spec, Diagnosti
         "LoginSetup" => from_node(spec_node).map(Spec::LoginSetup),
         "JobType" => from_node(spec_node).map(Spec::JobType),
         "Campaign" => from_node(spec_node).map(|s| Spec::Campaign(Box::new(s))),
+        "Notifier" => from_node(spec_node).map(|s| Spec::Notifier(Box::new(s))),
         _ => from_node(spec_node).map(|s| Spec::CampaignStage(Box::new(s))),
     }
     .map_err(|e| located(path, e, spec_node.pos))

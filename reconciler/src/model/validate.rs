@@ -216,6 +216,10 @@ impl<'r> Validator<'r> {
                     graph.campaigns.insert(key, (**spec).clone());
                 }
                 Spec::CampaignStage(_) => stage_res.push(r),
+                Spec::Notifier(spec) => {
+                    self.check_notifier(r, spec);
+                    graph.notifiers.insert(key, (**spec).clone());
+                }
             }
         }
         let mut stages = Vec::with_capacity(stage_res.len());
@@ -233,6 +237,97 @@ impl<'r> Validator<'r> {
         self.warn_unmatched_patterns(&graph, &stages);
         graph.stages = self.topological(stages)?;
         Some(graph)
+    }
+
+    /// A notifier's address is a URL, a commit status names its repository and token, and the
+    /// campaigns it names exist.
+    fn check_notifier(&mut self, r: &Resource, spec: &cascade_crd::NotifierSpec) {
+        let address = spec.address.trim();
+        let host = address
+            .strip_prefix("http://")
+            .or_else(|| address.strip_prefix("https://"))
+            .and_then(|rest| rest.split(['/', '?', '#']).next())
+            .filter(|h| !h.is_empty());
+        if host.is_none() || address.chars().any(char::is_whitespace) {
+            self.diags.push(
+                r.error(
+                    &["spec", "address"],
+                    "invalid-value",
+                    format!(
+                        "address `{}` is not an http:// or https:// URL",
+                        spec.address
+                    ),
+                )
+                .with_hint(match spec.kind {
+                    cascade_crd::NotifierType::Github => "GitHub's API: `https://api.github.com`",
+                    cascade_crd::NotifierType::Gitlab => {
+                        "the GitLab server: `https://gitlab.example.org`"
+                    }
+                    _ => "the webhook's URL, such as `https://hooks.example.org/cascade`",
+                }),
+            );
+        }
+        if spec.kind.is_commit_status() {
+            let what = spec.kind.as_str();
+            let repo_ok = spec.repository.as_deref().is_some_and(|repo| {
+                let repo = repo.trim();
+                !repo.is_empty()
+                    && !repo.starts_with('/')
+                    && !repo.ends_with('/')
+                    && (spec.kind == cascade_crd::NotifierType::Gitlab
+                        || repo.matches('/').count() == 1)
+            });
+            if !repo_ok {
+                self.diags.push(
+                    r.error(
+                        &["spec", "repository"],
+                        "missing-field",
+                        format!(
+                            "a `{what}` notifier sets commit statuses: it needs the repository"
+                        ),
+                    )
+                    .with_hint(
+                        if spec.kind == cascade_crd::NotifierType::Github {
+                            "`repository: owner/name`"
+                        } else {
+                            "`repository: group/project` (or the project's id)"
+                        },
+                    ),
+                );
+            }
+            if spec
+                .token_file
+                .as_deref()
+                .is_none_or(|f| f.trim().is_empty())
+            {
+                self.diags.push(
+                    r.error(
+                        &["spec", "tokenFile"],
+                        "missing-field",
+                        format!("a `{what}` notifier needs a token to set commit statuses"),
+                    )
+                    .with_hint(
+                        "`tokenFile: /path/on/the/controller` holding the token on its first line",
+                    ),
+                );
+            }
+        }
+        for (i, name) in spec.campaigns.iter().enumerate() {
+            if self.lookup("Campaign", r.namespace(), name).is_none() {
+                let hint = self.unknown_ref("Campaign", r.namespace(), name);
+                self.diags.push(
+                    r.error(
+                        &["spec", "campaigns", &i.to_string()],
+                        "unknown-reference",
+                        format!(
+                            "Campaign `{name}` does not exist in namespace `{}`",
+                            r.namespace()
+                        ),
+                    )
+                    .with_hint(hint),
+                );
+            }
+        }
     }
 
     fn check_login_setup(&mut self, r: &Resource, spec: &LoginSetupSpec) {

@@ -1,6 +1,7 @@
 //! Planning (pure): from the desired graph, the observed state, a catalog view and `now`, the
 //! ordered actions to take and each stage's status with the reason it is not advancing.
 
+pub mod notify;
 pub mod observed;
 mod planner;
 pub mod queries;

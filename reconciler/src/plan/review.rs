@@ -151,6 +151,7 @@ enum SpecRef<'a> {
     JobType(&'a cascade_crd::JobTypeSpec),
     Campaign(&'a cascade_crd::CampaignSpec),
     Stage(&'a cascade_crd::CampaignStageSpec),
+    Notifier(&'a cascade_crd::NotifierSpec),
 }
 
 pub fn normalised_yaml(r: &Resource) -> String {
@@ -159,6 +160,7 @@ pub fn normalised_yaml(r: &Resource) -> String {
         Spec::JobType(s) => SpecRef::JobType(s),
         Spec::Campaign(s) => SpecRef::Campaign(s),
         Spec::CampaignStage(s) => SpecRef::Stage(s),
+        Spec::Notifier(s) => SpecRef::Notifier(s),
     };
     let n = Normalised {
         kind: r.kind(),

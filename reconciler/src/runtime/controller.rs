@@ -124,6 +124,7 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
     }
     let _poller =
         crate::batch::observer::Poller::start(&state, opts.batch_poll, Duration::from_secs(60));
+    let notifier = super::notifications::Sender::start(&state);
 
     let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -277,7 +278,11 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
         // Written when it changed: an idle controller does not rewrite (and so re-wake on) the
         // ledger every tick.
         if saved_stages.as_ref() != Some(&planned.stages) {
-            ledger.save_stage_status(&planned.stages)?;
+            ledger.save_stage_status_notifying(
+                &planned.stages,
+                &applied.graph.notifiers,
+                applied.revision.as_deref(),
+            )?;
             saved_stages = Some(planned.stages.clone());
         }
         if opts.progress {
@@ -300,6 +305,20 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
             && ledger.open_reservations()?.is_empty()
             && planned.stages.iter().all(|s| s.settled || s.blocked);
         if settled && !opts.watch {
+            // What the campaign's end calls for is told before `run` returns (within a
+            // bound; the next controller sends the rest).
+            drop(notifier);
+            let flushed = state.clone();
+            let left = tokio::task::spawn_blocking(move || {
+                super::notifications::flush(&flushed, NOTIFY_FLUSH)
+            })
+            .await
+            .map_err(|e| LedgerError::Invalid(format!("the notification sender failed: {e}")))??;
+            if left > 0 {
+                eprintln!(
+                    "cascade: {left} notification(s) not delivered yet (the receiver fails); the next `cascade run` retries them, `cascade status` shows why"
+                );
+            }
             return Ok(Summary {
                 stages: planned.stages.clone(),
                 plan: planned,
@@ -355,6 +374,9 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
         }
     }
 }
+
+/// How long `cascade run` waits at its end for notifications still to deliver.
+const NOTIFY_FLUSH: Duration = Duration::from_secs(20);
 
 /// How long a settled controller waits before reconciling again when nothing wakes it.
 const IDLE_TICK: Duration = Duration::from_secs(30);

@@ -3,6 +3,7 @@
 pub mod controller;
 pub mod definitions;
 pub mod executor;
+pub mod notifications;
 
 /// The UTC offset of the machine's time zone at `t` (unix seconds), in seconds. Read by the
 /// shell and handed to the planner, which stays free of the environment.

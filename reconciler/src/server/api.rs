@@ -289,6 +289,14 @@ pub fn metrics_text(ledger: &Ledger, runtime: bool) -> crate::ledger::Result<Str
             counts("SELECT system, CASE WHEN error IS NULL THEN 1 ELSE 0 END FROM batch_health")?,
         ),
     );
+    registry.register(
+        "notifications",
+        "Notifications by state: pending (to send or retry), sent, failed (given up)",
+        family(
+            "state",
+            counts("SELECT state, COUNT(*) FROM notifications GROUP BY state")?,
+        ),
+    );
     let files = Gauge::<i64>::default();
     files.set(ledger.scalar_i64("SELECT COUNT(*) FROM files")?);
     registry.register("catalog_files", "Files declared in the catalog", files);

@@ -19,6 +19,8 @@ pub struct RuntimeMetrics {
     pub launches: Counter,
     /// Failed polls of a batch system, by system.
     pub batch_poll_errors: Family<Vec<(String, String)>, Counter>,
+    /// Notification deliveries that failed (each attempt).
+    pub notification_errors: Counter,
 }
 
 /// The process's runtime metrics.
@@ -28,6 +30,7 @@ pub static RUNTIME: LazyLock<RuntimeMetrics> = LazyLock::new(|| RuntimeMetrics {
     hop_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
     launches: Counter::default(),
     batch_poll_errors: Family::default(),
+    notification_errors: Counter::default(),
 });
 
 impl RuntimeMetrics {
@@ -48,6 +51,11 @@ impl RuntimeMetrics {
             "batch_poll_errors",
             "Polls of a batch system that failed",
             self.batch_poll_errors.clone(),
+        );
+        registry.register(
+            "notification_errors",
+            "Attempts to deliver a notification that failed",
+            self.notification_errors.clone(),
         );
     }
 

@@ -51,7 +51,7 @@ pub struct Pages {
 
 /// Percent-encodes all but the unreserved characters: a value fit for a path segment or a
 /// query parameter.
-fn percent_encode(value: &str) -> String {
+pub fn percent_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -549,8 +549,14 @@ mod tests {
         assert_eq!(ask(false, far, "/api/v1/status"), StatusCode::FORBIDDEN);
         assert_eq!(ask(false, far, "/healthz"), StatusCode::OK);
         // Loopback peers, or any peer when told: past the guard.
-        assert_eq!(ask(false, "[::1]:40000", "/assets/cascade.css"), StatusCode::OK);
-        assert_eq!(ask(false, "127.0.0.1:40000", "/assets/live.js"), StatusCode::OK);
+        assert_eq!(
+            ask(false, "[::1]:40000", "/assets/cascade.css"),
+            StatusCode::OK
+        );
+        assert_eq!(
+            ask(false, "127.0.0.1:40000", "/assets/live.js"),
+            StatusCode::OK
+        );
         assert_eq!(ask(true, far, "/assets/cascade.css"), StatusCode::OK);
         assert_ne!(ask(true, far, "/api/v1/status"), StatusCode::FORBIDDEN);
         std::fs::remove_dir_all(&state).unwrap();
