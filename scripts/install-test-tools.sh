@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Rust, idempotently: a Python virtualenv with the
-# independent validators (check-jsonschema, kubernetes-validate) under .tools/venv, and helm
-# under .tools/bin.
+# independent validators (check-jsonschema, kubernetes-validate, openapi-spec-validator) under
+# .tools/venv, and helm under .tools/bin.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$root/.tools/venv"
@@ -15,6 +15,9 @@ if [ ! -x "$venv/bin/check-jsonschema" ]; then
 fi
 if [ ! -x "$venv/bin/kubernetes-validate" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate
+fi
+if [ ! -x "$venv/bin/openapi-spec-validator" ]; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check openapi-spec-validator
 fi
 bash "$root/scripts/install-helm.sh" "$root/.tools/bin"
 # The shells the quoting property test runs through, the process tools the fault tests use,

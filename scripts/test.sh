@@ -30,6 +30,9 @@ mapfile -t example_files < <(find examples -name '*.yaml' | sort)
 .tools/venv/bin/python scripts/split-yaml-docs.py "$tmp/docs" "${example_files[@]}"
 .tools/venv/bin/check-jsonschema --schemafile schemas/resource.json "$tmp"/docs/*.json
 
+echo "== the HTTP API's OpenAPI description (generated; the tests check answers against it)"
+.tools/venv/bin/openapi-spec-validator schemas/openapi.json
+
 echo "== the CI templates against GitHub's and GitLab's schemas"
 .tools/venv/bin/check-jsonschema --builtin-schema vendor.github-workflows examples/ci/.github/workflows/cascade.yml
 .tools/venv/bin/check-jsonschema --builtin-schema vendor.gitlab-ci examples/ci/.gitlab-ci.yml

@@ -431,3 +431,85 @@ fn requests_past_the_rate_limit_get_429_but_health_probes_do_not() {
         "refilled"
     );
 }
+
+/// What the API answers is what its OpenAPI description says, checked by an independent
+/// validator (check-jsonschema, installed by `scripts/install-test-tools.sh`); the description
+/// served is the one checked in (`schemas/openapi.json`, itself checked by
+/// openapi-spec-validator in `scripts/test.sh`).
+#[test]
+fn every_answer_matches_the_openapi_description() {
+    let (state, server) = served_eve_mc("serve-openapi");
+    let doc = server.json("/api/v1/openapi.json");
+    let checked_in: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("schemas/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        doc, checked_in,
+        "regenerate with `cascade schema --out schemas`"
+    );
+    let checker = root().join(".tools/venv/bin/check-jsonschema");
+    assert!(
+        checker.exists(),
+        "no {}: run `bash scripts/install-test-tools.sh`",
+        checker.display()
+    );
+    let schema_of = |path: &str, method: &str, code: &str| -> serde_json::Value {
+        let mut schema =
+            doc["paths"][path][method]["responses"][code]["content"]["application/json"]["schema"]
+                .clone();
+        assert!(schema.is_object(), "{path} {code} is described");
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema".into();
+        schema["components"] = doc["components"].clone();
+        schema
+    };
+    let cases = [
+        ("/api/v1/status", "/api/v1/status", "200"),
+        ("/api/v1/campaigns", "/api/v1/campaigns", "200"),
+        (
+            "/api/v1/namespaces/eve/stages/mc-reco",
+            "/api/v1/namespaces/{namespace}/stages/{name}",
+            "200",
+        ),
+        (
+            "/api/v1/submissions/eve.mc-reco.1",
+            "/api/v1/submissions/{id}",
+            "200",
+        ),
+        (
+            "/api/v1/submissions/nope",
+            "/api/v1/submissions/{id}",
+            "404",
+        ),
+    ];
+    for (i, (url, path, code)) in cases.iter().enumerate() {
+        let (got, _, body) = server.request("GET", url);
+        assert_eq!(got.to_string(), *code, "{url}: {body}");
+        let answer = state.0.join(format!("answer{i}.json"));
+        let schema = state.0.join(format!("schema{i}.json"));
+        std::fs::write(&answer, &body).unwrap();
+        std::fs::write(&schema, schema_of(path, "get", code).to_string()).unwrap();
+        let out = Command::new(&checker)
+            .arg("--schemafile")
+            .arg(&schema)
+            .arg(&answer)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{url} does not match its description: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+    // An action without a configured token: the error as described.
+    let (got, _, body) = server.send(
+        "POST",
+        "/api/v1/namespaces/eve/stages/mc-reco/pause",
+        &[],
+        r#"{"why": "x"}"#,
+    );
+    assert_eq!(got, 403);
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["status"], 403);
+}

@@ -67,6 +67,11 @@ pub fn schemas() -> Vec<(String, String)> {
         "$defs": defs
     });
     out.push(("resource.json".into(), pretty(&any)));
+    // The HTTP API's description, from the types its handlers answer with.
+    out.push((
+        "openapi.json".into(),
+        pretty(&crate::server::openapi::document()),
+    ));
     out
 }
 

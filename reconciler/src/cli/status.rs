@@ -116,26 +116,66 @@ pub fn status(args: &StatusArgs) -> std::io::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// What `status --format json` prints (and the HTTP API serves): campaigns, stages with
-/// their status, submissions, their history, operator actions and the definitions in force.
-pub fn status_json(ledger: &crate::ledger::Ledger) -> crate::ledger::Result<serde_json::Value> {
+/// What `status --format json` prints (and `GET /api/v1/status` serves): campaigns, stages
+/// with their status, submissions, their history, operator actions, the definitions in force
+/// and the notifications.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusDocument {
+    pub operator_actions: Vec<crate::ledger::OperatorAction>,
+    /// Each campaign's status, keyed `namespace/name`.
+    pub campaigns: BTreeMap<String, CampaignStatus>,
+    pub stages: Vec<StageEntry>,
+    pub submissions: Vec<SubmissionRow>,
+    pub history: Vec<crate::ledger::HistoryRow>,
+    /// What a git source offered; absent for definitions read from files.
+    pub definitions: Option<Definitions>,
+    pub notifications: crate::ledger::NotificationSummary,
+}
+
+/// A stage's entry in the status document.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct StageEntry {
+    /// `namespace/name`.
+    pub stage: String,
+    pub campaign: String,
+    pub state: String,
+    pub reason: String,
+    pub drift: Option<String>,
+    /// Its status as the resource's status subresource has it.
+    pub status: Option<cascade_crd::CampaignStageStatus>,
+}
+
+/// A stage's entry and its submissions (`GET /api/v1/namespaces/NS/stages/NAME`).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct StageDocument {
+    pub stage: StageEntry,
+    pub submissions: Vec<SubmissionRow>,
+}
+
+pub fn status_document(ledger: &crate::ledger::Ledger) -> crate::ledger::Result<StatusDocument> {
     let stages = ledger.saved_stage_status()?;
     let subs = ledger.submission_rows()?;
-    let history = ledger.history(None)?;
-    let actions = ledger.operator_actions()?;
     let mut counts = submission_counts(&subs);
-    Ok(serde_json::json!({
-        "operatorActions": actions,
-        "campaigns": campaign_statuses(&stages),
-        "stages": stages
-            .iter()
-            .map(|s| stage_json(s, counts.remove(&s.stage).unwrap_or_default()))
-            .collect::<Vec<_>>(),
-        "submissions": subs,
-        "history": history,
-        "definitions": definitions(ledger)?,
-        "notifications": ledger.notification_summary()?,
-    }))
+    let entries = stages
+        .iter()
+        .map(|s| stage_entry(s, counts.remove(&s.stage).unwrap_or_default()))
+        .collect();
+    Ok(StatusDocument {
+        operator_actions: ledger.operator_actions()?,
+        campaigns: campaign_statuses(&stages),
+        stages: entries,
+        history: ledger.history(None)?,
+        definitions: definitions(ledger)?,
+        notifications: ledger.notification_summary()?,
+        submissions: subs,
+    })
+}
+
+/// The status document as JSON.
+pub fn status_json(ledger: &crate::ledger::Ledger) -> crate::ledger::Result<serde_json::Value> {
+    serde_json::to_value(status_document(ledger)?)
+        .map_err(|e| crate::ledger::LedgerError::Invalid(e.to_string()))
 }
 
 /// Notifications sent, pending and given up, and why the undelivered ones were not.
@@ -172,27 +212,25 @@ fn write_notifications(
 }
 
 /// One stage's entry in the status document, with its submissions' counts by status.
-pub fn stage_json(s: &SavedStage, counts: BTreeMap<String, u32>) -> serde_json::Value {
-    serde_json::json!({
-        "stage": s.stage.to_string(),
-        "campaign": s.campaign,
-        "state": s.state,
-        "reason": s.reason,
-        "drift": s.drift,
-        "status": s.status.as_ref().map(|st| resource_status::stage_status(
-            st,
-            &rfc3339(s.since),
-            None,
-            counts,
-        )),
-    })
+pub fn stage_entry(s: &SavedStage, counts: BTreeMap<String, u32>) -> StageEntry {
+    StageEntry {
+        stage: s.stage.to_string(),
+        campaign: s.campaign.clone(),
+        state: s.state.clone(),
+        reason: s.reason.clone(),
+        drift: s.drift.clone(),
+        status: s
+            .status
+            .as_ref()
+            .map(|st| resource_status::stage_status(st, &rfc3339(s.since), None, counts)),
+    }
 }
 
 /// A stage's entry (as in the status document) and its submissions, if there is such a stage.
-pub fn one_stage_json(
+pub fn stage_document(
     ledger: &crate::ledger::Ledger,
     key: &ObjectKey,
-) -> crate::ledger::Result<Option<serde_json::Value>> {
+) -> crate::ledger::Result<Option<StageDocument>> {
     let Some(saved) = ledger
         .saved_stage_status()?
         .into_iter()
@@ -202,10 +240,10 @@ pub fn one_stage_json(
     };
     let subs = ledger.stage_submission_rows(key)?;
     let counts = submission_counts(&subs).remove(key).unwrap_or_default();
-    Ok(Some(serde_json::json!({
-        "stage": stage_json(&saved, counts),
-        "submissions": subs,
-    })))
+    Ok(Some(StageDocument {
+        stage: stage_entry(&saved, counts),
+        submissions: subs,
+    }))
 }
 
 /// `split nfiles(n=10) at slice 3` (`, exhausted`): the split in its normalised form.
@@ -254,9 +292,9 @@ pub fn campaign_statuses(stages: &[SavedStage]) -> BTreeMap<String, CampaignStat
 
 /// What a git source offered: the revision in force, and the newer one refused (or the
 /// branch gone, or the repository unreachable) if any.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct Definitions {
+pub struct Definitions {
     applied: Option<crate::ledger::RevisionRow>,
     /// The latest record, when it is not the applied revision's.
     problem: Option<crate::ledger::RevisionRow>,

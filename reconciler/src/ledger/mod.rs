@@ -72,7 +72,7 @@ fn sql_error(path: &Path, source: rusqlite::Error) -> LedgerError {
 }
 
 /// An operator's action as the ledger recorded it.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct OperatorAction {
     pub at: i64,
     pub who: String,

@@ -24,7 +24,7 @@ pub struct Outgoing {
 }
 
 /// What `status` and the metrics say of notifications.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationSummary {
     pub pending: u64,
@@ -34,7 +34,7 @@ pub struct NotificationSummary {
     pub problems: Vec<NotificationProblem>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationProblem {
     pub notifier: String,

@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, params};
 use super::{Ledger, Result, SqlContext, now};
 
 /// One revision's fate.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct RevisionRow {
     pub commit: String,
     /// `applied`, `rejected`, `missing` or `unreachable`.

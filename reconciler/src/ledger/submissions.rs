@@ -24,6 +24,21 @@ pub enum LaunchEnd {
     Unknown,
 }
 
+impl Which<'_> {
+    /// The SQL condition (on the submissions table, its columns prefixed with `prefix`) and
+    /// its numbered parameters.
+    fn condition(&self, prefix: &str) -> (String, Vec<&str>) {
+        match self {
+            Which::All => ("1 = 1".into(), vec![]),
+            Which::Id(id) => (format!("{prefix}id = ?1"), vec![id]),
+            Which::Stage(k) => (
+                format!("{prefix}namespace = ?1 AND {prefix}stage = ?2"),
+                vec![&k.namespace, &k.name],
+            ),
+        }
+    }
+}
+
 /// Which submissions a read of rows takes.
 enum Which<'a> {
     All,
@@ -32,7 +47,7 @@ enum Which<'a> {
 }
 
 /// A submission row with what status and history displays need.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SubmissionRow {
     pub submission: Submission,
@@ -62,7 +77,7 @@ pub struct SavedStage {
     pub status: Option<crate::plan::StageStatus>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryRow {
     pub submission: String,
@@ -453,14 +468,17 @@ impl Ledger {
 
     /// Job counts per submission: the local batch system's records for its submissions, the
     /// last observation of the other batch systems for theirs.
-    fn job_counts(&self) -> Result<HashMap<String, JobCounts>> {
+    /// Each submission's jobs by state (of the submissions `which` takes).
+    fn job_counts(&self, which: &Which) -> Result<HashMap<String, JobCounts>> {
         let mut out: HashMap<String, JobCounts> = HashMap::new();
+        let (condition, values) = which.condition("s.");
         let rows = self.rows(
-            "SELECT j.submission, j.state, COUNT(*) FROM jobs j JOIN submissions s ON s.id = j.submission
-                 WHERE s.batch_system = 'local' GROUP BY j.submission, j.state
+            &format!("SELECT j.submission, j.state, COUNT(*) FROM jobs j JOIN submissions s ON s.id = j.submission
+                 WHERE s.batch_system = 'local' AND {condition} GROUP BY j.submission, j.state
              UNION ALL
-             SELECT submission, state, COUNT(*) FROM batch_jobs GROUP BY submission, state",
-            [],
+             SELECT b.submission, b.state, COUNT(*) FROM batch_jobs b JOIN submissions s ON s.id = b.submission
+                 WHERE {condition} GROUP BY b.submission, b.state"),
+            rusqlite::params_from_iter(values),
             |r| {
                 Ok((
                     r.get::<_, String>(0)?,
@@ -494,12 +512,8 @@ impl Ledger {
     }
 
     fn rows_where(&self, which: Which) -> Result<Vec<SubmissionRow>> {
-        let jobs = self.job_counts()?;
-        let (condition, values): (&str, Vec<&str>) = match which {
-            Which::All => ("1", vec![]),
-            Which::Id(id) => ("id = ?1", vec![id]),
-            Which::Stage(k) => ("namespace = ?1 AND stage = ?2", vec![&k.namespace, &k.name]),
-        };
+        let jobs = self.job_counts(&which)?;
+        let (condition, values) = which.condition("");
         self.rows(
 &format!("SELECT id, namespace, stage, seq, origin_json, test, dataset, input, cursor_after, status, launch_state, created, force_located, command, display, batch_id, launch_log, launcher, updated, cursor_snapshot, revision
                  FROM submissions WHERE {condition} ORDER BY created, rowid"),

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::model::ObjectKey;
@@ -10,7 +11,9 @@ use crate::split::Cursor;
 use cascade_crd::RecoveryType;
 
 /// POMS's submission statuses (reference §1.8), in their progress order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 pub enum Status {
     New,
     Cancelled,
@@ -81,7 +84,7 @@ impl std::fmt::Display for Status {
 }
 
 /// Job counts of a submission as its batch system reports them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct JobCounts {
     pub total: u32,
     pub idle: u32,
@@ -110,7 +113,9 @@ impl JobCounts {
 
 /// Why a submission exists. Together with its stage this is the submission's identity: the
 /// ledger refuses a second submission with the same (stage, origin).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum Origin {
     /// The `index`-th slice of the stage's split (its test split when `test`); a stage
@@ -166,7 +171,7 @@ impl Origin {
 }
 
 /// A submission as recorded in the ledger.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Submission {
     pub id: String,

@@ -33,9 +33,34 @@ use crate::ledger::{Ledger, LedgerError};
 /// A JSON error answer.
 pub(super) struct ApiError(pub(super) StatusCode, pub(super) String);
 
+/// Every error's body.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct ErrorAnswer {
+    /// What went wrong, and what to do about it.
+    pub error: String,
+    /// The HTTP status code, again.
+    pub status: u16,
+}
+
+/// A submission and its status history (`GET /api/v1/submissions/ID`).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct SubmissionDocument {
+    pub submission: crate::ledger::SubmissionRow,
+    pub history: Vec<crate::ledger::HistoryRow>,
+}
+
+/// What an action did, as the command line says it.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct ActionAnswer {
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": self.1, "status": self.0.as_u16()});
+        let body = ErrorAnswer {
+            error: self.1,
+            status: self.0.as_u16(),
+        };
         (self.0, axum::Json(body)).into_response()
     }
 }
@@ -146,6 +171,10 @@ pub fn router(state: &Path, options: ApiOptions) -> Router {
         .route("/api/v1/namespaces/{namespace}/stages/{name}", get(stage))
         .route("/api/v1/submissions/{id}", get(submission))
         .route(
+            "/api/v1/openapi.json",
+            get(|| async { axum::Json(super::openapi::document()) }),
+        )
+        .route(
             "/api/v1/namespaces/{namespace}/{kind}/{name}/{action}",
             post(action).layer(DefaultBodyLimit::max(MAX_ACTION_BYTES)),
         );
@@ -186,42 +215,54 @@ pub(super) async fn read<T: Send + 'static>(
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
-async fn status(State(dir): State<Dir>) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let value = read(dir, |l| Ok(crate::cli::status::status_json(l)?)).await?;
-    Ok(axum::Json(value))
+async fn status(
+    State(dir): State<Dir>,
+) -> Result<axum::Json<crate::cli::status::StatusDocument>, ApiError> {
+    let doc = read(dir, |l| Ok(crate::cli::status::status_document(l)?)).await?;
+    Ok(axum::Json(doc))
 }
 
-async fn campaigns(State(dir): State<Dir>) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let mut value = read(dir, |l| Ok(crate::cli::status::status_json(l)?)).await?;
-    Ok(axum::Json(value["campaigns"].take()))
+async fn campaigns(
+    State(dir): State<Dir>,
+) -> Result<axum::Json<std::collections::BTreeMap<String, cascade_crd::CampaignStatus>>, ApiError> {
+    let campaigns = read(dir, |l| {
+        Ok(crate::cli::status::campaign_statuses(
+            &l.saved_stage_status()?,
+        ))
+    })
+    .await?;
+    Ok(axum::Json(campaigns))
 }
 
 async fn stage(
     State(dir): State<Dir>,
     UrlPath((namespace, name)): UrlPath<(String, String)>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+) -> Result<axum::Json<crate::cli::status::StageDocument>, ApiError> {
     let key = crate::model::ObjectKey::new(namespace, name);
-    let value = read(dir, move |l| {
-        crate::cli::status::one_stage_json(l, &key)?
+    let doc = read(dir, move |l| {
+        crate::cli::status::stage_document(l, &key)?
             .ok_or_else(|| not_found(format!("no stage `{key}` in this state")))
     })
     .await?;
-    Ok(axum::Json(value))
+    Ok(axum::Json(doc))
 }
 
 async fn submission(
     State(dir): State<Dir>,
     UrlPath(id): UrlPath<String>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let value = read(dir, move |l| {
-        let row = l
+) -> Result<axum::Json<SubmissionDocument>, ApiError> {
+    let doc = read(dir, move |l| {
+        let submission = l
             .submission(&id)?
             .ok_or_else(|| not_found(format!("no submission `{id}` in this state")))?;
         let history = l.history(Some(&id))?;
-        Ok(serde_json::json!({"submission": row, "history": history}))
+        Ok(SubmissionDocument {
+            submission,
+            history,
+        })
     })
     .await?;
-    Ok(axum::Json(value))
+    Ok(axum::Json(doc))
 }
 
 async fn metrics(State(dir): State<Dir>) -> Result<Response, ApiError> {
@@ -326,7 +367,7 @@ fn ledger_bytes(dir: &Path) -> u64 {
 }
 
 /// The body of an action.
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ActionBody {
     pub(super) why: String,
@@ -376,7 +417,7 @@ async fn action(
     headers: HeaderMap,
     UrlPath((namespace, kind, name, verb)): UrlPath<(String, String, String, String)>,
     body: Bytes,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+) -> Result<axum::Json<ActionAnswer>, ApiError> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -395,7 +436,7 @@ async fn action(
         )
     })?;
     let message = act(shared, namespace, kind, name, verb, body).await?;
-    Ok(axum::Json(serde_json::json!({"message": message})))
+    Ok(axum::Json(ActionAnswer { message }))
 }
 
 /// Takes an operator action on `namespace/name` of `kind` (the caller has checked the

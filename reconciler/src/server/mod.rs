@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod graph;
+pub mod openapi;
 pub mod pages;
 pub mod runtime_metrics;
 pub mod webhook;

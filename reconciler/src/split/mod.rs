@@ -25,7 +25,19 @@ pub struct FileFact {
 }
 
 /// Position of a policy in its dataset. Each policy uses one shape; `Start` is "nothing yet".
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum Cursor {
     #[default]
