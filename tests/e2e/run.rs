@@ -345,3 +345,52 @@ fn hostile_values_reach_jobs_as_literal_text_and_run_nothing() {
         "{contents}"
     );
 }
+
+/// `--log-format json`: every line on standard error is one JSON event, and the controller
+/// tells each launch and each stage's change of state.
+#[test]
+fn json_logs_tell_launches_and_state_changes_one_object_per_line() {
+    let state = TempDir::new("run-json-logs");
+    let out = std::process::Command::new(crate::support::cascade_bin())
+        .args(["run", "examples/eve_mc", "--state", state.path(), "-q"])
+        .args(["--log-format", "json"])
+        .current_dir(crate::support::root())
+        .env("EVE_JOB_SECONDS", "0.1")
+        .env("CASCADE_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events: Vec<serde_json::Value> = text(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let completed: Vec<&str> = events
+        .iter()
+        .filter(|e| e["fields"]["message"] == "stage state" && e["fields"]["to"] == "Completed")
+        .map(|e| e["fields"]["stage"].as_str().unwrap())
+        .collect();
+    for stage in ["mc-gen", "mc-g4", "mc-detsim", "mc-reco", "mc-ana"] {
+        assert!(
+            completed.contains(&format!("eve/{stage}").as_str()),
+            "{stage} completed: {completed:?}"
+        );
+    }
+    assert!(events.iter().any(|e| e["fields"]["message"] == "launching"
+        && e["fields"]["submission"] == "eve.mc-gen.1"
+        && e["level"] == "INFO"));
+    // Without CASCADE_LOG, `run` (which prints its own progress) logs warnings only.
+    let quiet = TempDir::new("run-quiet-logs");
+    let out = std::process::Command::new(crate::support::cascade_bin())
+        .args(["run", "examples/eve_mc", "--state", quiet.path(), "-q"])
+        .current_dir(crate::support::root())
+        .env("EVE_JOB_SECONDS", "0.1")
+        .env_remove("CASCADE_LOG")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        !text(&out.stderr).contains("launching"),
+        "{}",
+        text(&out.stderr)
+    );
+}

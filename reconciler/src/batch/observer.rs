@@ -347,14 +347,16 @@ impl Poller {
                                     .map_or(interval, |(d, _)| *d)
                                     .saturating_mul(2)
                                     .min(max);
-                                eprintln!(
-                                    "{name}: cannot observe jobs ({e}); asking again in {} s",
-                                    next.as_secs_f64()
+                                tracing::warn!(
+                                    system = name,
+                                    error = %e,
+                                    retry_seconds = next.as_secs_f64(),
+                                    "cannot observe jobs; asking again later"
                                 );
                                 delays.insert(name, (next, std::time::Instant::now() + next));
                             }
                             Err(e) => {
-                                eprintln!("{name}: cannot record observation: {e}");
+                                tracing::error!(system = name, error = %e, "cannot record observation");
                                 lost = true;
                             }
                         }

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod explain;
 pub mod generate;
 pub mod ini;
+pub mod logging;
 pub mod operator;
 pub mod plan;
 pub mod review;
@@ -52,7 +53,7 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Say why a stage is where it is, with its submissions and their history
     Explain(explain::ExplainArgs),
-    /// Serve the status as a read-only HTTP API (JSON) and Prometheus metrics
+    /// Serve web pages, an HTTP API (JSON) and Prometheus metrics over a state
     Serve(serve::ServeArgs),
     /// Submit jobs to the local batch system (what launch scripts call); prints the job id
     Submit(batch::SubmitArgs),
@@ -146,13 +147,21 @@ pub fn run(cli: Cli) -> Exit {
         Command::Plan(args) => plan::run(&args),
         Command::Schema(args) => generate::schema(&args),
         Command::Crd(args) => generate::crd(&args),
-        Command::Run(args) => run::run(&args),
+        Command::Run(args) => {
+            let level = if args.watch { "info" } else { "warn" };
+            logging::init(&args.log, level);
+            run::run(&args)
+        }
         Command::Controller(mut args) => {
+            logging::init(&args.log, "info");
             args.watch = true;
             run::run(&args)
         }
         Command::Status(args) => status::status(&args),
-        Command::Serve(args) => serve::serve(&args),
+        Command::Serve(args) => {
+            logging::init(&args.log, "info");
+            serve::serve(&args)
+        }
         Command::Explain(args) => explain::explain(&args),
         Command::Submit(args) => batch::submit(&args),
         Command::Q(args) => batch::queue(&args),

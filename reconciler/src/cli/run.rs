@@ -47,6 +47,8 @@ pub struct RunArgs {
     /// --public-read` does
     #[arg(long, requires = "serve")]
     pub serve_public_read: bool,
+    #[command(flatten)]
+    pub log: super::logging::LogArgs,
     // Last: its help heading would otherwise also head the options after it.
     #[command(flatten)]
     pub git: GitArgs,

@@ -28,6 +28,8 @@ pub struct ServeArgs {
     /// machine's loopback only; /metrics and /healthz answer everyone)
     #[arg(long)]
     pub public_read: bool,
+    #[command(flatten)]
+    pub log: super::logging::LogArgs,
 }
 
 pub fn serve(args: &ServeArgs) -> std::io::Result<Exit> {

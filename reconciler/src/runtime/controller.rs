@@ -278,6 +278,7 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
         // Written when it changed: an idle controller does not rewrite (and so re-wake on) the
         // ledger every tick.
         if saved_stages.as_ref() != Some(&planned.stages) {
+            log_transitions(saved_stages.as_deref(), &planned.stages);
             ledger.save_stage_status_notifying(
                 &planned.stages,
                 &applied.graph.notifiers,
@@ -315,8 +316,9 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
             .await
             .map_err(|e| LedgerError::Invalid(format!("the notification sender failed: {e}")))??;
             if left > 0 {
-                eprintln!(
-                    "cascade: {left} notification(s) not delivered yet (the receiver fails); the next `cascade run` retries them, `cascade status` shows why"
+                tracing::warn!(
+                    pending = left,
+                    "{left} notification(s) not delivered yet (the receiver fails); the next `cascade run` retries them, `cascade status` shows why"
                 );
             }
             return Ok(Summary {
@@ -346,7 +348,7 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
                 match load_dir(paths) {
                     Ok(g) => {
                         if stale_definitions {
-                            eprintln!("definitions valid again: applying them");
+                            tracing::info!("definitions valid again: applying them");
                         }
                         stale_definitions = false;
                         apply_removals(&mut ledger, &removed_stages(&applied.graph, &g), None)?;
@@ -354,7 +356,7 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
                     }
                     Err(e) => {
                         stale_definitions = true;
-                        eprintln!("definitions changed but do not validate; keeping the last good ones:\n{e}");
+                        tracing::warn!("definitions changed but do not validate; keeping the last good ones:\n{e}");
                     }
                 }
             }
@@ -371,6 +373,22 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
             Some(id) = done_rx.recv() => { launching.remove(&id); }
             _ = interrupt.recv() => return Err(interrupted()),
             _ = terminate.recv() => return Err(interrupted()),
+        }
+    }
+}
+
+/// One event per stage whose state changed since the last save.
+fn log_transitions(before: Option<&[StageStatus]>, after: &[StageStatus]) {
+    for s in after {
+        let was = before.and_then(|b| b.iter().find(|p| p.stage == s.stage));
+        if was.is_none_or(|p| p.state != s.state) {
+            tracing::info!(
+                stage = %s.stage,
+                from = was.map_or("-", |p| p.state.as_str()),
+                to = s.state.as_str(),
+                reason = %s.reason,
+                "stage state"
+            );
         }
     }
 }
@@ -472,9 +490,10 @@ fn spawn_launch(
     launching.insert(id.to_string());
     RUNTIME.launches.inc();
     let (state, id, done) = (state.to_path_buf(), id.to_string(), done.clone());
+    tracing::info!(submission = %id, "launching");
     tokio::task::spawn_blocking(move || {
         if let Err(e) = executor::launch(&state, &id) {
-            eprintln!("launch of {id}: {e}");
+            tracing::error!(submission = %id, error = %e, "launch failed");
         }
         let _ = done.send(id);
     });

@@ -106,7 +106,8 @@ pub fn initial_git(ledger: &mut Ledger, state: &Path, follow: &GitFollow) -> Res
     let fallback = |ledger: &mut Ledger, why: String| -> Result<Applied> {
         match ledger.last_revision(Some("applied"))? {
             Some(last) => {
-                eprintln!(
+                tracing::warn!(
+                    revision = %git::short(&last.commit),
                     "{why}; keeping the last applied revision {}",
                     git::short(&last.commit)
                 );
@@ -178,7 +179,8 @@ pub fn on_fetch(
             match take(ledger, state, source, &commit)? {
                 Ok(applied) => Ok(Some(applied)),
                 Err(errors) => {
-                    eprintln!(
+                    tracing::warn!(
+                        commit = %git::short(&commit),
                         "commit {} does not validate; keeping {}:\n{errors}",
                         git::short(&commit),
                         current.map_or("the definitions in force", git::short)
@@ -244,7 +246,7 @@ pub async fn serve_webhooks(
     let app = crate::server::webhook::router(secret, fetch);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
-            eprintln!("webhook server stopped: {e}");
+            tracing::error!(error = %e, "webhook server stopped");
         }
     });
     Ok(())
@@ -287,7 +289,7 @@ pub fn apply_removals(
         for id in open {
             local::control(ledger, &id, Control::Remove)?;
             if let Err(e) = observer::control(ledger, &id, Control::Remove)? {
-                eprintln!("{id}: could not kill its jobs: {e}");
+                tracing::error!(submission = %id, error = %e, "could not kill its jobs");
                 continue;
             }
             ledger.operator_status(&id, Status::Removed, "cascade", &why)?;

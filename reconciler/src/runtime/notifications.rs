@@ -223,19 +223,36 @@ pub fn deliver_due(ledger: &mut Ledger, agent: &ureq::Agent) -> crate::ledger::R
     let due = ledger.due_notifications(now(), 32)?;
     for n in &due {
         match attempt(agent, n) {
-            Attempt::Sent => ledger.notification_sent(n.id)?,
+            Attempt::Sent => {
+                tracing::info!(
+                    notifier = %n.notifier,
+                    event = n.happening.event.as_str(),
+                    subject = %n.happening.subject,
+                    "notification sent"
+                );
+                ledger.notification_sent(n.id)?
+            }
             Attempt::Retry(e) if n.attempts + 1 < MAX_ATTEMPTS => {
                 RUNTIME.notification_errors.inc();
-                let at = now() + backoff_seconds(n.attempts);
+                let wait = backoff_seconds(n.attempts);
+                tracing::warn!(
+                    notifier = %n.notifier,
+                    event = n.happening.event.as_str(),
+                    error = %e,
+                    retry_seconds = wait,
+                    "notification not delivered; retrying"
+                );
+                let at = now() + wait;
                 ledger.notification_failed(n.id, &e, Some(at))?;
             }
             Attempt::Retry(e) | Attempt::GiveUp(e) => {
                 RUNTIME.notification_errors.inc();
-                eprintln!(
-                    "cascade: notifier {} gave up on {} {}: {e}",
-                    n.notifier,
-                    n.happening.event.as_str(),
-                    n.happening.subject
+                tracing::error!(
+                    notifier = %n.notifier,
+                    event = n.happening.event.as_str(),
+                    subject = %n.happening.subject,
+                    error = %e,
+                    "notification given up"
                 );
                 ledger.notification_failed(n.id, &e, None)?;
             }
@@ -265,7 +282,7 @@ impl Sender {
                 if let Some(l) = ledger.as_mut()
                     && let Err(e) = deliver_due(l, &agent)
                 {
-                    eprintln!("cascade: notifications: {e}");
+                    tracing::error!(error = %e, "notifications: cannot read the ledger");
                     ledger = None;
                 }
                 // Short naps: a stop is seen at once.

@@ -121,7 +121,7 @@ async fn webhook(
         Verdict::Ignored(what) => (StatusCode::OK, format!("ignored: {what}\n")),
         Verdict::Refused(why) => {
             // Logged without the body: it is unauthenticated input.
-            eprintln!("webhook refused ({} bytes): {why}", body.len());
+            tracing::warn!(bytes = body.len(), reason = %why, "webhook refused");
             (StatusCode::UNAUTHORIZED, format!("refused: {why}\n"))
         }
     }

@@ -148,7 +148,17 @@ pub(super) async fn guard(State(shared): State<Dir>, request: Request, next: Nex
             .into_response();
         }
     }
+    let method = request.method().clone();
+    let path = path.to_string();
+    let started = std::time::Instant::now();
     let mut response = next.run(request).await;
+    let status = response.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    if reading {
+        tracing::debug!(%method, %path, status, ms, "request");
+    } else {
+        tracing::info!(%method, %path, status, ms, "request");
+    }
     let headers = response.headers_mut();
     let set = |h: &mut HeaderMap, name, value: &'static str| {
         h.insert(name, HeaderValue::from_static(value));
