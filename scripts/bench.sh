@@ -14,6 +14,6 @@ if ! command -v parallel >/dev/null 2>&1; then
 fi
 echo "== $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(uname -sr)"
 cargo bench -p cascade --bench peers -- "$@"
-for bench in validate plan catalog runtime; do
+for bench in validate plan catalog runtime serve; do
   cargo bench -p cascade --bench "$bench"
 done

@@ -337,6 +337,15 @@ fn a_page_action_needs_the_token_a_reason_and_a_fresh_nonce() {
             .is_empty()
     );
 
+    // An oversized form is refused before anything is read of it.
+    let huge = format!(
+        "nonce={}&verb=pause&token=page-token-1&why={}",
+        nonce(&server, stage),
+        "x".repeat(100 * 1024)
+    );
+    let (code, _) = form(&server, post, &huge, Some(&own));
+    assert_eq!(code, 413);
+
     // Done once, with who and why; the same form sent again is refused.
     let n = nonce(&server, stage);
     let (code, body) = form(&server, post, &fields(&n, "page-token-1"), Some(&own));

@@ -30,9 +30,12 @@ pub struct LogArgs {
 pub fn init(args: &LogArgs, default_level: &str) {
     let filter =
         EnvFilter::try_from_env("CASCADE_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    // A closed standard error (a supervisor gone, a pipe nobody reads) loses the logs, not
+    // the process: the subscriber's own report of a failed write would panic there.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     let _ = match args.log_format {
         LogFormat::Text => builder
             .with_ansi(std::io::stderr().is_terminal())

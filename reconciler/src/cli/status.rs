@@ -231,11 +231,7 @@ pub fn stage_document(
     ledger: &crate::ledger::Ledger,
     key: &ObjectKey,
 ) -> crate::ledger::Result<Option<StageDocument>> {
-    let Some(saved) = ledger
-        .saved_stage_status()?
-        .into_iter()
-        .find(|s| s.stage == *key)
-    else {
+    let Some(saved) = ledger.saved_stage(key)? else {
         return Ok(None);
     };
     let subs = ledger.stage_submission_rows(key)?;

@@ -554,18 +554,22 @@ rusqlite::params_from_iter(values),
     }
 
     pub fn history(&self, submission: Option<&str>) -> Result<Vec<HistoryRow>> {
-        self.rows(
-"SELECT submission, status, at, at_ms, reason FROM submission_history WHERE ?1 IS NULL OR submission = ?1 ORDER BY rowid",
-[submission],
-|r| {
-                Ok(HistoryRow {
-                    submission: r.get(0)?,
-                    status: r.get(1)?,
-                    at: r.get(2)?,
-                    at_ms: r.get(3)?,
-                    reason: r.get(4)?,
-                })
+        // Two statements, not `?1 IS NULL OR ...`: one submission's history is read through
+        // the index.
+        let sql = if submission.is_some() {
+            "SELECT submission, status, at, at_ms, reason FROM submission_history WHERE submission = ?1 ORDER BY rowid"
+        } else {
+            "SELECT submission, status, at, at_ms, reason FROM submission_history WHERE ?1 IS NULL ORDER BY rowid"
+        };
+        self.rows(sql, [submission], |r| {
+            Ok(HistoryRow {
+                submission: r.get(0)?,
+                status: r.get(1)?,
+                at: r.get(2)?,
+                at_ms: r.get(3)?,
+                reason: r.get(4)?,
             })
+        })
     }
 
     /// Everything the planner needs, in one consistent read.
@@ -683,6 +687,29 @@ rusqlite::params_from_iter(values),
     /// The planner's last word on each stage, in pipeline order. Drift follows the pauses
     /// recorded since: a pause an operator just recorded shows at once, one withdrawn no more.
     pub fn saved_stage_status(&self) -> Result<Vec<SavedStage>> {
+        self.saved_stages_where("1 = 1", &[])
+    }
+
+    /// The saved stages of one campaign.
+    pub fn saved_campaign_stages(&self, campaign: &ObjectKey) -> Result<Vec<SavedStage>> {
+        self.saved_stages_where(
+            "namespace = ?1 AND campaign = ?2",
+            &[&campaign.namespace, &campaign.name],
+        )
+    }
+
+    /// One saved stage, if the controller saved it.
+    pub fn saved_stage(&self, stage: &ObjectKey) -> Result<Option<SavedStage>> {
+        Ok(self
+            .saved_stages_where(
+                "namespace = ?1 AND stage = ?2",
+                &[&stage.namespace, &stage.name],
+            )?
+            .into_iter()
+            .next())
+    }
+
+    fn saved_stages_where(&self, condition: &str, values: &[&str]) -> Result<Vec<SavedStage>> {
         let paused: std::collections::HashSet<(String, String)> = self
             .rows("SELECT namespace, name FROM pauses", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
@@ -690,8 +717,8 @@ rusqlite::params_from_iter(values),
             .into_iter()
             .collect();
         let mut saved = self.rows(
-"SELECT namespace, stage, campaign, state, reason, detail, since FROM stage_status ORDER BY namespace, campaign, position, stage",
-[],
+&format!("SELECT namespace, stage, campaign, state, reason, detail, since FROM stage_status WHERE {condition} ORDER BY namespace, campaign, position, stage"),
+rusqlite::params_from_iter(values),
 |r| {
                 let detail: String = r.get(5)?;
                 let status: Option<crate::plan::StageStatus> = serde_json::from_str(&detail).ok();

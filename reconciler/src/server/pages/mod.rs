@@ -126,7 +126,12 @@ pub(super) fn routes() -> Router<Dir> {
         .route("/events", get(events))
         .route("/assets/cascade.css", get(css))
         .route("/assets/live.js", get(script))
-        .route("/actions/{namespace}/{kind}/{name}", post(form_action))
+        .route(
+            "/actions/{namespace}/{kind}/{name}",
+            post(form_action).layer(axum::extract::DefaultBodyLimit::max(
+                super::api::MAX_ACTION_BYTES,
+            )),
+        )
 }
 
 /// Every answer's security headers; reads answered to this machine only unless the server was
@@ -263,14 +268,16 @@ async fn page(
 }
 
 #[derive(serde::Deserialize)]
-struct NamespaceFilter {
+struct CampaignsQuery {
     namespace: Option<String>,
+    page: Option<usize>,
 }
 
-async fn campaigns(State(shared): State<Dir>, Query(filter): Query<NamespaceFilter>) -> Response {
-    let namespace = filter.namespace.filter(|n| !n.is_empty());
+async fn campaigns(State(shared): State<Dir>, Query(query): Query<CampaignsQuery>) -> Response {
+    let namespace = query.namespace.filter(|n| !n.is_empty());
+    let number = query.page.unwrap_or(1);
     page(shared, "campaigns.html", String::new(), None, move |l| {
-        views::campaigns(l, namespace.as_deref()).map(Some)
+        views::campaigns(l, namespace.as_deref(), number).map(Some)
     })
     .await
 }
@@ -580,7 +587,7 @@ mod tests {
         let contexts = [
             (
                 "campaigns.html",
-                json!({"campaigns": [{"namespace": evil, "name": evil, "state": evil, "progress": 50.0, "stages": {evil: 1}, "last_activity": evil}], "namespaces": [evil], "namespace": evil}),
+                json!({"campaigns": [{"namespace": evil, "name": evil, "state": evil, "progress": 50.0, "stages": {evil: 1}, "last_activity": evil}], "namespaces": [evil], "namespace": evil, "page": 2, "pages": 3, "total": 250}),
             ),
             (
                 "campaign.html",

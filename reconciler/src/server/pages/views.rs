@@ -14,6 +14,9 @@ use crate::plan::{format_time, rfc3339};
 /// Files listed at most on one page (the count says how many there are in all).
 pub const FILES_SHOWN: usize = 500;
 
+/// Campaigns listed on one page of the campaigns list.
+pub const CAMPAIGNS_PER_PAGE: usize = 100;
+
 /// Bytes of a launch log shown (its end, where the errors are).
 pub const LOG_TAIL_BYTES: u64 = 64 * 1024;
 
@@ -60,20 +63,31 @@ struct CampaignRow {
     last_activity: String,
 }
 
-/// The campaigns page: every campaign (of `namespace`, when given).
-pub fn campaigns(ledger: &Ledger, namespace: Option<&str>) -> Result<Value> {
+/// The campaigns page: the campaigns (of `namespace`, when given), [`CAMPAIGNS_PER_PAGE`]
+/// at a time from page `page` (1-based).
+pub fn campaigns(ledger: &Ledger, namespace: Option<&str>, page: usize) -> Result<Value> {
     let stages = ledger.saved_stage_status()?;
     let activity = last_activity(ledger)?;
     let mut namespaces: Vec<String> = stages.iter().map(|s| s.stage.namespace.clone()).collect();
     namespaces.sort();
     namespaces.dedup();
     let statuses = crate::cli::status::campaign_statuses(&stages);
+    let chosen: Vec<_> = statuses
+        .into_iter()
+        .filter(|(key, _)| {
+            namespace.is_none_or(|want| key.split_once('/').is_some_and(|(ns, _)| ns == want))
+        })
+        .collect();
+    let total = chosen.len();
+    let pages = total.div_ceil(CAMPAIGNS_PER_PAGE).max(1);
+    let page = page.clamp(1, pages);
     let mut rows = Vec::new();
-    for (key, status) in statuses {
+    for (key, status) in chosen
+        .into_iter()
+        .skip((page - 1) * CAMPAIGNS_PER_PAGE)
+        .take(CAMPAIGNS_PER_PAGE)
+    {
         let (ns, name) = key.split_once('/').unwrap_or(("", &key));
-        if namespace.is_some_and(|want| want != ns) {
-            continue;
-        }
         let last = stages
             .iter()
             .filter(|s| s.stage.namespace == ns && s.campaign == name)
@@ -97,6 +111,9 @@ pub fn campaigns(ledger: &Ledger, namespace: Option<&str>) -> Result<Value> {
         "campaigns": rows,
         "namespaces": namespaces,
         "namespace": namespace,
+        "page": page,
+        "pages": pages,
+        "total": total,
     }))
 }
 
@@ -129,11 +146,8 @@ fn stage_row(s: &SavedStage) -> Value {
 
 /// The campaign page: its stages with their reasons, and their graph.
 pub fn campaign(ledger: &Ledger, key: &ObjectKey) -> Result<Option<Value>> {
-    let all = ledger.saved_stage_status()?;
-    let stages: Vec<&SavedStage> = all
-        .iter()
-        .filter(|s| s.stage.namespace == key.namespace && s.campaign == key.name)
-        .collect();
+    let all = ledger.saved_campaign_stages(key)?;
+    let stages: Vec<&SavedStage> = all.iter().collect();
     if stages.is_empty() {
         return Ok(None);
     }
@@ -182,11 +196,7 @@ fn environment(ledger: &Ledger, id: &str) -> Result<Vec<(String, String)>> {
 /// The stage page: where its split stands, its completion against the threshold, every
 /// submission, and the explanation `cascade explain` prints.
 pub fn stage(ledger: &Ledger, key: &ObjectKey) -> Result<Option<Value>> {
-    let Some(saved) = ledger
-        .saved_stage_status()?
-        .into_iter()
-        .find(|s| s.stage == *key)
-    else {
+    let Some(saved) = ledger.saved_stage(key)? else {
         return Ok(None);
     };
     let subs = ledger.stage_submission_rows(key)?;
@@ -363,4 +373,69 @@ pub fn file(ledger: &Ledger, name: &str) -> Result<Option<Value>> {
             "children": info.children,
         })
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{StageState, StageStatus};
+
+    fn stage(campaign: usize, namespace: &str) -> StageStatus {
+        serde_json::from_value(json!({
+            "stage": {"namespace": namespace, "name": format!("s{campaign}")},
+            "campaign": {"namespace": namespace, "name": format!("c{campaign:03}")},
+            "state": StageState::Running, "reason": "r",
+            "settled": false, "blocked": false, "locatedPercent": 0.0, "progress": 0.5,
+            "submissions": 0, "chainsLocated": 0, "chainsFailed": 0, "chainsInFlight": 0,
+            "jobs": {"total": 0, "idle": 0, "running": 0, "held": 0, "succeeded": 0, "failed": 0, "removed": 0},
+            "launches": 0, "queued": [], "nextFire": null, "drift": null,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_campaigns_list_comes_in_pages_within_a_namespace() {
+        let dir = std::env::temp_dir().join(format!("cascade-views-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut ledger = Ledger::open(&dir).unwrap();
+        let mut stages: Vec<StageStatus> = (0..250).map(|c| stage(c, "exp")).collect();
+        stages.extend((0..3).map(|c| stage(c, "other")));
+        ledger.save_stage_status(&stages).unwrap();
+        let names = |v: &Value| -> Vec<String> {
+            v["campaigns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}/{}",
+                        c["namespace"].as_str().unwrap(),
+                        c["name"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        };
+        let first = campaigns(&ledger, Some("exp"), 1).unwrap();
+        assert_eq!(
+            (
+                first["page"].clone(),
+                first["pages"].clone(),
+                first["total"].clone()
+            ),
+            (json!(1), json!(3), json!(250))
+        );
+        assert_eq!(names(&first).len(), CAMPAIGNS_PER_PAGE);
+        assert_eq!(names(&first)[0], "exp/c000");
+        let last = campaigns(&ledger, Some("exp"), 3).unwrap();
+        assert_eq!(names(&last).len(), 50);
+        assert_eq!(names(&last)[49], "exp/c249");
+        // Past the end: the last page; before the start: the first.
+        assert_eq!(campaigns(&ledger, Some("exp"), 99).unwrap()["page"], 3);
+        assert_eq!(campaigns(&ledger, Some("exp"), 0).unwrap()["page"], 1);
+        let other = campaigns(&ledger, Some("other"), 1).unwrap();
+        assert_eq!(names(&other), ["other/c000", "other/c001", "other/c002"]);
+        assert_eq!(campaigns(&ledger, None, 1).unwrap()["total"], 253);
+        drop(ledger);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
