@@ -82,8 +82,12 @@ fn chromium_renders_every_page_with_its_content() {
         ),
         (
             "catalog",
-            "/catalog?q=name%20like%20%27%25.ana.root%27",
-            &[".ana.root", "Definitions"],
+            "/catalog?q=file_name%20like%20%27%25.ana.root%27",
+            &[
+                "2 files",
+                "href=\"/catalog/files/eve.mc-ana.1_0.ana.root\"",
+                "Definitions",
+            ],
         ),
         (
             "catalog-error",

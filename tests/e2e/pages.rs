@@ -143,8 +143,16 @@ fn missing_objects_and_bad_queries_say_so_on_a_page() {
     let said = text(&cli.stderr);
     let located = said.lines().next().unwrap();
     assert!(unescaped(&body).contains(located), "{located} in {body}");
-    let ok = page(&server, "/catalog?q=name%20like%20%27%25.ana.root%27");
-    assert!(ok.contains(".ana.root"), "{ok}");
+    let ok = page(&server, "/catalog?q=file_name%20like%20%27%25.ana.root%27");
+    let ntuples = crate::support::catalog_query(_state.path(), "file_name like '%.ana.root'");
+    assert!(!ntuples.is_empty());
+    assert!(ok.contains(&format!("<p>{} files", ntuples.len())), "{ok}");
+    for name in &ntuples {
+        assert!(
+            ok.contains(&format!("href=\"/catalog/files/{name}\"")),
+            "{name}: {ok}"
+        );
+    }
 }
 
 /// A generator campaign whose keyword is HTML, whose login setup and launch assign

@@ -481,6 +481,26 @@ fn every_answer_matches_the_openapi_description() {
             "/api/v1/submissions/{id}",
             "404",
         ),
+        (
+            "/api/v1/catalog/files?query=file_name%20like%20%27%25.ana.root%27&limit=1",
+            "/api/v1/catalog/files",
+            "200",
+        ),
+        (
+            "/api/v1/catalog/files?query=size%20%3E",
+            "/api/v1/catalog/files",
+            "400",
+        ),
+        (
+            "/api/v1/catalog/files/eve.mc-gen.1_0.gen.root",
+            "/api/v1/catalog/files/{name}",
+            "200",
+        ),
+        (
+            "/api/v1/catalog/definitions",
+            "/api/v1/catalog/definitions",
+            "200",
+        ),
     ];
     for (i, (url, path, code)) in cases.iter().enumerate() {
         let (got, _, body) = server.request("GET", url);
@@ -512,4 +532,51 @@ fn every_answer_matches_the_openapi_description() {
     assert_eq!(got, 403);
     let error: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(error["status"], 403);
+}
+
+/// Catalog queries over the API answer what `cascade catalog query` prints, and locate their
+/// errors as it does.
+#[test]
+fn catalog_queries_answer_as_the_command_line() {
+    let (state, server) = served_eve_mc("serve-catalog");
+    let s = state.path();
+    let query = "file_name like '%.reco.root'";
+    let expected = crate::support::catalog_query(s, query);
+    assert!(!expected.is_empty());
+    let url = format!(
+        "/api/v1/catalog/files?query={}",
+        query
+            .bytes()
+            .map(|b| format!("%{b:02X}"))
+            .collect::<String>()
+    );
+    let answer = server.json(&url);
+    assert_eq!(answer["count"], expected.len());
+    assert_eq!(answer["files"], serde_json::json!(expected));
+    assert_eq!(answer["truncated"], false);
+    let cut = server.json(&format!("{url}&limit=2"));
+    assert_eq!(cut["count"], expected.len());
+    assert_eq!(cut["files"].as_array().unwrap().len(), 2);
+    assert_eq!(cut["truncated"], true);
+
+    let (code, _, body) = server.request("GET", "/api/v1/catalog/files?query=size%20%3E");
+    assert_eq!(code, 400);
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let cli = cascade(&["catalog", "query", "size >", "--state", s]);
+    assert_eq!(
+        error["error"].as_str().unwrap().trim(),
+        text(&cli.stderr).trim(),
+        "the same located message"
+    );
+    let file = server.json(&format!("/api/v1/catalog/files/{}", expected[0]));
+    assert_eq!(file["name"], expected[0].as_str());
+    assert!(!file["parents"].as_array().unwrap().is_empty(), "{file}");
+    let (code, _, _) = server.request("GET", "/api/v1/catalog/files/nope.root");
+    assert_eq!(code, 404);
+    // The catalog's query time is measured.
+    let (_, _, metrics) = server.request("GET", "/metrics");
+    assert!(
+        metrics.contains("cascade_catalog_query_seconds_count"),
+        "{metrics}"
+    );
 }

@@ -21,7 +21,7 @@ pub struct NewFile {
     pub parents: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct FileInfo {
     pub name: String,
     pub size: i64,
@@ -29,6 +29,7 @@ pub struct FileInfo {
     pub location: String,
     /// When it was declared, written as RFC 3339.
     #[serde(serialize_with = "as_rfc3339")]
+    #[schemars(with = "String")]
     pub created: i64,
     pub metadata: Vec<(String, String)>,
     pub parents: Vec<String>,
@@ -61,6 +62,16 @@ fn definition(conn: &Connection, name: &str) -> Option<String> {
 /// The ids of the files a query selects, in catalog order. A bare name that is a definition
 /// is read as `defname: NAME`.
 pub fn select_ids(
+    conn: &Connection,
+    text: &str,
+) -> std::result::Result<rusqlite::Result<Vec<i64>>, QueryError> {
+    let started = std::time::Instant::now();
+    let ids = select_ids_untimed(conn, text);
+    crate::server::runtime_metrics::CATALOG_QUERY_SECONDS.observe(started.elapsed().as_secs_f64());
+    ids
+}
+
+fn select_ids_untimed(
     conn: &Connection,
     text: &str,
 ) -> std::result::Result<rusqlite::Result<Vec<i64>>, QueryError> {

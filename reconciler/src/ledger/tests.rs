@@ -88,7 +88,7 @@ fn a_version_1_state_is_migrated() {
         .unwrap();
     l.conn
         .execute_batch(
-            "ALTER TABLE stage_status DROP COLUMN since; ALTER TABLE definitions DROP COLUMN submission; ALTER TABLE submissions DROP COLUMN cursor_snapshot; ALTER TABLE jobs DROP COLUMN pid_start; ALTER TABLE jobs DROP COLUMN attempts; ALTER TABLE stage_status DROP COLUMN position; ALTER TABLE submissions DROP COLUMN batch_system; DROP TABLE batch_clusters; DROP TABLE batch_jobs; DROP TABLE batch_health; DROP TABLE installation; ALTER TABLE jobs DROP COLUMN delegated; DROP TABLE revisions; ALTER TABLE submissions DROP COLUMN revision; DROP TABLE notifications; DROP TABLE notifiers_seen; DELETE FROM schema_migrations WHERE version >= 2;",
+            "DROP INDEX submissions_status; DROP INDEX jobs_delegated_state; ALTER TABLE stage_status DROP COLUMN since; ALTER TABLE definitions DROP COLUMN submission; ALTER TABLE submissions DROP COLUMN cursor_snapshot; ALTER TABLE jobs DROP COLUMN pid_start; ALTER TABLE jobs DROP COLUMN attempts; ALTER TABLE stage_status DROP COLUMN position; ALTER TABLE submissions DROP COLUMN batch_system; DROP TABLE batch_clusters; DROP TABLE batch_jobs; DROP TABLE batch_health; DROP TABLE installation; ALTER TABLE jobs DROP COLUMN delegated; DROP TABLE revisions; ALTER TABLE submissions DROP COLUMN revision; DROP TABLE notifications; DROP TABLE notifiers_seen; DELETE FROM schema_migrations WHERE version >= 2;",
         )
         .unwrap();
     drop(l);

@@ -170,6 +170,9 @@ pub fn router(state: &Path, options: ApiOptions) -> Router {
         .route("/api/v1/campaigns", get(campaigns))
         .route("/api/v1/namespaces/{namespace}/stages/{name}", get(stage))
         .route("/api/v1/submissions/{id}", get(submission))
+        .route("/api/v1/catalog/files", get(catalog_query))
+        .route("/api/v1/catalog/files/{name}", get(catalog_file))
+        .route("/api/v1/catalog/definitions", get(catalog_definitions))
         .route(
             "/api/v1/openapi.json",
             get(|| async { axum::Json(super::openapi::document()) }),
@@ -265,6 +268,87 @@ async fn submission(
     Ok(axum::Json(doc))
 }
 
+/// The most file names one answer lists.
+pub const MAX_FILES_LISTED: usize = 10_000;
+
+/// `GET /api/v1/catalog/files?query=...`: the parameters.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+pub struct CatalogQuery {
+    /// A catalog query, as `cascade catalog query` takes it.
+    pub query: String,
+    /// List at most this many names (default and most: 10,000); `count` is always the whole.
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// The files a query selects.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct CatalogAnswer {
+    /// How many files the query selects.
+    pub count: usize,
+    /// Their names, in catalog order, up to the limit.
+    pub files: Vec<String>,
+    /// Fewer names are listed than the query selects.
+    pub truncated: bool,
+}
+
+/// A named definition of the catalog.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct DefinitionAnswer {
+    pub name: String,
+    pub query: String,
+}
+
+async fn catalog_query(
+    State(dir): State<Dir>,
+    axum::extract::Query(q): axum::extract::Query<CatalogQuery>,
+) -> Result<axum::Json<CatalogAnswer>, ApiError> {
+    let limit = q.limit.unwrap_or(MAX_FILES_LISTED).min(MAX_FILES_LISTED);
+    let answer = read(dir, move |l| match l.query_names(&q.query) {
+        Ok(names) => {
+            let count = names.len();
+            let files: Vec<String> = names.into_iter().take(limit).collect();
+            Ok(CatalogAnswer {
+                count,
+                truncated: files.len() < count,
+                files,
+            })
+        }
+        // Located as the command line locates it: `query:1:COLUMN: error: ...`.
+        Err(crate::catalog::CatalogError::Query(e)) => {
+            Err(ApiError(StatusCode::BAD_REQUEST, e.to_string()))
+        }
+        Err(crate::catalog::CatalogError::Ledger(e)) => Err(e.into()),
+    })
+    .await?;
+    Ok(axum::Json(answer))
+}
+
+async fn catalog_file(
+    State(dir): State<Dir>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<axum::Json<crate::catalog::FileInfo>, ApiError> {
+    let info = read(dir, move |l| {
+        l.file_info(&name)?
+            .ok_or_else(|| not_found(format!("no file `{name}` in the catalog")))
+    })
+    .await?;
+    Ok(axum::Json(info))
+}
+
+async fn catalog_definitions(
+    State(dir): State<Dir>,
+) -> Result<axum::Json<Vec<DefinitionAnswer>>, ApiError> {
+    let defs = read(dir, |l| {
+        Ok(l.definitions()?
+            .into_iter()
+            .map(|(name, query)| DefinitionAnswer { name, query })
+            .collect())
+    })
+    .await?;
+    Ok(axum::Json(defs))
+}
+
 async fn metrics(State(dir): State<Dir>) -> Result<Response, ApiError> {
     let runtime = dir.options.runtime_metrics;
     let text = read(dir, move |l| Ok(metrics_text(l, runtime)?)).await?;
@@ -347,6 +431,11 @@ pub fn metrics_text(ledger: &Ledger, runtime: bool) -> crate::ledger::Result<Str
         "ledger_bytes",
         "Size of the state database and its write-ahead log",
         bytes,
+    );
+    registry.register(
+        "catalog_query_seconds",
+        "Time of the catalog queries this process made",
+        super::runtime_metrics::CATALOG_QUERY_SECONDS.clone(),
     );
     if runtime {
         super::runtime_metrics::RUNTIME.register(&mut registry);

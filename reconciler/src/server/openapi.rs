@@ -5,7 +5,9 @@
 use schemars::generate::{Contract, SchemaSettings};
 use serde_json::{Value, json};
 
-use super::api::{ActionAnswer, ActionBody, ErrorAnswer, SubmissionDocument};
+use super::api::{
+    ActionAnswer, ActionBody, CatalogAnswer, DefinitionAnswer, ErrorAnswer, SubmissionDocument,
+};
 use crate::cli::status::{StageDocument, StatusDocument};
 
 /// A JSON answer of `schema`.
@@ -39,6 +41,13 @@ pub fn document() -> Value {
     let stage = generator.subschema_for::<StageDocument>().to_value();
     let submission = generator.subschema_for::<SubmissionDocument>().to_value();
     let answer = generator.subschema_for::<ActionAnswer>().to_value();
+    let files = generator.subschema_for::<CatalogAnswer>().to_value();
+    let file = generator
+        .subschema_for::<crate::catalog::FileInfo>()
+        .to_value();
+    let definitions = generator
+        .subschema_for::<Vec<DefinitionAnswer>>()
+        .to_value();
     generator.subschema_for::<ErrorAnswer>();
     let mut schemas = generator.take_definitions(true);
     let mut requests = SchemaSettings::draft2020_12();
@@ -91,6 +100,27 @@ pub fn document() -> Value {
                 submission,
                 vec![path_parameter("id", "the submission's id (`namespace.stage.N`)")],
             ),
+            "/api/v1/catalog/files": {"get": {
+                "operationId": "catalogQuery",
+                "summary": "The files a catalog query selects (as `cascade catalog query`)",
+                "parameters": [
+                    {"name": "query", "in": "query", "required": true, "description": "the catalog query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "required": false, "description": "list at most this many names (at most 10,000)", "schema": {"type": "integer", "minimum": 0}},
+                ],
+                "responses": {
+                    "200": json_answer("the count and the names", files),
+                    "400": error("the query is wrong: `query:1:COLUMN: error: ...` with a hint"),
+                    "429": error("over the rate limit; see Retry-After"),
+                    "503": error("the state cannot be read"),
+                }
+            }},
+            "/api/v1/catalog/files/{name}": reads(
+                "A file: its metadata, parents and children",
+                "catalogFile",
+                file,
+                vec![path_parameter("name", "the file's name")],
+            ),
+            "/api/v1/catalog/definitions": reads("The catalog's named definitions", "catalogDefinitions", definitions, vec![]),
             "/api/v1/namespaces/{namespace}/{kind}/{name}/{action}": {"post": {
                 "operationId": "act",
                 "summary": "An operator action, recorded with who and why: campaigns pause, resume; stages pause, resume, launch, hold, release, kill, reset-split; submissions hold, release, kill, approve, force-located, recover",

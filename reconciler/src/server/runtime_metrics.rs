@@ -23,6 +23,11 @@ pub struct RuntimeMetrics {
     pub notification_errors: Counter,
 }
 
+/// Time of catalog queries made by this process (the planner's, the pages' and the API's),
+/// served by controllers and by `cascade serve` alike.
+pub static CATALOG_QUERY_SECONDS: LazyLock<Histogram> =
+    LazyLock::new(|| Histogram::new(exponential_buckets(0.0001, 2.0, 18)));
+
 /// The process's runtime metrics.
 pub static RUNTIME: LazyLock<RuntimeMetrics> = LazyLock::new(|| RuntimeMetrics {
     // 0.5 ms to about 16 s.
