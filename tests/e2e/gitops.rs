@@ -865,3 +865,74 @@ fn the_pull_request_that_adds_the_first_campaign_plans_its_launches() {
         text(&out.stderr)
     );
 }
+
+/// Commit statuses on the revision the controller applied, as GitHub's and GitLab's APIs take
+/// them, sent to a receiver on loopback standing in for both (their real servers are not
+/// reachable from here).
+#[test]
+fn commit_statuses_are_set_on_the_applied_revision() {
+    let dir = TempDir::new("gitops-statuses");
+    let receiver = crate::notify::Receiver::start(&[201]);
+    let token = dir.join("forge-token");
+    std::fs::write(&token, "forge-t0ken\n").unwrap();
+    let repos = Repos::new(&dir);
+    let mut yaml = campaign(100);
+    for (name, kind) in [("gh", "github"), ("gl", "gitlab")] {
+        yaml.push_str(&format!(
+            "---\napiVersion: cascade.dev/v1alpha1\nkind: Notifier\nmetadata: {{name: {name}, namespace: exp}}\nspec:\n  type: {kind}\n  address: http://127.0.0.1:{}/\n  repository: org/prod\n  tokenFile: {}\n  events: [stageCompleted, campaignSucceeded]\n",
+            receiver.port,
+            token.display()
+        ));
+    }
+    let commit = repos.commit(&yaml, "a campaign and its commit statuses");
+    let port = free_port();
+    let _daemon = git_daemon(&repos.served, port);
+    let state = dir.join("state").to_str().unwrap().to_string();
+    let url = format!("git://127.0.0.1:{port}/campaigns.git");
+    let out = Command::new(cascade_bin())
+        .args([
+            "run", "-q", "--state", &state, "--git", &url, "--path", "prod",
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got = receiver.received();
+    let mut seen: Vec<(String, String)> = got
+        .iter()
+        .map(|r| {
+            let state = r.body["state"].as_str().unwrap_or("?").to_string();
+            (r.path.clone(), state)
+        })
+        .collect();
+    seen.sort();
+    let github = format!("/repos/org/prod/statuses/{commit}");
+    let gitlab = format!("/api/v4/projects/org%2Fprod/statuses/{commit}");
+    let mut expected = vec![
+        (github.clone(), "pending".to_string()),
+        (github.clone(), "success".to_string()),
+        (gitlab.clone(), "running".to_string()),
+        (gitlab.clone(), "success".to_string()),
+    ];
+    expected.sort();
+    assert_eq!(seen, expected, "{got:#?}");
+    for r in &got {
+        let headers = r.headers.to_ascii_lowercase();
+        if r.path == github {
+            assert!(
+                headers.contains("authorization: bearer forge-t0ken"),
+                "{headers}"
+            );
+            assert_eq!(r.body["context"], "cascade/exp/c");
+        } else {
+            assert!(headers.contains("private-token: forge-t0ken"), "{headers}");
+            assert_eq!(r.body["name"], "cascade/exp/c");
+        }
+        assert!(
+            r.body["description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty())
+        );
+    }
+    assert_eq!(status_json(&state)["notifications"]["sent"], 4);
+}

@@ -12,22 +12,22 @@ use crate::support::{TempDir, cascade_bin, generator_campaign, root, status_json
 
 /// A request the receiver got.
 #[derive(Clone, Debug)]
-struct Received {
-    path: String,
-    headers: String,
-    body: serde_json::Value,
-    answered: u16,
+pub struct Received {
+    pub path: String,
+    pub headers: String,
+    pub body: serde_json::Value,
+    pub answered: u16,
 }
 
 /// An HTTP receiver on loopback answering each request with the next status of `answers`
 /// (the last one for ever after).
-struct Receiver {
-    port: u16,
+pub struct Receiver {
+    pub port: u16,
     got: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {
-    fn start(answers: &[u16]) -> Receiver {
+    pub fn start(answers: &[u16]) -> Receiver {
         Receiver::on(TcpListener::bind("127.0.0.1:0").unwrap(), answers)
     }
 
@@ -84,7 +84,7 @@ impl Receiver {
         Receiver { port, got }
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub fn received(&self) -> Vec<Received> {
         self.got.lock().unwrap().clone()
     }
 }
