@@ -129,6 +129,16 @@ fn git_daemon(base: &Path, port: u16) -> Server {
     Server(child)
 }
 
+/// `cascade run -q` once over the repository at `url`, its definitions under `prod/`.
+fn run_from_git(state: &str, url: &str) -> Command {
+    let mut run = Command::new(cascade_bin());
+    run.args([
+        "run", "-q", "--state", state, "--git", url, "--path", "prod",
+    ])
+    .current_dir(root());
+    run
+}
+
 fn controller(state: &str, args: &[&str]) -> Server {
     let child = Command::new(cascade_bin())
         .args(["run", "--watch", "-q", "--state", state])
@@ -707,13 +717,7 @@ fn credentials_open_a_private_repository_and_never_show() {
     let url = format!("http://127.0.0.1:{http}/campaigns.git");
     // Without credentials: refused, said, nothing applied.
     let state = dir.join("nocreds").to_str().unwrap().to_string();
-    let out = Command::new(cascade_bin())
-        .args([
-            "run", "-q", "--state", &state, "--git", &url, "--path", "prod",
-        ])
-        .current_dir(root())
-        .output()
-        .unwrap();
+    let out = run_from_git(&state, &url).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("authentication"),
@@ -722,13 +726,9 @@ fn credentials_open_a_private_repository_and_never_show() {
     );
     // With them (from the environment): applied and run to the end.
     let state = dir.join("state").to_str().unwrap().to_string();
-    let out = Command::new(cascade_bin())
-        .args([
-            "run", "-q", "--state", &state, "--git", &url, "--path", "prod",
-        ])
+    let out = run_from_git(&state, &url)
         .env("CASCADE_GIT_USERNAME", "bot")
         .env("CASCADE_GIT_PASSWORD", password)
-        .current_dir(root())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -889,13 +889,7 @@ fn commit_statuses_are_set_on_the_applied_revision() {
     let _daemon = git_daemon(&repos.served, port);
     let state = dir.join("state").to_str().unwrap().to_string();
     let url = format!("git://127.0.0.1:{port}/campaigns.git");
-    let out = Command::new(cascade_bin())
-        .args([
-            "run", "-q", "--state", &state, "--git", &url, "--path", "prod",
-        ])
-        .current_dir(root())
-        .output()
-        .unwrap();
+    let out = run_from_git(&state, &url).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let got = receiver.received();
     let mut seen: Vec<(String, String)> = got
