@@ -501,6 +501,11 @@ fn every_answer_matches_the_openapi_description() {
             "/api/v1/catalog/definitions",
             "200",
         ),
+        (
+            "/api/v1/namespaces/eve/stages/mc-reco/explain",
+            "/api/v1/namespaces/{namespace}/stages/{name}/explain",
+            "200",
+        ),
     ];
     for (i, (url, path, code)) in cases.iter().enumerate() {
         let (got, _, body) = server.request("GET", url);
@@ -579,4 +584,26 @@ fn catalog_queries_answer_as_the_command_line() {
         metrics.contains("cascade_catalog_query_seconds_count"),
         "{metrics}"
     );
+}
+
+/// The API's explanation of a stage is what `cascade explain --format json` prints; the text
+/// form tells the same submissions.
+#[test]
+fn the_api_explains_a_stage_as_explain_does() {
+    let (state, server) = served_eve_mc("serve-explain");
+    let s = state.path();
+    let api = server.json("/api/v1/namespaces/eve/stages/mc-reco/explain");
+    let cli = cascade(&["explain", "mc-reco", "--state", s, "--format", "json"]);
+    assert!(cli.status.success(), "{}", text(&cli.stderr));
+    let printed: serde_json::Value = serde_json::from_str(&text(&cli.stdout)).unwrap();
+    assert_eq!(api, printed);
+    assert_eq!(api["stage"]["state"], "Completed");
+    let plain = text(&cascade(&["explain", "mc-reco", "--state", s]).stdout);
+    for sub in api["submissions"].as_array().unwrap() {
+        let id = sub["submission"]["submission"]["id"].as_str().unwrap();
+        assert!(plain.contains(id), "{id} in the text form too");
+        assert!(!sub["history"].as_array().unwrap().is_empty());
+    }
+    let (code, _, _) = server.request("GET", "/api/v1/namespaces/eve/stages/nope/explain");
+    assert_eq!(code, 404);
 }

@@ -13,6 +13,59 @@ pub struct ExplainArgs {
     pub stage: String,
     #[command(flatten)]
     pub state: StateArg,
+    /// Output for people (`text`) or machines (`json`)
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: super::plan::Format,
+}
+
+/// A submission and its status history (`GET /api/v1/submissions/ID`, and each submission
+/// of an explanation).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct SubmissionDocument {
+    pub submission: crate::ledger::SubmissionRow,
+    pub history: Vec<crate::ledger::HistoryRow>,
+}
+
+impl SubmissionDocument {
+    pub fn of(
+        ledger: &crate::ledger::Ledger,
+        submission: crate::ledger::SubmissionRow,
+    ) -> crate::ledger::Result<SubmissionDocument> {
+        let history = ledger.history(Some(&submission.submission.id))?;
+        Ok(SubmissionDocument {
+            submission,
+            history,
+        })
+    }
+}
+
+/// What `cascade explain --format json` prints: the stage with its reason, and every one of
+/// its submissions with its history.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct ExplainDocument {
+    pub stage: super::status::StageEntry,
+    pub submissions: Vec<SubmissionDocument>,
+}
+
+pub fn explain_document(
+    ledger: &crate::ledger::Ledger,
+    found: &crate::ledger::SavedStage,
+) -> crate::ledger::Result<ExplainDocument> {
+    let rows = ledger.stage_submission_rows(&found.stage)?;
+    let mut counts = std::collections::BTreeMap::new();
+    for r in &rows {
+        *counts
+            .entry(r.submission.status.as_str().to_string())
+            .or_insert(0u32) += 1;
+    }
+    let submissions = rows
+        .into_iter()
+        .map(|r| SubmissionDocument::of(ledger, r))
+        .collect::<crate::ledger::Result<_>>()?;
+    Ok(ExplainDocument {
+        stage: super::status::stage_entry(found, counts),
+        submissions,
+    })
 }
 
 pub fn explain(args: &ExplainArgs) -> std::io::Result<Exit> {
@@ -47,6 +100,12 @@ pub fn explain(args: &ExplainArgs) -> std::io::Result<Exit> {
         return Ok(Exit::Rejected);
     };
     let mut out = std::io::stdout().lock();
+    if let super::plan::Format::Json = args.format {
+        let doc = explain_document(&ledger, found).map_err(std::io::Error::other)?;
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        writeln!(out)?;
+        return Ok(Exit::Ok);
+    }
     write_explanation(&mut out, &ledger, found)?;
     Ok(Exit::Ok)
 }

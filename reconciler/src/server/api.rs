@@ -28,6 +28,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::cli::explain::SubmissionDocument;
 use crate::ledger::{Ledger, LedgerError};
 
 /// A JSON error answer.
@@ -40,13 +41,6 @@ pub struct ErrorAnswer {
     pub error: String,
     /// The HTTP status code, again.
     pub status: u16,
-}
-
-/// A submission and its status history (`GET /api/v1/submissions/ID`).
-#[derive(serde::Serialize, schemars::JsonSchema)]
-pub struct SubmissionDocument {
-    pub submission: crate::ledger::SubmissionRow,
-    pub history: Vec<crate::ledger::HistoryRow>,
 }
 
 /// What an action did, as the command line says it.
@@ -169,6 +163,10 @@ pub fn router(state: &Path, options: ApiOptions) -> Router {
         .route("/api/v1/status", get(status))
         .route("/api/v1/campaigns", get(campaigns))
         .route("/api/v1/namespaces/{namespace}/stages/{name}", get(stage))
+        .route(
+            "/api/v1/namespaces/{namespace}/stages/{name}/explain",
+            get(explain),
+        )
         .route("/api/v1/submissions/{id}", get(submission))
         .route("/api/v1/catalog/files", get(catalog_query))
         .route("/api/v1/catalog/files/{name}", get(catalog_file))
@@ -250,6 +248,21 @@ async fn stage(
     Ok(axum::Json(doc))
 }
 
+async fn explain(
+    State(dir): State<Dir>,
+    UrlPath((namespace, name)): UrlPath<(String, String)>,
+) -> Result<axum::Json<crate::cli::explain::ExplainDocument>, ApiError> {
+    let key = crate::model::ObjectKey::new(namespace, name);
+    let doc = read(dir, move |l| {
+        let saved = l
+            .saved_stage(&key)?
+            .ok_or_else(|| not_found(format!("no stage `{key}` in this state")))?;
+        Ok(crate::cli::explain::explain_document(l, &saved)?)
+    })
+    .await?;
+    Ok(axum::Json(doc))
+}
+
 async fn submission(
     State(dir): State<Dir>,
     UrlPath(id): UrlPath<String>,
@@ -258,11 +271,7 @@ async fn submission(
         let submission = l
             .submission(&id)?
             .ok_or_else(|| not_found(format!("no submission `{id}` in this state")))?;
-        let history = l.history(Some(&id))?;
-        Ok(SubmissionDocument {
-            submission,
-            history,
-        })
+        Ok(SubmissionDocument::of(l, submission)?)
     })
     .await?;
     Ok(axum::Json(doc))

@@ -5,9 +5,8 @@
 use schemars::generate::{Contract, SchemaSettings};
 use serde_json::{Value, json};
 
-use super::api::{
-    ActionAnswer, ActionBody, CatalogAnswer, DefinitionAnswer, ErrorAnswer, SubmissionDocument,
-};
+use super::api::{ActionAnswer, ActionBody, CatalogAnswer, DefinitionAnswer, ErrorAnswer};
+use crate::cli::explain::{ExplainDocument, SubmissionDocument};
 use crate::cli::status::{StageDocument, StatusDocument};
 
 /// A JSON answer of `schema`.
@@ -40,6 +39,7 @@ pub fn document() -> Value {
         .to_value();
     let stage = generator.subschema_for::<StageDocument>().to_value();
     let submission = generator.subschema_for::<SubmissionDocument>().to_value();
+    let explanation = generator.subschema_for::<ExplainDocument>().to_value();
     let answer = generator.subschema_for::<ActionAnswer>().to_value();
     let files = generator.subschema_for::<CatalogAnswer>().to_value();
     let file = generator
@@ -92,6 +92,12 @@ pub fn document() -> Value {
                 "A stage's status and its submissions",
                 "stage",
                 stage,
+                vec![ns.clone(), path_parameter("name", "the stage's name")],
+            ),
+            "/api/v1/namespaces/{namespace}/stages/{name}/explain": reads(
+                "Why a stage is where it is, with each submission and its history (`cascade explain --format json`)",
+                "explain",
+                explanation,
                 vec![ns.clone(), path_parameter("name", "the stage's name")],
             ),
             "/api/v1/submissions/{id}": reads(
