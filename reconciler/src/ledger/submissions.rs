@@ -506,6 +506,29 @@ impl Ledger {
         self.rows_where(Which::All)
     }
 
+    /// When a submission of each of `stages` last changed (stages without one are left out).
+    pub fn last_submission_updates(
+        &self,
+        stages: &[&ObjectKey],
+    ) -> Result<HashMap<ObjectKey, i64>> {
+        let mut out = HashMap::new();
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT MAX(updated) FROM submissions WHERE namespace = ? AND stage = ?",
+            )
+            .at(self)?;
+        for key in stages {
+            let at: Option<i64> = stmt
+                .query_row(params![key.namespace, key.name], |r| r.get(0))
+                .at(self)?;
+            if let Some(at) = at {
+                out.insert((*key).clone(), at);
+            }
+        }
+        Ok(out)
+    }
+
     /// The submissions of one stage.
     pub fn stage_submission_rows(&self, stage: &ObjectKey) -> Result<Vec<SubmissionRow>> {
         self.rows_where(Which::Stage(stage))

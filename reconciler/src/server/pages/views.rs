@@ -40,19 +40,6 @@ fn campaign_state(stages: &BTreeMap<String, u32>) -> &'static str {
     }
 }
 
-/// When anything of each stage last changed: its state, or one of its submissions.
-fn last_activity(ledger: &Ledger) -> Result<BTreeMap<ObjectKey, i64>> {
-    let rows: Vec<(String, String, i64)> = ledger.rows(
-        "SELECT namespace, stage, MAX(updated) FROM submissions GROUP BY namespace, stage",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
-    Ok(rows
-        .into_iter()
-        .map(|(ns, stage, at)| (ObjectKey::new(ns, stage), at))
-        .collect())
-}
-
 #[derive(Serialize)]
 struct CampaignRow {
     namespace: String,
@@ -67,7 +54,6 @@ struct CampaignRow {
 /// at a time from page `page` (1-based).
 pub fn campaigns(ledger: &Ledger, namespace: Option<&str>, page: usize) -> Result<Value> {
     let stages = ledger.saved_stage_status()?;
-    let activity = last_activity(ledger)?;
     let mut namespaces: Vec<String> = stages.iter().map(|s| s.stage.namespace.clone()).collect();
     namespaces.sort();
     namespaces.dedup();
@@ -81,14 +67,27 @@ pub fn campaigns(ledger: &Ledger, namespace: Option<&str>, page: usize) -> Resul
     let total = chosen.len();
     let pages = total.div_ceil(CAMPAIGNS_PER_PAGE).max(1);
     let page = page.clamp(1, pages);
-    let mut rows = Vec::new();
-    for (key, status) in chosen
+    let shown: Vec<_> = chosen
         .into_iter()
         .skip((page - 1) * CAMPAIGNS_PER_PAGE)
         .take(CAMPAIGNS_PER_PAGE)
-    {
+        .collect();
+    // When each shown campaign last changed: a stage's state, or one of its submissions.
+    let of_shown: Vec<&SavedStage> = stages
+        .iter()
+        .filter(|s| {
+            shown.iter().any(|(key, _)| {
+                key.split_once('/')
+                    .is_some_and(|(ns, name)| s.stage.namespace == ns && s.campaign == name)
+            })
+        })
+        .collect();
+    let keys: Vec<&ObjectKey> = of_shown.iter().map(|s| &s.stage).collect();
+    let activity = ledger.last_submission_updates(&keys)?;
+    let mut rows = Vec::new();
+    for (key, status) in shown {
         let (ns, name) = key.split_once('/').unwrap_or(("", &key));
-        let last = stages
+        let last = of_shown
             .iter()
             .filter(|s| s.stage.namespace == ns && s.campaign == name)
             .map(|s| s.since.max(activity.get(&s.stage).copied().unwrap_or(0)))
