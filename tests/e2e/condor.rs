@@ -131,10 +131,15 @@ fn mock_condor_jobs_are_bound_by_the_printed_cluster_and_followed_to_completion(
     let s = state.to_str().unwrap().to_string();
     mock.queue(&[(0, 1, ""), (1, 1, "")]);
     let run = start(&mock, &campaign, &s);
-    wait_for("two idle jobs", Duration::from_secs(30), || {
-        submission(&s, "exp.gen.1")["submission"]["jobs"]["idle"].as_u64() == Some(2)
-    });
-    assert_eq!(submission(&s, "exp.gen.1")["submission"]["status"], "Idle");
+    // The status follows the observation at the controller's next reconcile.
+    wait_for(
+        "two idle jobs, the submission Idle",
+        Duration::from_secs(30),
+        || {
+            let sub = submission(&s, "exp.gen.1")["submission"].clone();
+            sub["jobs"]["idle"].as_u64() == Some(2) && sub["status"] == "Idle"
+        },
+    );
     // One runs, one is held by the schedd: the submission is Held, with HTCondor's reason.
     mock.queue(&[
         (0, 2, ""),
