@@ -52,20 +52,12 @@ pub fn explain_document(
     found: &crate::ledger::SavedStage,
 ) -> crate::ledger::Result<ExplainDocument> {
     let rows = ledger.stage_submission_rows(&found.stage)?;
-    let mut counts = std::collections::BTreeMap::new();
-    for r in &rows {
-        *counts
-            .entry(r.submission.status.as_str().to_string())
-            .or_insert(0u32) += 1;
-    }
+    let stage = super::status::stage_entry_of(found, &rows);
     let submissions = rows
         .into_iter()
         .map(|r| SubmissionDocument::of(ledger, r))
         .collect::<crate::ledger::Result<_>>()?;
-    Ok(ExplainDocument {
-        stage: super::status::stage_entry(found, counts),
-        submissions,
-    })
+    Ok(ExplainDocument { stage, submissions })
 }
 
 pub fn explain(args: &ExplainArgs) -> std::io::Result<Exit> {
@@ -106,23 +98,24 @@ pub fn explain(args: &ExplainArgs) -> std::io::Result<Exit> {
         writeln!(out)?;
         return Ok(Exit::Ok);
     }
-    write_explanation(&mut out, &ledger, found)?;
+    let subs = ledger
+        .stage_submission_rows(&found.stage)
+        .map_err(std::io::Error::other)?;
+    write_explanation(&mut out, &ledger, found, &subs)?;
     Ok(Exit::Ok)
 }
 
-/// Why `found` is where it is: its reason, then each of its submissions with its input,
-/// command, revision, launch log and status history (what `cascade explain` prints and the
-/// stage page shows).
+/// Why `found` is where it is: its reason, then each of its submissions (`subs`) with its
+/// input, command, revision, launch log and status history (what `cascade explain` prints and
+/// the stage page shows).
 pub fn write_explanation(
     out: &mut impl Write,
     ledger: &crate::ledger::Ledger,
     found: &crate::ledger::SavedStage,
+    subs: &[crate::ledger::SubmissionRow],
 ) -> std::io::Result<()> {
     writeln!(out, "{} is {}: {}", found.stage, found.state, found.reason)?;
-    let subs = ledger
-        .stage_submission_rows(&found.stage)
-        .map_err(std::io::Error::other)?;
-    for r in &subs {
+    for r in subs {
         let s = &r.submission;
         writeln!(
             out,

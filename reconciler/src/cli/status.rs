@@ -235,11 +235,18 @@ pub fn stage_document(
         return Ok(None);
     };
     let subs = ledger.stage_submission_rows(key)?;
-    let counts = submission_counts(&subs).remove(key).unwrap_or_default();
     Ok(Some(StageDocument {
-        stage: stage_entry(&saved, counts),
+        stage: stage_entry_of(&saved, &subs),
         submissions: subs,
     }))
+}
+
+/// A stage's entry, its submissions (`subs`, all of that stage) counted by status.
+pub fn stage_entry_of(saved: &SavedStage, subs: &[SubmissionRow]) -> StageEntry {
+    let counts = submission_counts(subs)
+        .remove(&saved.stage)
+        .unwrap_or_default();
+    stage_entry(saved, counts)
 }
 
 /// `split nfiles(n=10) at slice 3` (`, exhausted`): the split in its normalised form.

@@ -318,7 +318,7 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
             if left > 0 {
                 tracing::warn!(
                     pending = left,
-                    "{left} notification(s) not delivered yet (the receiver fails); the next `cascade run` retries them, `cascade status` shows why"
+                    "{left} notification(s) not delivered yet; the next `cascade run` retries them, `cascade status` shows why"
                 );
             }
             return Ok(Summary {

@@ -230,7 +230,7 @@ pub fn stage(ledger: &Ledger, key: &ObjectKey) -> Result<Option<Value>> {
     }
     let secrets = Secrets::of(&secrets_env, &commands);
     let mut explanation = Vec::new();
-    crate::cli::explain::write_explanation(&mut explanation, ledger, &saved)
+    crate::cli::explain::write_explanation(&mut explanation, ledger, &saved, &subs)
         .map_err(crate::ledger::LedgerError::Io)?;
     let campaign = saved.campaign.clone();
     Ok(Some(json!({
