@@ -84,8 +84,11 @@ impl Pages {
         let mut env = minijinja::Environment::new();
         macro_rules! template {
             ($($name:literal),*) => {$(
-                env.add_template($name, include_str!(concat!("templates/", $name)))
-                    .expect(concat!("the template ", $name, " parses"));
+                // Built into the binary and rendered by the tests; were one broken, its pages
+                // would answer 500 saying so (`render`), and the server would still serve.
+                if let Err(e) = env.add_template($name, include_str!(concat!("templates/", $name))) {
+                    tracing::error!(template = $name, error = %e, "a page template does not parse");
+                }
             )*};
         }
         template!(
