@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod cli;
 pub mod fast;
 pub mod ini;
+pub mod k8s;
 pub mod launch;
 pub mod ledger;
 pub mod model;

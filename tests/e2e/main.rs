@@ -10,6 +10,7 @@ mod datasets;
 mod faults;
 mod gitops;
 mod ini;
+mod kube;
 mod notify;
 mod operator;
 mod pages;

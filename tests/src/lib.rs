@@ -1,1 +1,3 @@
+//! Support shared by the end-to-end tests and benchmarks.
 
+pub mod fake_apiserver;

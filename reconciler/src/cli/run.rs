@@ -13,7 +13,7 @@ use crate::source::git::GitSource;
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// Files or directories of YAML resources
-    #[arg(required_unless_present = "git", conflicts_with = "git")]
+    #[arg(required_unless_present_any = ["git", "kube"], conflicts_with_all = ["git", "kube"])]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub state: StateArg,
@@ -49,9 +49,76 @@ pub struct RunArgs {
     pub serve_public_read: bool,
     #[command(flatten)]
     pub log: super::logging::LogArgs,
-    // Last: its help heading would otherwise also head the options after it.
+    // Last: their help headings would otherwise also head the options after them.
     #[command(flatten)]
     pub git: GitArgs,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
+
+/// Following Cascade's custom resources in a Kubernetes cluster instead of files.
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Kubernetes source")]
+pub struct KubeArgs {
+    /// Watch Cascade's custom resources through the Kubernetes API (the kubeconfig, or the
+    /// pod's service account in a cluster) and write their status back
+    #[arg(long, conflicts_with = "git")]
+    pub kube: bool,
+    /// Watch only these namespaces (repeat, or separate with commas); default: all
+    #[arg(
+        long = "namespace",
+        value_delimiter = ',',
+        env = "CASCADE_NAMESPACES",
+        requires = "kube"
+    )]
+    pub namespaces: Vec<String>,
+    /// Launch only while holding a `coordination.k8s.io` Lease, so that of several replicas
+    /// one launches
+    #[arg(long, requires = "kube")]
+    pub leader_election: bool,
+    /// The Lease's name
+    #[arg(
+        long,
+        default_value = "cascade-controller",
+        requires = "leader_election"
+    )]
+    pub lease_name: String,
+    /// The Lease's namespace; default: $POD_NAMESPACE, else `default`
+    #[arg(long, requires = "leader_election")]
+    pub lease_namespace: Option<String>,
+    /// This replica's name in the Lease and in Events; default: $POD_NAME, else the host name
+    #[arg(long, requires = "kube")]
+    pub identity: Option<String>,
+}
+
+impl KubeArgs {
+    pub fn follow(&self) -> crate::k8s::KubeFollow {
+        let identity = self
+            .identity
+            .clone()
+            .or_else(|| std::env::var("POD_NAME").ok())
+            .or_else(host_name)
+            .unwrap_or_else(|| format!("cascade-{}", std::process::id()));
+        crate::k8s::KubeFollow {
+            namespaces: self.namespaces.clone(),
+            lease: self.leader_election.then(|| crate::k8s::lease::Settings {
+                namespace: self
+                    .lease_namespace
+                    .clone()
+                    .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                    .unwrap_or_else(|| "default".into()),
+                name: self.lease_name.clone(),
+                identity: identity.clone(),
+                duration: crate::k8s::LEASE_DURATION,
+            }),
+            identity,
+        }
+    }
+}
+
+fn host_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    Some(name.trim().to_string()).filter(|n| !n.is_empty())
 }
 
 /// Following a git repository instead of files.
@@ -163,6 +230,7 @@ fn parse_poll(text: &str) -> Result<Duration, String> {
 
 pub fn run(args: &RunArgs) -> std::io::Result<Exit> {
     let source = match args.git.source(&args.paths) {
+        Ok(_) if args.kube.kube => SourceSpec::Kube(args.kube.follow()),
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

@@ -502,6 +502,31 @@ impl Ledger {
         Ok(out)
     }
 
+    /// Each stage's submissions counted by status (what a stage's status subresource shows).
+    pub fn submission_counts(
+        &self,
+    ) -> Result<HashMap<ObjectKey, std::collections::BTreeMap<String, u32>>> {
+        let mut out: HashMap<ObjectKey, std::collections::BTreeMap<String, u32>> = HashMap::new();
+        let rows = self.rows(
+            "SELECT namespace, stage, status, COUNT(*) FROM submissions GROUP BY namespace, stage, status",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, u32>(3)?,
+                ))
+            },
+        )?;
+        for (ns, stage, status, n) in rows {
+            out.entry(ObjectKey::new(ns, stage))
+                .or_default()
+                .insert(status, n);
+        }
+        Ok(out)
+    }
+
     pub fn submission_rows(&self) -> Result<Vec<SubmissionRow>> {
         self.rows_where(Which::All)
     }

@@ -20,7 +20,7 @@ use super::yaml::{Document, Node, NodeKind, Pos, parse_stream};
 pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
 
 /// A file's name (as shown in messages) and contents.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceFile {
     pub path: String,
     pub bytes: Vec<u8>,

@@ -32,6 +32,12 @@ pub fn stage_status(
             // Ready: the stage's outputs are there for whatever waits on the stage as a whole.
             condition("Ready", succeeded, phase),
             condition("Progressing", s.state == StageState::Running, phase),
+            // Paused by the definitions (`paused: true` on it or its campaign) or by an operator.
+            condition(
+                "Paused",
+                paused(s),
+                if paused(s) { "Paused" } else { "NotPaused" },
+            ),
             condition(
                 "Degraded",
                 degraded,
@@ -52,6 +58,11 @@ pub fn stage_status(
         exhausted: s.exhausted,
         revision: None,
     }
+}
+
+/// Paused by the definitions or by an operator (`cascade pause`).
+fn paused(s: &StageStatus) -> bool {
+    s.paused_by_definitions || s.drift.is_some()
 }
 
 /// A campaign's status from its progress and its stages' statuses.
@@ -78,8 +89,46 @@ pub fn campaign_status(
         message,
         last_transition_time: since.to_string(),
     };
+    let running = stages.iter().any(|s| s.state == StageState::Running);
+    let all_paused = n > 0 && stages.iter().all(|s| paused(s));
     CampaignStatus {
         conditions: vec![
+            condition(
+                "Ready",
+                done == n,
+                if done == n {
+                    "AllStagesReady"
+                } else {
+                    "StagesPending"
+                },
+                format!("{done} of {n} stages ready"),
+            ),
+            condition(
+                "Progressing",
+                running,
+                if running {
+                    "StagesRunning"
+                } else {
+                    "NothingRunning"
+                },
+                format!(
+                    "{} of {n} stages running",
+                    stages
+                        .iter()
+                        .filter(|s| s.state == StageState::Running)
+                        .count()
+                ),
+            ),
+            condition(
+                "Paused",
+                all_paused,
+                if all_paused { "Paused" } else { "NotPaused" },
+                if all_paused {
+                    "every stage is paused".to_string()
+                } else {
+                    "not paused".to_string()
+                },
+            ),
             condition(
                 "Succeeded",
                 done == n,

@@ -70,7 +70,7 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
             revision: None,
             checkout: None,
         }),
-        SourceSpec::Git(_) => None,
+        SourceSpec::Git(_) | SourceSpec::Kube(_) => None,
     };
     crate::ledger::prepare_state_dir(&opts.state)?;
     let state = std::path::absolute(&opts.state)?;
@@ -94,8 +94,14 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
         )));
     }
     let mut ledger = Ledger::open(&state)?;
+    let mut kube = None;
     let mut applied = match (&opts.source, dir_applied) {
         (SourceSpec::Git(follow), _) => initial_git(&mut ledger, &state, follow)?,
+        (SourceSpec::Kube(follow), _) => {
+            let (side, applied) = crate::k8s::KubeSide::start(follow, &state).await?;
+            kube = Some(side);
+            applied
+        }
         (SourceSpec::Dir(_), Some(applied)) => applied,
         (SourceSpec::Dir(paths), None) => Applied {
             graph: load_dir(paths).map_err(LedgerError::Rejected)?,
@@ -250,6 +256,9 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
                     &format!("the definitions say splitResets: {to}"),
                 )?,
                 Action::Launch(l) => {
+                    if kube.as_ref().is_some_and(|k| !k.leading()) {
+                        return Err(lost_lead());
+                    }
                     let launcher = l
                         .launch
                         .env
@@ -285,6 +294,9 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
                 applied.revision.as_deref(),
             )?;
             saved_stages = Some(planned.stages.clone());
+            if let Some(k) = &kube {
+                k.report(&ledger)?;
+            }
         }
         if opts.progress {
             // A block when a stage changes state, and at most one a second otherwise.
@@ -371,6 +383,14 @@ pub async fn run(mut opts: Options) -> Result<Summary> {
                 }
             }
             Some(id) = done_rx.recv() => { launching.remove(&id); }
+            happened = kube_event(&mut kube) => match happened {
+                crate::k8s::KubeEvent::Snapshot(snap) => {
+                    if let Some(k) = &mut kube {
+                        k.take(snap, Some(&mut ledger), &mut applied)?;
+                    }
+                }
+                crate::k8s::KubeEvent::LostLead => return Err(lost_lead()),
+            },
             _ = interrupt.recv() => return Err(interrupted()),
             _ = terminate.recv() => return Err(interrupted()),
         }
@@ -398,6 +418,23 @@ const NOTIFY_FLUSH: Duration = Duration::from_secs(20);
 
 /// How long a settled controller waits before reconciling again when nothing wakes it.
 const IDLE_TICK: Duration = Duration::from_secs(30);
+
+/// What the Kubernetes side has to say next (never, without one).
+async fn kube_event(kube: &mut Option<crate::k8s::KubeSide>) -> crate::k8s::KubeEvent {
+    match kube {
+        Some(k) => k.next_event().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Another replica leads now: stop at once, so that only one launches (the pod restarts and
+/// waits for the Lease).
+fn lost_lead() -> LedgerError {
+    LedgerError::Invalid(
+        "no longer holding the leader Lease: stopping so that only the leading replica launches"
+            .into(),
+    )
+}
 
 fn interrupted() -> LedgerError {
     LedgerError::Interrupted

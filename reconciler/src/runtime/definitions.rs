@@ -23,6 +23,8 @@ use crate::source::git::{self, GitSource, Head};
 pub enum SourceSpec {
     Dir(Vec<PathBuf>),
     Git(GitFollow),
+    /// Custom resources in a Kubernetes cluster.
+    Kube(crate::k8s::KubeFollow),
 }
 
 /// A git branch to follow.

@@ -1,0 +1,466 @@
+//! `cascade controller --kube` against a fake Kubernetes API server.
+//!
+//! No Kubernetes API server can be installed on these machines, so the API is the in-process
+//! fake of `cascade_tests::fake_apiserver` (real HTTP on loopback, the API's JSON shapes);
+//! everything else is real: the `cascade` binary, its `kube` client and watchers, the ledger,
+//! the local batch system and the jobs.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cascade_tests::fake_apiserver::FakeApiServer;
+use serde_json::{Value, json};
+
+use crate::support::{TempDir, cascade_bin, finish, root};
+
+/// The objects of a multi-document YAML text, as JSON.
+fn objects(yaml: &str) -> Vec<Value> {
+    yaml.split("\n---")
+        .map(|doc| doc.trim_start_matches('-').trim())
+        .filter(|doc| doc.lines().any(|l| l.starts_with("kind:")))
+        .map(|doc| serde_saphyr::from_str::<Value>(doc).unwrap_or_else(|e| panic!("{e}: {doc}")))
+        .collect()
+}
+
+/// The EVE example's resources, with the job script at its absolute path (in a cluster the
+/// scripts are in the controller's image; there is no checkout to be relative to).
+fn eve_mc() -> Vec<Value> {
+    let script = root().join("examples/bin/eve.sh");
+    let mut all = Vec::new();
+    for file in ["setup.yaml", "campaign.yaml"] {
+        let text = std::fs::read_to_string(root().join("examples/eve_mc").join(file)).unwrap();
+        let text = text.replace("../bin/eve.sh", &script.display().to_string());
+        all.extend(objects(&text));
+    }
+    all
+}
+
+struct Controller {
+    child: Option<Child>,
+    state: TempDir,
+    _config: TempDir,
+}
+
+impl Controller {
+    fn start(api: &FakeApiServer, name: &str, extra: &[&str]) -> Controller {
+        let config = TempDir::new(&format!("{name}-kubeconfig"));
+        let kubeconfig = format!("{}/config", config.path());
+        std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+        let state = TempDir::new(name);
+        let log = std::fs::File::create(format!("{}/controller.log", config.path())).unwrap();
+        let child = Command::new(cascade_bin())
+            .args([
+                "controller",
+                "--kube",
+                "--state",
+                state.path(),
+                "--identity",
+                "replica-a",
+            ])
+            .args(extra)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("CASCADE_LOG", "info")
+            .current_dir(root())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start the controller");
+        Controller {
+            child: Some(child),
+            state,
+            _config: config,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(format!("{}/controller.log", self._config.path()))
+            .unwrap_or_default()
+    }
+
+    /// Waits for `done`, showing the controller's log if it does not come.
+    fn wait(&self, what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            if start.elapsed() > limit {
+                panic!(
+                    "timed out waiting for {what}; the controller said:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn submissions(&self) -> Vec<Value> {
+        let out =
+            crate::support::cascade(&["status", "--state", self.state.path(), "--format", "json"]);
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        doc["submissions"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Stops it (SIGTERM) and returns its exit code and output.
+    fn stop(mut self) -> (Option<i32>, String) {
+        let child = self.child.take().unwrap();
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let (code, _) = finish(child, Duration::from_secs(20));
+        (code, self.log())
+    }
+
+    /// Waits for it to exit by itself.
+    fn exit(mut self, limit: Duration) -> (Option<i32>, String) {
+        let (code, _) = finish(self.child.take().unwrap(), limit);
+        (code, self.log())
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn condition<'v>(object: &'v Value, kind: &str) -> &'v Value {
+    object["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
+        .unwrap_or(&Value::Null)
+}
+
+#[test]
+fn fake_apiserver_campaign_converges_with_status_finalizer_owners_and_events() {
+    let api = FakeApiServer::start();
+    for object in eve_mc() {
+        api.apply(object);
+    }
+    let controller = Controller::start(&api, "kube-converge", &[]);
+    controller.wait("the campaign to succeed", Duration::from_secs(120), || {
+        api.get("campaigns", "eve", "eve-mc")
+            .is_some_and(|c| condition(&c, "Succeeded")["status"] == "True")
+    });
+    let campaign = api.get("campaigns", "eve", "eve-mc").unwrap();
+    assert_eq!(campaign["status"]["progressPercent"], 100.0);
+    assert_eq!(
+        campaign["metadata"]["finalizers"],
+        json!(["cascade.dev/removal-policy"])
+    );
+    let uid = campaign["metadata"]["uid"].clone();
+    let stages = api.list("campaignstages");
+    assert_eq!(stages.len(), 5);
+    for stage in &stages {
+        let name = &stage["metadata"]["name"];
+        assert_eq!(stage["status"]["phase"], "Completed", "{name}: {stage}");
+        assert_eq!(condition(stage, "Ready")["status"], "True", "{name}");
+        assert_eq!(condition(stage, "Degraded")["status"], "False", "{name}");
+        assert_eq!(
+            stage["status"]["observedGeneration"], stage["metadata"]["generation"],
+            "{name}"
+        );
+        assert!(
+            stage["status"]["completionPercent"].as_f64().unwrap() >= 90.0,
+            "{name}"
+        );
+        let owners = stage["metadata"]["ownerReferences"].as_array().unwrap();
+        assert!(
+            owners
+                .iter()
+                .any(|o| o["uid"] == uid && o["kind"] == "Campaign"),
+            "{name}"
+        );
+        assert!(
+            stage["status"]["submissions"]["Located"].as_u64().unwrap() >= 1,
+            "{name}: {}",
+            stage["status"]
+        );
+    }
+    for kind in ["loginsetups", "jobtypes"] {
+        for object in api.list(kind) {
+            assert_eq!(condition(&object, "Ready")["reason"], "Valid");
+        }
+    }
+    // Status through server-side apply on the status subresource, by the field manager.
+    let requests = api.requests();
+    let status_patches: Vec<_> = requests
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.ends_with("/status"))
+        .collect();
+    assert!(!status_patches.is_empty());
+    for r in &status_patches {
+        assert!(
+            r.content_type.starts_with("application/apply-patch"),
+            "{r:?}"
+        );
+        assert!(
+            r.query.contains("fieldManager=cascade") && r.query.contains("force=true"),
+            "{r:?}"
+        );
+    }
+    // Events for the transitions.
+    let events: Vec<_> = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.contains("/events"))
+        .map(|r| r.body["reason"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(events.iter().any(|e| e == "StageCompleted"), "{events:?}");
+    assert!(events.iter().any(|e| e == "Launched"), "{events:?}");
+
+    // Settled: nothing more is written while nothing changes.
+    std::thread::sleep(Duration::from_secs(3));
+    let before = api
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .count();
+    std::thread::sleep(Duration::from_secs(3));
+    let after = api
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .count();
+    assert_eq!(before, after, "a settled controller keeps patching");
+
+    // The API server forgets its history: the watchers get 410 Gone, list again, and still
+    // see what comes next. A write that loses a race (409) is made again.
+    api.forget_history();
+    api.conflict_once("/apis/cascade.dev/v1alpha1/namespaces/eve/campaignstages/late");
+    let mut late = objects(
+        "apiVersion: cascade.dev/v1alpha1\nkind: CampaignStage\nmetadata: {name: late, namespace: eve}\nspec: {campaign: eve-mc, type: generator, jobType: eve-gen, completion: {type: complete, percent: 100}}\n",
+    );
+    api.apply(late.remove(0));
+    controller.wait(
+        "the late stage to complete",
+        Duration::from_secs(60),
+        || {
+            api.get("campaignstages", "eve", "late").is_some_and(|s| {
+                s["status"]["phase"] == "Completed" && s["metadata"]["ownerReferences"].is_array()
+            })
+        },
+    );
+    let gone = api
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.query.contains("watch=true"))
+        .count();
+    assert!(
+        gone >= 10,
+        "the watchers did not watch again after 410 ({gone} watches)"
+    );
+    let (code, out) = controller.stop();
+    assert!(code.is_some(), "{out}");
+}
+
+/// A campaign `exp/c` with one generator stage whose jobs run `script`, from the shared
+/// fixture, with the given extra campaign spec (a YAML flow mapping's entries).
+fn generator(script: &str, campaign_spec: &str) -> Vec<Value> {
+    let text = crate::support::generator_campaign(script, "{}").replace(
+        "spec:\n  keywords: {}",
+        &format!("spec:\n  keywords: {{}}\n  {campaign_spec}"),
+    );
+    objects(&text)
+}
+
+#[test]
+fn fake_apiserver_invalid_object_gets_its_located_message_and_the_rest_goes_on() {
+    let api = FakeApiServer::start();
+    for object in generator(
+        "cascade submit --jobs 1 -- sh -c 'touch $CASCADE_JOB.out'",
+        "",
+    ) {
+        api.apply(object);
+    }
+    // A second stage with a misspelt field: refused alone.
+    let mut bad = objects(
+        "apiVersion: cascade.dev/v1alpha1\nkind: CampaignStage\nmetadata: {name: typo, namespace: exp}\nspec:\n  campaign: c\n  type: generator\n  splt: {type: nfiles, n: 2}\n",
+    );
+    api.apply(bad.remove(0));
+    let controller = Controller::start(&api, "kube-invalid", &[]);
+    controller.wait(
+        "the invalid stage's condition",
+        Duration::from_secs(60),
+        || {
+            api.get("campaignstages", "exp", "typo")
+                .is_some_and(|s| condition(&s, "Ready")["reason"] == "Invalid")
+        },
+    );
+    let typo = api.get("campaignstages", "exp", "typo").unwrap();
+    let message = condition(&typo, "Ready")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.starts_with("exp/CampaignStage/typo.yaml:") && message.contains("splt"),
+        "{message}"
+    );
+    assert_eq!(typo["status"]["phase"], "Invalid");
+    controller.wait(
+        "the valid stage to complete",
+        Duration::from_secs(60),
+        || {
+            api.get("campaignstages", "exp", "gen")
+                .is_some_and(|s| s["status"]["phase"] == "Completed")
+        },
+    );
+    // Fixed: it is taken up.
+    let mut fixed = objects(
+        "apiVersion: cascade.dev/v1alpha1\nkind: CampaignStage\nmetadata: {name: typo, namespace: exp}\nspec: {campaign: c, type: generator}\n",
+    );
+    api.apply(fixed.remove(0));
+    controller.wait(
+        "the fixed stage to complete",
+        Duration::from_secs(60),
+        || {
+            api.get("campaignstages", "exp", "typo").is_some_and(|s| {
+                s["status"]["phase"] == "Completed" && s["status"]["observedGeneration"] == 2
+            })
+        },
+    );
+    let (code, out) = controller.stop();
+    assert!(code.is_some(), "{out}");
+}
+
+#[test]
+fn fake_apiserver_pause_in_the_spec_then_delete_kills_through_the_finalizer() {
+    let api = FakeApiServer::start();
+    // Jobs that run until killed; the campaign kills its open submissions when removed.
+    let objects = generator(
+        "cascade submit --jobs 1 -- sleep 600",
+        "removalPolicy: kill\n  paused: true",
+    );
+    for object in objects.clone() {
+        api.apply(object);
+    }
+    let controller = Controller::start(&api, "kube-delete", &[]);
+    controller.wait(
+        "the paused stage's condition",
+        Duration::from_secs(60),
+        || {
+            api.get("campaignstages", "exp", "gen")
+                .is_some_and(|s| condition(&s, "Paused")["status"] == "True")
+        },
+    );
+    assert!(
+        controller.submissions().is_empty(),
+        "a paused campaign launched"
+    );
+    // Unpaused through the spec: it launches.
+    let mut campaign = objects
+        .iter()
+        .find(|o| o["kind"] == "Campaign")
+        .unwrap()
+        .clone();
+    campaign["spec"]["paused"] = json!(false);
+    api.apply(campaign);
+    controller.wait("a running submission", Duration::from_secs(60), || {
+        controller
+            .submissions()
+            .iter()
+            .any(|s| s["submission"]["status"] == "Running")
+    });
+    controller.wait("the campaign's finalizer", Duration::from_secs(10), || {
+        api.get("campaigns", "exp", "c")
+            .is_some_and(|c| c["metadata"]["finalizers"] == json!(["cascade.dev/removal-policy"]))
+    });
+    // Deleted: the finalizer holds it until its open submissions are killed, then it goes,
+    // and its stage with it (owner reference).
+    api.delete("campaigns", "exp", "c");
+    controller.wait("the campaign to go", Duration::from_secs(60), || {
+        api.get("campaigns", "exp", "c").is_none()
+    });
+    let subs = controller.submissions();
+    assert!(!subs.is_empty());
+    assert!(
+        subs.iter().all(|s| s["submission"]["status"] == "Removed"),
+        "the deleted campaign's submissions were not killed first: {subs:?}"
+    );
+    controller.wait("its stage to go", Duration::from_secs(10), || {
+        api.get("campaignstages", "exp", "gen").is_none()
+    });
+    let (code, out) = controller.stop();
+    assert!(code.is_some(), "{out}");
+}
+
+fn lease(holder: &str, renewed: &str) -> Value {
+    json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "cascade-controller", "namespace": "cascade"},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15, "renewTime": renewed},
+    })
+}
+
+/// Now in RFC 3339 with microseconds, as a Lease's times are written (from `date`: this test
+/// crate has no date library).
+fn now_micro() -> String {
+    let out = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.000000Z"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn fake_apiserver_only_the_lease_holder_launches_and_a_lost_lease_stops_it() {
+    let api = FakeApiServer::start();
+    for object in generator("cascade submit --jobs 1 -- sleep 600", "") {
+        api.apply(object);
+    }
+    // Another replica holds the Lease, and renews it.
+    api.apply(lease("replica-b", &now_micro()));
+    let controller = Controller::start(
+        &api,
+        "kube-lease",
+        &["--leader-election", "--lease-namespace", "cascade"],
+    );
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(4) {
+        api.apply(lease("replica-b", &now_micro()));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(controller.submissions().is_empty(), "a follower launched");
+    assert!(
+        api.requests()
+            .iter()
+            .all(|r| !(r.method == "PATCH" && r.path.ends_with("/status"))),
+        "a follower wrote status"
+    );
+    // The other replica goes (stops renewing, its Lease expires): this one takes over.
+    controller.wait(
+        "this replica to take the Lease",
+        Duration::from_secs(40),
+        || {
+            api.get("leases", "cascade", "cascade-controller")
+                .is_some_and(|l| l["spec"]["holderIdentity"] == "replica-a")
+        },
+    );
+    controller.wait(
+        "a launch by the new leader",
+        Duration::from_secs(30),
+        || !controller.submissions().is_empty(),
+    );
+    // The Lease is taken away (as by a replica that saw it expire during a pause): this one
+    // stops at its next renewal rather than launch beside the other.
+    let taken = Instant::now();
+    while api
+        .get("leases", "cascade", "cascade-controller")
+        .is_some_and(|l| l["spec"]["holderIdentity"] != "replica-b")
+        || taken.elapsed() < Duration::from_secs(1)
+    {
+        api.apply(lease("replica-b", &now_micro()));
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(taken.elapsed() < Duration::from_secs(20));
+    }
+    let keep_renewing = std::thread::spawn({
+        let api = api.clone();
+        move || {
+            for _ in 0..100 {
+                api.apply(lease("replica-b", &now_micro()));
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    });
+    let (code, out) = controller.exit(Duration::from_secs(30));
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("no longer holding the leader Lease"), "{out}");
+    drop(keep_renewing);
+}
