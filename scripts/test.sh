@@ -41,6 +41,14 @@ echo "== the Helm chart: helm lint --strict, helm template, kubernetes-validate 
 .tools/bin/helm lint --strict charts/cascade
 .tools/bin/helm template cascade charts/cascade --include-crds > "$tmp/chart.yaml"
 .tools/venv/bin/kubernetes-validate --strict "$tmp/chart.yaml"
+# The controller runs as non-root on a read-only root file system, with the probes it serves.
+for want in "runAsNonRoot: true" "readOnlyRootFilesystem: true" "path: /readyz" "- --leader-election"; do
+  grep -qF -- "$want" "$tmp/chart.yaml" || { echo "error: the rendered chart lacks \`$want\`" >&2; exit 1; }
+done
+if .tools/bin/helm template cascade charts/cascade --set controller.enabled=false | grep -q "kind: Deployment"; then
+  echo "error: controller.enabled=false still renders the Deployment" >&2
+  exit 1
+fi
 # values.schema.json refuses values that are not the chart's.
 if .tools/bin/helm template cascade charts/cascade --set rbac.namePrefix=Not_A_Name >/dev/null 2>&1; then
   echo "error: the chart accepted an invalid rbac.namePrefix" >&2

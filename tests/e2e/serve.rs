@@ -185,6 +185,9 @@ fn unknown_paths_and_methods_get_json_errors_with_fitting_codes() {
     assert_eq!(code, 405);
     let (code, _, body) = server.request("GET", "/healthz");
     assert_eq!((code, body.as_str()), (200, "ok\n"));
+    // Ready: the state answers (the campaign ran before the server started).
+    let (code, _, body) = server.request("GET", "/readyz");
+    assert_eq!((code, body.as_str()), (200, "ready\n"));
 }
 
 #[test]

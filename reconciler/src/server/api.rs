@@ -194,12 +194,23 @@ pub fn router(state: &Path, options: ApiOptions) -> Router {
         pages: super::pages::Pages::new(),
     });
     api.route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
         .fallback(|| async { not_found("no such resource; see /api/v1/status".into()) })
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             super::pages::guard,
         ))
         .with_state(shared)
+}
+
+/// Ready once the ledger answers with the controller's saved view (503 before the first
+/// reconcile, or while the state cannot be read).
+async fn ready(State(shared): State<Dir>) -> (StatusCode, &'static str) {
+    let saved = read(shared, |ledger| Ok(ledger.saved_stage_status()?.len())).await;
+    match saved {
+        Ok(_) => (StatusCode::OK, "ready\n"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+    }
 }
 
 /// Runs `f` on the ledger of `dir` in a blocking task.

@@ -142,7 +142,8 @@ pub(super) fn routes() -> Router<Dir> {
 pub(super) async fn guard(State(shared): State<Dir>, request: Request, next: Next) -> Response {
     let reading = matches!(*request.method(), Method::GET | Method::HEAD);
     let path = request.uri().path();
-    let open_to_all = shared.options.public_read || path == "/healthz" || path == "/metrics";
+    let open_to_all =
+        shared.options.public_read || path == "/healthz" || path == "/readyz" || path == "/metrics";
     if reading && !open_to_all {
         let local = request
             .extensions()
