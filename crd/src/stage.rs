@@ -33,6 +33,7 @@ macro_rules! stage_settings {
             printcolumn = r#"{"name":"Campaign","type":"string","jsonPath":".spec.campaign"}"#,
             printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
             printcolumn = r#"{"name":"Percent","type":"number","jsonPath":".status.completionPercent"}"#,
+            printcolumn = r#"{"name":"Located","type":"integer","jsonPath":".status.submissions.Located"}"#,
             printcolumn = r#"{"name":"Why","type":"string","jsonPath":".status.reason","priority":1}"#,
             printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
         )]
