@@ -114,10 +114,26 @@ impl Controller {
 }
 
 impl Drop for Controller {
+    /// Stops the controller, and the jobs it left running (a lost Lease leaves them to the
+    /// next leader; here there is none).
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        let open = ["Idle", "Running", "Held"];
+        for sub in self.submissions() {
+            let id = sub["submission"]["id"].as_str().unwrap_or_default();
+            if open.iter().any(|s| sub["submission"]["status"] == *s) {
+                crate::support::cascade(&[
+                    "kill",
+                    id,
+                    "--state",
+                    self.state.path(),
+                    "--why",
+                    "test over",
+                ]);
+            }
         }
     }
 }
