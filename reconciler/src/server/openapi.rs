@@ -154,7 +154,7 @@ pub fn document() -> Value {
             }}},
             "/metrics": text("Prometheus metrics (text format 0.0.4)", "metrics"),
             "/healthz": text("`ok` while the server answers", "health"),
-            "/readyz": text("`ready` once the state answers (503 before)", "health"),
+            "/readyz": text("`ready` once the state answers (503 before)", "ready"),
         },
         "components": {
             "schemas": schemas,
