@@ -10,15 +10,6 @@ use std::time::Duration;
 
 use crate::support::*;
 
-/// A free port on loopback (bound, then released for the server to take).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Runs git in `dir`, failing the test on error; what it printed.
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")

@@ -480,3 +480,201 @@ fn fake_apiserver_only_the_lease_holder_launches_and_a_lost_lease_stops_it() {
     assert!(out.contains("no longer holding the leader Lease"), "{out}");
     drop(keep_renewing);
 }
+
+/// A self-signed certificate for 127.0.0.1 (`cert.pem`, `key.pem`) in `dir`, made by the
+/// `openssl` command as the chart's `genSelfSignedCert` would.
+fn self_signed(dir: &str, name: &str) {
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", &format!("/CN={name}")])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-keyout", &format!("{dir}/key.pem")])
+        .args(["-out", &format!("{dir}/cert.pem")])
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Sends an AdmissionReview over HTTPS the way the API server does (curl trusting `ca`);
+/// the `response` of the review that comes back.
+fn admit(port: u16, ca: &str, operation: &str, object: &Value) -> Value {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let review = json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "0b5d6c1e-admission",
+            "kind": {"group": "cascade.dev", "version": "v1alpha1", "kind": kind},
+            "resource": {"group": "cascade.dev", "version": "v1alpha1", "resource": format!("{}s", kind.to_lowercase())},
+            "name": object["metadata"]["name"],
+            "namespace": object["metadata"]["namespace"],
+            "operation": operation,
+            "userInfo": {"username": "physicist"},
+            "object": if operation == "DELETE" { Value::Null } else { object.clone() },
+            "oldObject": if operation == "CREATE" { Value::Null } else { object.clone() },
+            "dryRun": false
+        }
+    });
+    let mut child = Command::new("curl")
+        .args([
+            "-sS",
+            "--fail-with-body",
+            "--cacert",
+            ca,
+            "-H",
+            "Content-Type: application/json",
+        ])
+        .args(["--data-binary", "@-"])
+        .arg(format!("https://127.0.0.1:{port}/validate"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run curl");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(review.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "curl: {}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).expect("a JSON review");
+    assert_eq!(answer["kind"], "AdmissionReview", "{answer}");
+    assert_eq!(answer["response"]["uid"], "0b5d6c1e-admission", "{answer}");
+    answer["response"].clone()
+}
+
+fn named<'v>(objects: &'v [Value], name: &str) -> &'v Value {
+    objects
+        .iter()
+        .find(|o| o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {name}"))
+}
+
+#[test]
+fn fake_apiserver_admission_webhook_refuses_invalid_objects_over_tls() {
+    let api = FakeApiServer::start();
+    let example = eve_mc();
+    for object in &example {
+        api.apply(object.clone());
+    }
+    let tls = TempDir::new("admission-tls");
+    self_signed(tls.path(), "cascade-webhook");
+    let ca = format!("{}/cert.pem", tls.path());
+    let port = crate::support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let cert = format!("{}/cert.pem", tls.path());
+    let key = format!("{}/key.pem", tls.path());
+    let controller = Controller::start(
+        &api,
+        "kube-admission",
+        &[
+            "--admission-listen",
+            &listen,
+            "--admission-cert",
+            &cert,
+            "--admission-key",
+            &key,
+        ],
+    );
+    controller.wait("the webhook to listen", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(&listen).is_ok()
+    });
+
+    // Every object of the example is admitted, as it is.
+    for object in &example {
+        let answer = admit(port, &ca, "UPDATE", object);
+        assert_eq!(answer["allowed"], true, "{object}: {answer}");
+    }
+    // A completion percent out of range: refused with the message `cascade validate` prints.
+    let mut stage = named(&example, "mc-g4").clone();
+    stage["spec"]["completion"] = json!({"type": "located", "percent": 250});
+    let answer = admit(port, &ca, "UPDATE", &stage);
+    assert_eq!(answer["allowed"], false, "{answer}");
+    let message = answer["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("eve/CampaignStage/mc-g4.yaml:")
+            && message.contains("error[invalid-percent]"),
+        "{message}"
+    );
+    // An unknown field: refused.
+    let mut campaign = named(&example, "eve-mc").clone();
+    campaign["spec"]["stagez"] = json!([]);
+    let answer = admit(port, &ca, "CREATE", &campaign);
+    assert_eq!(answer["allowed"], false, "{answer}");
+    assert!(
+        answer["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("stagez"),
+        "{answer}"
+    );
+    // A stage closing a dependency cycle with another: refused, naming the cycle.
+    let mut gen_stage = named(&example, "mc-gen").clone();
+    gen_stage["spec"]["type"] = json!("regular");
+    gen_stage["spec"]["dependsOn"] = json!([{"stage": "mc-g4", "filePattern": "%.g4.root"}]);
+    let answer = admit(port, &ca, "UPDATE", &gen_stage);
+    assert_eq!(answer["allowed"], false, "{answer}");
+    assert!(
+        answer["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cycle"),
+        "{answer}"
+    );
+    // A new stage whose job type is not applied yet: admitted, with a warning kubectl shows.
+    let mut early = named(&example, "mc-gen").clone();
+    early["metadata"]["name"] = json!("mc-gen-2");
+    early["spec"]["jobType"] = json!("eve-gen-next");
+    let answer = admit(port, &ca, "CREATE", &early);
+    assert_eq!(answer["allowed"], true, "{answer}");
+    let warnings = answer["warnings"].to_string();
+    assert!(
+        warnings.contains("eve-gen-next") && warnings.contains("unknown-reference"),
+        "{answer}"
+    );
+    // Deleting is never refused.
+    let answer = admit(port, &ca, "DELETE", &stage);
+    assert_eq!(answer["allowed"], true, "{answer}");
+    // The context came from the API server: the namespace's objects were listed.
+    assert!(
+        api.requests().iter().any(|r| r.method == "GET"
+            && r.path == "/apis/cascade.dev/v1alpha1/namespaces/eve/campaignstages"
+            && !r.query.contains("watch=true")),
+        "the webhook did not read the namespace"
+    );
+    // TLS only: a plain HTTP request gets no admission answer.
+    let plain = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "-X", "POST"])
+        .arg(format!("http://127.0.0.1:{port}/validate"))
+        .output()
+        .unwrap();
+    assert!(!plain.status.success(), "plain HTTP was answered");
+    // A renewed certificate (cert-manager rewrites the Secret) is used without a restart.
+    self_signed(tls.path(), "cascade-webhook-renewed");
+    let renewed = TempDir::new("admission-renewed");
+    std::fs::copy(&ca, format!("{}/ca.pem", renewed.path())).unwrap();
+    let answer = admit(
+        port,
+        &format!("{}/ca.pem", renewed.path()),
+        "UPDATE",
+        &stage,
+    );
+    assert_eq!(answer["allowed"], false, "{answer}");
+    let (code, log) = controller.stop();
+    assert!(code.is_some(), "{log}");
+    assert!(log.contains("admission review"), "{log}");
+}

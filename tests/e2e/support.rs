@@ -313,3 +313,12 @@ impl Rng {
         self.0 % n
     }
 }
+
+/// A free port on loopback (bound, then released for the server to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -25,24 +25,14 @@ pub struct CrdArgs {
 
 /// Every generated JSON Schema: (file name, contents).
 pub fn schemas() -> Vec<(String, String)> {
-    let kinds = [
-        ("LoginSetup", spec_schema::<cascade_crd::LoginSetupSpec>()),
-        ("JobType", spec_schema::<cascade_crd::JobTypeSpec>()),
-        ("Campaign", spec_schema::<cascade_crd::CampaignSpec>()),
-        (
-            "CampaignStage",
-            spec_schema::<cascade_crd::CampaignStageSpec>(),
-        ),
-        ("Notifier", spec_schema::<cascade_crd::NotifierSpec>()),
-    ];
+    let kinds = spec_schemas();
     let mut out: Vec<(String, String)> = kinds
         .iter()
         .map(|(kind, (spec, defs))| {
-            let mut doc = document_schema(kind, spec.clone());
-            doc["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
-            doc["title"] = json!(kind);
-            doc["$defs"] = defs.clone();
-            (format!("{}.json", kind.to_lowercase()), pretty(&doc))
+            (
+                format!("{}.json", kind.to_lowercase()),
+                pretty(&kind_schema(kind, spec, defs)),
+            )
         })
         .collect();
     // One self-contained schema for any Cascade document, dispatching on `kind`, for
@@ -73,6 +63,38 @@ pub fn schemas() -> Vec<(String, String)> {
         pretty(&crate::server::openapi::document()),
     ));
     out
+}
+
+/// Each kind's spec schema and its `$defs`.
+fn spec_schemas() -> [(&'static str, (Value, Value)); 5] {
+    [
+        ("LoginSetup", spec_schema::<cascade_crd::LoginSetupSpec>()),
+        ("JobType", spec_schema::<cascade_crd::JobTypeSpec>()),
+        ("Campaign", spec_schema::<cascade_crd::CampaignSpec>()),
+        (
+            "CampaignStage",
+            spec_schema::<cascade_crd::CampaignStageSpec>(),
+        ),
+        ("Notifier", spec_schema::<cascade_crd::NotifierSpec>()),
+    ]
+}
+
+/// The self-contained schema of one kind's documents (`<kind>.json`).
+fn kind_schema(kind: &str, spec: &Value, defs: &Value) -> Value {
+    let mut doc = document_schema(kind, spec.clone());
+    doc["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
+    doc["title"] = json!(kind);
+    doc["$defs"] = defs.clone();
+    doc
+}
+
+/// The schema of the documents of `kind` (as `cascade schema` writes it), if it is one of
+/// Cascade's kinds.
+pub fn schema_of(kind: &str) -> Option<Value> {
+    spec_schemas()
+        .into_iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(k, (spec, defs))| kind_schema(k, &spec, &defs))
 }
 
 /// The schema of a spec type and its `$defs`, separated.

@@ -89,6 +89,26 @@ pub struct KubeArgs {
     /// This replica's name in the Lease and in Events; default: $POD_NAME, else the host name
     #[arg(long, requires = "kube")]
     pub identity: Option<String>,
+    /// Serve the validating admission webhook (`POST /validate`, HTTPS) on this address
+    /// (`0.0.0.0:8443`); every replica serves it, leading or not
+    #[arg(long, value_name = "ADDR", requires = "kube")]
+    pub admission_listen: Option<std::net::SocketAddr>,
+    /// The webhook's PEM certificate chain (read again when it changes)
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/etc/cascade/admission/tls.crt",
+        requires = "admission_listen"
+    )]
+    pub admission_cert: PathBuf,
+    /// The webhook's PEM private key
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/etc/cascade/admission/tls.key",
+        requires = "admission_listen"
+    )]
+    pub admission_key: PathBuf,
 }
 
 impl KubeArgs {
@@ -111,6 +131,13 @@ impl KubeArgs {
                 identity: identity.clone(),
                 duration: crate::k8s::LEASE_DURATION,
             }),
+            admission: self
+                .admission_listen
+                .map(|listen| crate::k8s::admission::Settings {
+                    listen,
+                    cert: self.admission_cert.clone(),
+                    key: self.admission_key.clone(),
+                }),
             identity,
         }
     }

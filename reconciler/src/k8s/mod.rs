@@ -7,6 +7,7 @@
 //! object's status back. A `coordination.k8s.io` Lease decides which replica launches; a
 //! finalizer on each campaign applies its `removalPolicy` before the campaign goes.
 
+pub mod admission;
 pub mod lease;
 pub mod objects;
 pub mod status;
@@ -32,6 +33,8 @@ pub struct KubeFollow {
     pub identity: String,
     /// Compete for this Lease before launching anything (`None`: a single replica).
     pub lease: Option<lease::Settings>,
+    /// Serve the validating admission webhook (every replica, leading or not).
+    pub admission: Option<admission::Settings>,
 }
 
 /// What the Kubernetes side brings to the controller loop.
@@ -61,6 +64,11 @@ impl KubeSide {
         let client = kube::Client::try_default()
             .await
             .map_err(|e| kube_error("cannot reach the Kubernetes API server", e))?;
+        if let Some(settings) = &follow.admission {
+            admission::serve(client.clone(), settings.clone())
+                .await
+                .map_err(|e| kube_error("the admission webhook cannot start", e))?;
+        }
         let leader = match &follow.lease {
             Some(settings) => {
                 let mut rx = lease::Elector::new(client.clone(), settings.clone()).spawn();

@@ -78,6 +78,16 @@ pub fn terminating(obj: &DynamicObject) -> bool {
 /// something), without what the server or the controller adds (status, resource version,
 /// managed fields). Two snapshots whose documents are equal define the same thing.
 pub fn document(obj_ref: &ObjRef, obj: &DynamicObject) -> SourceFile {
+    let text = serde_saphyr::to_string(&document_value(obj_ref, obj))
+        .unwrap_or_else(|e| format!("# cannot write the object: {e}\n"));
+    SourceFile {
+        path: obj_ref.path(),
+        bytes: text.into_bytes(),
+    }
+}
+
+/// The document of an object (see [`document`]) as JSON.
+pub fn document_value(obj_ref: &ObjRef, obj: &DynamicObject) -> Value {
     let mut metadata = Map::new();
     metadata.insert("name".into(), json!(obj_ref.name));
     metadata.insert("namespace".into(), json!(obj_ref.namespace));
@@ -105,12 +115,7 @@ pub fn document(obj_ref: &ObjRef, obj: &DynamicObject) -> SourceFile {
     if let Some(spec) = obj.data.get("spec") {
         doc.insert("spec".into(), spec.clone());
     }
-    let text = serde_saphyr::to_string(&Value::Object(doc))
-        .unwrap_or_else(|e| format!("# cannot write the object: {e}\n"));
-    SourceFile {
-        path: obj_ref.path(),
-        bytes: text.into_bytes(),
-    }
+    Value::Object(doc)
 }
 
 /// The documents of the objects that are desired: not being deleted, and not a stage of a
