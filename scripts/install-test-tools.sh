@@ -22,9 +22,10 @@ fi
 bash "$root/scripts/install-helm.sh" "$root/.tools/bin"
 # The shells the quoting property test runs through, the process tools the fault tests use,
 # git (its daemon and http-backend serve the GitOps tests), perl and make (OpenSSL is
-# built from source for git2), and Chromium (the web pages are loaded in a headless browser).
+# built from source for git2), curl and openssl (the admission webhook is called over TLS
+# with a certificate made for the test), and Chromium (the web pages are loaded in a headless browser).
 missing=()
-for tool in dash:dash bash:bash pkill:procps kill:procps mount:mount git:git perl:perl make:make chromium:chromium; do
+for tool in dash:dash bash:bash curl:curl openssl:openssl pkill:procps kill:procps mount:mount git:git perl:perl make:make chromium:chromium; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
