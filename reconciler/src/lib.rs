@@ -11,6 +11,7 @@ pub mod ini;
 pub mod k8s;
 pub mod launch;
 pub mod ledger;
+pub mod memory;
 pub mod model;
 pub mod parallel;
 pub mod plan;

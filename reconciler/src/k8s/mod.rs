@@ -18,8 +18,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc::UnboundedReceiver;
-
 use crate::ledger::{Ledger, LedgerError, Result};
 use crate::model::{ObjectKey, SourceFile};
 use crate::runtime::definitions::{Applied, apply_removals, removed_stages};
@@ -45,7 +43,7 @@ pub enum KubeEvent {
 
 /// The controller's Kubernetes side: the watchers' snapshots in, statuses out.
 pub struct KubeSide {
-    snapshots: UnboundedReceiver<watch::Snapshot>,
+    snapshots: watch::Snapshots,
     writer: tokio::sync::watch::Sender<writer::Input>,
     leader: Option<tokio::sync::watch::Receiver<bool>>,
     documents: Vec<SourceFile>,
@@ -143,6 +141,7 @@ impl KubeSide {
                 self.make_launch_dirs(applied)?;
                 input.rejected = Arc::new(sorted.rejected);
                 self.documents = documents;
+                crate::memory::give_back();
             }
         }
         input.objects = snap.objects;

@@ -69,6 +69,35 @@ impl ObjRef {
 /// Every Cascade object the watchers see, by where it is.
 pub type Objects = BTreeMap<ObjRef, std::sync::Arc<DynamicObject>>;
 
+/// Where a kept object holds its status: as JSON text, not as a tree. The controller only
+/// compares a status and reads its conditions' times; as a tree it would be most of the
+/// object's memory (1,000 campaigns: tens of MiB).
+const STATUS_TEXT: &str = "statusText";
+
+/// The object as the controller keeps it: its status as text, without the server's
+/// `managedFields` and kubectl's copy of the previous object, which nothing reads.
+pub fn slim(mut obj: DynamicObject) -> DynamicObject {
+    obj.metadata.managed_fields = None;
+    if let Some(notes) = obj.metadata.annotations.as_mut() {
+        notes.remove(LAST_APPLIED);
+    }
+    if let Some(map) = obj.data.as_object_mut()
+        && let Some(status) = map.remove("status")
+    {
+        let mut text = status.to_string();
+        text.shrink_to_fit();
+        map.insert(STATUS_TEXT.into(), Value::String(text));
+    }
+    obj
+}
+
+/// The status of a kept object ([`slim`]), as JSON text.
+pub fn status_text(obj: &DynamicObject) -> Option<&str> {
+    obj.data.get(STATUS_TEXT).and_then(Value::as_str)
+}
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// An object being deleted: its deletion is in progress, and it is no longer desired.
 pub fn terminating(obj: &DynamicObject) -> bool {
     obj.metadata.deletion_timestamp.is_some()
@@ -102,7 +131,7 @@ pub fn document_value(obj_ref: &ObjRef, obj: &DynamicObject) -> Value {
         // kubectl keeps the whole previous object here: of no meaning, and large.
         let kept: BTreeMap<_, _> = notes
             .iter()
-            .filter(|(k, _)| k.as_str() != "kubectl.kubernetes.io/last-applied-configuration")
+            .filter(|(k, _)| k.as_str() != LAST_APPLIED)
             .collect();
         if !kept.is_empty() {
             metadata.insert("annotations".into(), json!(kept));

@@ -15,9 +15,11 @@ use futures_util::StreamExt;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use std::sync::Mutex;
 
-use super::objects::{ObjRef, Objects, PLURALS, api_resource};
+use tokio::sync::Notify;
+
+use super::objects::{ObjRef, Objects, PLURALS, api_resource, slim};
 
 /// The objects as they stand, and whether their definitions changed since the last one.
 #[derive(Clone)]
@@ -30,8 +32,71 @@ pub struct Snapshot {
 /// objects arrives as a burst).
 const SETTLE: Duration = Duration::from_millis(100);
 
-/// Starts the watchers; the receiver gets a snapshot after each burst of events.
-pub fn spawn(client: kube::Client, namespaces: &[String]) -> UnboundedReceiver<Snapshot> {
+/// The latest snapshot not taken yet. Only the latest matters (it holds every object as it
+/// stands), so a controller busy planning never has a queue of old maps holding old
+/// versions of every object in memory; whether a definition changed accumulates.
+pub struct Snapshots {
+    pending: Arc<Mutex<Option<Snapshot>>>,
+    ready: Arc<Notify>,
+    /// Set when the watchers ended (the runtime is shutting down).
+    ended: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Snapshots {
+    /// The next snapshot; `None` once the watchers ended.
+    pub async fn recv(&mut self) -> Option<Snapshot> {
+        loop {
+            if let Some(snap) = self.take() {
+                return Some(snap);
+            }
+            if self.ended.load(std::sync::atomic::Ordering::Acquire) {
+                return None;
+            }
+            self.ready.notified().await;
+        }
+    }
+
+    fn take(&self) -> Option<Snapshot> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+}
+
+struct Publisher {
+    pending: Arc<Mutex<Option<Snapshot>>>,
+    ready: Arc<Notify>,
+    ended: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Publisher {
+    /// Hands the map on; false when no one takes snapshots any more.
+    fn publish(&self, objects: &Objects, changed: bool) -> bool {
+        if Arc::strong_count(&self.pending) == 1 {
+            return false;
+        }
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let earlier = pending.take().is_some_and(|s| s.definitions_changed);
+        *pending = Some(Snapshot {
+            objects: Arc::new(objects.clone()),
+            definitions_changed: changed || earlier,
+        });
+        drop(pending);
+        self.ready.notify_one();
+        true
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.ended.store(true, std::sync::atomic::Ordering::Release);
+        self.ready.notify_one();
+    }
+}
+
+/// Starts the watchers; the receiver gets the latest snapshot after each burst of events.
+pub fn spawn(client: kube::Client, namespaces: &[String]) -> Snapshots {
     let mut streams = Vec::new();
     for (i, (kind, plural)) in PLURALS.iter().enumerate() {
         let ar = api_resource(kind, plural);
@@ -52,7 +117,16 @@ pub fn spawn(client: kube::Client, namespaces: &[String]) -> UnboundedReceiver<S
         }
     }
     let watchers = streams.len();
-    let (tx, rx) = unbounded_channel();
+    let rx = Snapshots {
+        pending: Arc::default(),
+        ready: Arc::new(Notify::new()),
+        ended: Arc::default(),
+    };
+    let tx = Publisher {
+        pending: rx.pending.clone(),
+        ready: rx.ready.clone(),
+        ended: rx.ended.clone(),
+    };
     tokio::spawn(async move {
         let mut events = futures_util::stream::select_all(streams);
         let mut objects = Objects::new();
@@ -70,11 +144,7 @@ pub fn spawn(client: kube::Client, namespaces: &[String]) -> UnboundedReceiver<S
                     Err(_) => {
                         // A quiet moment: hand the map on once every watcher has listed.
                         if listed.len() == watchers {
-                            let snap = Snapshot {
-                                objects: Arc::new(objects.clone()),
-                                definitions_changed: changed,
-                            };
-                            if tx.send(snap).is_err() {
+                            if !tx.publish(&objects, changed) {
                                 return;
                             }
                             changed = false;
@@ -98,7 +168,7 @@ pub fn spawn(client: kube::Client, namespaces: &[String]) -> UnboundedReceiver<S
                     changed |= objects
                         .get(&key)
                         .is_none_or(|old| defines_differently(old, &obj));
-                    objects.insert(key, Arc::new(obj));
+                    objects.insert(key, Arc::new(slim(obj)));
                 }
                 Ok(Event::Delete(obj)) => {
                     let key = ObjRef::of(kind, &obj);

@@ -16,7 +16,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::objects::{FINALIZER, ObjRef, Objects, api_resource, terminating};
+use super::objects::{FINALIZER, ObjRef, Objects, api_resource, status_text, terminating};
 use super::status::{self, Report};
 use crate::model::Diagnostic;
 
@@ -48,7 +48,11 @@ pub fn spawn(client: kube::Client, identity: String) -> watch::Sender<Input> {
         };
         loop {
             let input = rx.borrow_and_update().clone();
-            let clean = writer.sync(&input).await;
+            let (clean, wrote) = writer.sync(&input).await;
+            drop(input);
+            if wrote > 0 {
+                crate::memory::give_back();
+            }
             let wait = if clean { RESYNC } else { RETRY };
             tokio::select! {
                 changed = rx.changed() => if changed.is_err() { return },
@@ -61,16 +65,19 @@ pub fn spawn(client: kube::Client, identity: String) -> watch::Sender<Input> {
 
 struct Writer {
     client: kube::Client,
-    /// The status last written to each object (its echo from the watch may not be back yet).
-    written: HashMap<ObjRef, Value>,
+    /// The status last written to each object, as text (its echo from the watch may not be
+    /// back yet).
+    written: HashMap<ObjRef, String>,
     events: Events,
     last_report: Arc<Report>,
 }
 
 impl Writer {
-    /// One round over every object; true when every write went through.
-    async fn sync(&mut self, input: &Input) -> bool {
+    /// One round over every object: whether every write went through, and how many
+    /// statuses were written.
+    async fn sync(&mut self, input: &Input) -> (bool, usize) {
         let mut clean = true;
+        let mut wrote = 0;
         let now = now_rfc3339();
         for (r, obj) in input.objects.iter() {
             let api: Api<DynamicObject> = Api::namespaced_with(
@@ -80,8 +87,8 @@ impl Writer {
             );
             let result = async {
                 self.metadata(&api, r, obj, &input.objects).await?;
-                if !terminating(obj) {
-                    self.status(&api, r, obj, input, &now).await?;
+                if !terminating(obj) && self.status(&api, r, obj, input, &now).await? {
+                    wrote += 1;
                 }
                 Ok::<(), kube::Error>(())
             }
@@ -100,7 +107,7 @@ impl Writer {
                 .await;
             self.last_report = input.report.clone();
         }
-        clean
+        (clean, wrote)
     }
 
     /// The campaign finalizer (added while it lives, removed once its deletion was applied:
@@ -182,17 +189,29 @@ impl Writer {
         obj: &DynamicObject,
         input: &Input,
         now: &str,
-    ) -> Result<(), kube::Error> {
+    ) -> Result<bool, kube::Error> {
         let errors = input.rejected.get(&r.path()).map(Vec::as_slice);
         let Some(mut desired) =
             status::desired(r, obj.metadata.generation, &input.report, errors, now)
         else {
-            return Ok(());
+            return Ok(false);
         };
-        let current = obj.data.get("status");
-        status::keep_transition_times(self.written.get(r).or(current), &mut desired);
-        if current == Some(&desired) || self.written.get(r) == Some(&desired) {
-            return Ok(());
+        let current = status_text(obj);
+        // Its echo is back: the object says it now.
+        if current.is_some() && self.written.get(r).map(String::as_str) == current {
+            self.written.remove(r);
+        }
+        let previous = self
+            .written
+            .get(r)
+            .map(String::as_str)
+            .or(current)
+            .and_then(|text| serde_json::from_str::<Value>(text).ok());
+        status::keep_transition_times(previous.as_ref(), &mut desired);
+        // Both texts are written from sorted maps: equal statuses are equal texts.
+        let text = desired.to_string();
+        if current == Some(text.as_str()) || self.written.get(r) == Some(&text) {
+            return Ok(false);
         }
         let patch = json!({
             "apiVersion": cascade_crd::API_VERSION,
@@ -205,8 +224,10 @@ impl Writer {
             &Patch::Apply(&patch),
         )
         .await?;
-        self.written.insert(r.clone(), desired);
-        Ok(())
+        let mut text = text;
+        text.shrink_to_fit();
+        self.written.insert(r.clone(), text);
+        Ok(true)
     }
 }
 
