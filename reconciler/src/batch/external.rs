@@ -1,5 +1,5 @@
-//! Batch systems that Cascade observes but does not run: Slurm and HTCondor (directly or
-//! through jobsub). A launch script submits their jobs; an adapter binds the submission to
+//! Batch systems that Cascade observes but does not run: Slurm, HTCondor (directly or
+//! through jobsub) and Kubernetes. A launch script submits their jobs; an adapter binds the submission to
 //! them from what the script printed (and from the submission identity found on the jobs),
 //! observes all open submissions' jobs in one batched call per poll, and holds, releases or
 //! removes them with the batch system's own commands.
@@ -90,6 +90,12 @@ pub trait Adapter: Send + Sync {
     fn observe(&self, clusters: &[String]) -> Result<Vec<JobSeen>, String>;
     /// Holds, releases or removes every job of the given clusters.
     fn control(&self, clusters: &[String], action: Control) -> Result<(), String>;
+    /// The index of the delegated job (`cascade submit`'s job N) whose end this observation
+    /// is, when the jobs cannot record their ends themselves (Kubernetes pods do not reach
+    /// the ledger; Slurm tasks run `cascade run-task`, which does).
+    fn index_of(&self, _job: &JobSeen) -> Option<i64> {
+        None
+    }
 }
 
 /// The adapter of a batch system Cascade observes; `None` for the local one (which Cascade
@@ -98,7 +104,8 @@ pub fn adapter(system: BatchSystem) -> Option<Box<dyn Adapter>> {
     match system {
         BatchSystem::Slurm => Some(Box::new(super::slurm::Slurm)),
         BatchSystem::Condor => Some(Box::new(super::condor::Condor)),
-        BatchSystem::Local | BatchSystem::Kubernetes => None,
+        BatchSystem::Kubernetes => Some(Box::new(super::kubernetes::Kubernetes)),
+        BatchSystem::Local => None,
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod condor;
 pub mod external;
+pub mod kubernetes;
 pub mod local;
 pub mod observer;
 pub mod process;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use cascade_crd::BatchSystem;
 use rusqlite::{OptionalExtension, params};
 
-use super::external::{Adapter, JobSeen, adapter, parse_system, tag_of};
+use super::external::{Adapter, JobSeen, JobState, adapter, parse_system, tag_of};
 use super::local::Control;
 use crate::ledger::{Ledger, Result, SqlContext, now};
 
@@ -157,6 +157,15 @@ pub fn poll(
             let Some(submission) = owner(tx, system, job, &clusters, &open)? else {
                 continue;
             };
+            if job.job == job.cluster && job.state == JobState::Removed && remove_cluster(tx, system, job, &submission, t)? {
+                n += 1;
+                continue;
+            }
+            if job.state.is_over()
+                && let Some(index) = adapter.index_of(job)
+            {
+                end_delegated(tx, &submission, index, job)?;
+            }
             n += tx.execute(
                 "INSERT INTO batch_jobs (system, job, cluster, submission, state, exit_code, reason, updated)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -169,6 +178,68 @@ pub fn poll(
         Ok(n)
     })?;
     Ok(Ok(recorded))
+}
+
+/// A bound cluster the batch system no longer has (a Kubernetes Job deleted): every job of
+/// it still open is removed, and so is each delegated job not ended. False when none of its
+/// jobs was ever seen (the cluster itself is then recorded as one removed job, so that it
+/// is not asked about again).
+fn remove_cluster(
+    tx: &rusqlite::Transaction,
+    system: &str,
+    job: &JobSeen,
+    submission: &str,
+    t: i64,
+) -> rusqlite::Result<bool> {
+    let known: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM batch_jobs WHERE system = ? AND cluster = ?",
+        params![system, job.cluster],
+        |r| r.get(0),
+    )?;
+    if known == 0 {
+        return Ok(false);
+    }
+    tx.execute(
+        "UPDATE batch_jobs SET state = 'removed', reason = ?, updated = ?
+          WHERE system = ? AND cluster = ? AND state IN ('idle', 'running', 'held')",
+        params![job.reason, t, system, job.cluster],
+    )?;
+    tx.execute(
+        "UPDATE jobs SET state = 'removed', finished = ? WHERE submission = ? AND delegated = 1 AND state IN ('idle', 'running', 'held')",
+        params![t, submission],
+    )?;
+    Ok(true)
+}
+
+/// The end of a delegated job that could not record it itself: its input files consumed or
+/// failed, as the local runner records a job's end (once: an ended job is left alone).
+fn end_delegated(
+    tx: &rusqlite::Transaction,
+    submission: &str,
+    index: i64,
+    job: &JobSeen,
+) -> rusqlite::Result<()> {
+    let id: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM jobs WHERE submission = ? AND idx = ? AND delegated = 1 AND state IN ('idle', 'running', 'held')",
+            params![submission, index],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(id) = id else { return Ok(()) };
+    match job.state {
+        JobState::Removed => {
+            tx.execute(
+                "UPDATE jobs SET state = 'removed', finished = ? WHERE id = ?",
+                params![now(), id],
+            )?;
+        }
+        state => {
+            let code = job.exit_code.unwrap_or(if state == JobState::Succeeded { 0 } else { 1 });
+            super::runner::mark_end(tx, submission, id, code, state == JobState::Succeeded)?;
+        }
+    }
+    Ok(())
 }
 
 /// The submission a job belongs to: its bound cluster's, or the open submission it is tagged
@@ -328,7 +399,7 @@ impl Poller {
                 }
                 let mut lost = false;
                 if let Some(ledger) = open.as_mut() {
-                    for system in [BatchSystem::Slurm, BatchSystem::Condor] {
+                    for system in [BatchSystem::Slurm, BatchSystem::Condor, BatchSystem::Kubernetes] {
                         let name = system.as_str();
                         let due = delays
                             .get(name)

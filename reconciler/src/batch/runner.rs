@@ -364,9 +364,22 @@ pub(super) fn record_end_in(
     if conflicts.is_empty() {
         declare(tx, outputs)?;
     }
+    mark_end(tx, &job.submission, job.id, code, ok)?;
+    Ok(conflicts)
+}
+
+/// A job's end: its input files consumed (or failed) and its state, in the caller's
+/// transaction (the runner's, or the observer's for a job another batch system ran).
+pub(super) fn mark_end(
+    tx: &rusqlite::Transaction,
+    submission: &str,
+    job: i64,
+    code: i32,
+    ok: bool,
+) -> rusqlite::Result<()> {
     tx.execute(
         "UPDATE project_files SET status = ?, updated = ? WHERE project = ? AND file IN (SELECT file FROM job_inputs WHERE job = ?)",
-        params![if ok { "consumed" } else { "failed" }, now(), job.submission, job.id],
+        params![if ok { "consumed" } else { "failed" }, now(), submission, job],
     )?;
     tx.execute(
         "UPDATE jobs SET state = ?, exit_code = ?, finished = ?, finished_ms = ? WHERE id = ? AND state IN ('running', 'held', 'idle')",
@@ -375,10 +388,10 @@ pub(super) fn record_end_in(
             code,
             now(),
             chrono::Utc::now().timestamp_millis(),
-            job.id
+            job
         ],
     )?;
-    Ok(conflicts)
+    Ok(())
 }
 
 /// The metadata a job's outputs carry, from the job's environment: which submission, job,

@@ -23,12 +23,15 @@ pub struct SubmitArgs {
     pub input: Option<String>,
     #[command(flatten)]
     pub state: StateArg,
-    /// Where the jobs run: `local` (Cascade's own batch system) or `slurm` (one `sbatch
-    /// --array` call, task N running job N); default: the launch's job type's batch system
-    #[arg(long, env = "CASCADE_BATCH_SYSTEM", default_value = "local", value_parser = ["local", "slurm"])]
+    /// Where the jobs run: `local` (Cascade's own batch system), `slurm` (one `sbatch
+    /// --array` call, task N running job N) or `kubernetes` (one Indexed Job, index N running
+    /// job N); default: the launch's job type's batch system
+    #[arg(long, env = "CASCADE_BATCH_SYSTEM", default_value = "local", value_parser = ["local", "slurm", "kubernetes"])]
     pub batch_system: String,
     #[command(flatten)]
     pub resources: SlurmResources,
+    #[command(flatten)]
+    pub pod: PodArgs,
     /// The job's command and arguments
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
@@ -53,6 +56,27 @@ pub struct SlurmResources {
     /// Another `sbatch` option, passed as one argument (`--sbatch-arg=--qos=short`); repeatable
     #[arg(long = "sbatch-arg", value_parser = sbatch_option, allow_hyphen_values = true)]
     pub sbatch_args: Vec<String>,
+}
+
+/// What each Kubernetes pod runs in and asks for (with `--batch-system kubernetes`).
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Kubernetes pods (with --batch-system kubernetes)")]
+pub struct PodArgs {
+    /// The container image the jobs run in (it must hold the job's command)
+    #[arg(long, env = "CASCADE_KUBE_IMAGE")]
+    pub image: Option<String>,
+    /// The namespace of the Job; default: the kubeconfig's (the pod's, in a cluster)
+    #[arg(long = "kube-namespace", env = "CASCADE_KUBE_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// CPU request and limit of each pod (`500m`, `2`)
+    #[arg(long = "pod-cpu")]
+    pub cpu: Option<String>,
+    /// Memory request and limit of each pod (`2Gi`)
+    #[arg(long = "pod-memory")]
+    pub memory: Option<String>,
+    /// Most pods running at once; default: one per job
+    #[arg(long)]
+    pub parallelism: Option<u32>,
 }
 
 fn sbatch_option(text: &str) -> Result<String, String> {
@@ -107,15 +131,37 @@ pub fn submit(args: &SubmitArgs) -> std::io::Result<Exit> {
         .collect();
     let cwd = std::env::current_dir()?;
     let slurm = args.batch_system == "slurm";
+    let kubernetes = args.batch_system == "kubernetes";
     let spec = local::JobSpec {
         jobs: args.jobs,
         argv: &args.command,
         cwd: &cwd,
         env: &env,
         patterns: &patterns,
-        delegated: slurm,
+        delegated: slurm || kubernetes,
     };
-    let submitted = if slurm {
+    let submitted = if kubernetes {
+        let p = &args.pod;
+        let pod = crate::batch::kubernetes::PodSpec {
+            image: p.image.clone().unwrap_or_default(),
+            namespace: p.namespace.clone(),
+            cpu: p.cpu.clone(),
+            memory: p.memory.clone(),
+            parallelism: p.parallelism,
+        };
+        // kubectl's words, which is how the launch's output binds the Job.
+        crate::batch::kubernetes::submit(
+            &mut ledger,
+            &args.submission,
+            args.input.as_deref(),
+            &spec,
+            &pod,
+        )
+        .map(|cluster| {
+            let (ns, name) = cluster.split_once('/').unwrap_or(("default", &cluster));
+            format!("job.batch/{name} created in namespace {ns}")
+        })
+    } else if slurm {
         let r = &args.resources;
         let resources = crate::batch::sbatch::Resources {
             time: r.time.clone(),

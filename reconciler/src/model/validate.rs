@@ -4,7 +4,7 @@
 //! `duplicate-name`, `unknown-reference`, `cross-campaign-dependency`, `duplicate-dependency`,
 //! `missing-field`, `invalid-split`, `split-data`, `invalid-percent`, `invalid-schedule`,
 //! `template`, `dependency-cycle`, `invalid-join`, `endless-self-dependency`,
-//! `invalid-keyword`, `invalid-value`, `batch-system-unavailable`, `unsafe-substitution`;
+//! `invalid-keyword`, `invalid-value`, `unsafe-substitution`;
 //! warnings: `no-outputs`, `split-ignored`,
 //! `keyword-shadowed`, `self-dependency-trigger`, `pattern-matches-no-output`.
 
@@ -194,7 +194,6 @@ impl<'r> Validator<'r> {
                     // Only the syntax here (a stray `%`): which variables exist depends on the
                     // campaign, and is checked for each stage that uses the job type.
                     self.check_job_type_templates(r, spec, &|_| true, "");
-                    self.check_batch_system(r, spec);
                     for (i, p) in spec.output_file_patterns.iter().enumerate() {
                         if p.trim().is_empty() {
                             self.diags.push(
@@ -886,24 +885,6 @@ impl<'r> Validator<'r> {
                 );
             }
         }
-    }
-
-    /// A job type on a batch system Cascade cannot watch would run with nobody seeing its
-    /// jobs: no status of it could be true, so it is refused until that adapter is built.
-    fn check_batch_system(&mut self, jt: &Resource, spec: &JobTypeSpec) {
-        use cascade_crd::BatchSystem::{Condor, Local, Slurm};
-        if matches!(spec.batch_system, Local | Slurm | Condor) {
-            return;
-        }
-        let name = spec.batch_system.as_str();
-        self.diags.push(
-            jt.error(
-                &["spec", "batchSystem"],
-                "batch-system-unavailable",
-                format!("batch system `{name}` is not built into this Cascade: it could not see the jobs a launch submits there, so no submission of this job type could be reported truthfully"),
-            )
-            .with_hint("use `batchSystem: local` (jobs submitted with `cascade submit`), `slurm` or `condor`; the kubernetes adapter is not built yet"),
-        );
     }
 
     fn check_job_type_templates(
