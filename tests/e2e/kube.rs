@@ -678,3 +678,327 @@ fn fake_apiserver_admission_webhook_refuses_invalid_objects_over_tls() {
     assert!(code.is_some(), "{log}");
     assert!(log.contains("admission review"), "{log}");
 }
+
+/// A pod of an Indexed Job, as the Job controller makes it and the kubelet reports it.
+fn job_pod(job: &str, index: u32, phase: &str, exit: Option<i32>) -> Value {
+    let mut pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("{job}-{index}-x"), "namespace": "batch",
+                     "creationTimestamp": "2026-12-06T10:00:00Z",
+                     "labels": {"batch.kubernetes.io/job-name": job,
+                                "batch.kubernetes.io/job-completion-index": index.to_string()}},
+        "spec": {},
+        "status": {"phase": phase},
+    });
+    if let Some(code) = exit {
+        pod["status"]["containerStatuses"] = json!([{"name": "job", "state": {"terminated": {"exitCode": code, "reason": "Error"}}}]);
+    }
+    pod
+}
+
+#[test]
+fn fake_apiserver_kubernetes_batch_system_runs_a_submission_as_an_indexed_job() {
+    // No Job controller or kubelet can run here: the test plays their part (the Job's status
+    // and its pods); the `cascade` binary's side is real.
+    let api = FakeApiServer::start();
+    let defs = TempDir::new("kube-jobs-defs");
+    let campaign = crate::support::generator_campaign(
+        "cascade submit --jobs 3 --image busybox:1.36 --kube-namespace batch -- sh -c 'echo \"$CASCADE_JOB_INDEX\" > \"$CASCADE_JOB_INDEX.out\"'",
+        "{}",
+    )
+    .replace(
+        "  outputFilePatterns: [\"%.out\"]",
+        "  outputFilePatterns: [\"%.out\"]\n  batchSystem: kubernetes",
+    );
+    std::fs::write(format!("{}/campaign.yaml", defs.path()), campaign).unwrap();
+    let config = TempDir::new("kube-jobs-config");
+    let kubeconfig = format!("{}/config", config.path());
+    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    let state = TempDir::new("kube-jobs-state");
+    let log = std::fs::File::create(format!("{}/controller.log", config.path())).unwrap();
+    let mut controller = Command::new(cascade_bin())
+        .args([
+            "controller",
+            defs.path(),
+            "--state",
+            state.path(),
+            "--batch-poll",
+            "200ms",
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    // Operator commands reach the same cluster as the controller.
+    let cli = |args: &[&str]| {
+        Command::new(cascade_bin())
+            .args(args)
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .unwrap()
+    };
+    let said =
+        || std::fs::read_to_string(format!("{}/controller.log", config.path())).unwrap_or_default();
+    let wait = |what: &str, done: &mut dyn FnMut() -> bool| {
+        let start = Instant::now();
+        while !done() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "timed out waiting for {what}:\n{}\n{}",
+                said(),
+                crate::support::status_now(state.path())["submissions"]
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait("the Job", &mut || !api.list("jobs").is_empty());
+    let job = api.list("jobs").remove(0);
+    let name = job["metadata"]["name"].as_str().unwrap().to_string();
+    assert_eq!(job["metadata"]["namespace"], "batch");
+    assert_eq!(job["spec"]["completionMode"], "Indexed");
+    assert_eq!(job["spec"]["completions"], 3);
+    assert_eq!(
+        job["metadata"]["labels"]["cascade.dev/submission"],
+        "exp.gen.1"
+    );
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["image"],
+        "busybox:1.36"
+    );
+    let sub = |field: &str| {
+        crate::support::submission(state.path(), "exp.gen.1")["submission"][field].clone()
+    };
+    wait("the submission bound to the Job", &mut || {
+        crate::support::submission(state.path(), "exp.gen.1")["batchId"]
+            == format!("batch/{name}@kubernetes")
+    });
+
+    // Held through `suspend`, and released.
+    let out = cli(&[
+        "hold",
+        "exp.gen.1",
+        "--why",
+        "test",
+        "--state",
+        state.path(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        crate::support::text(&out.stderr)
+    );
+    assert_eq!(
+        api.get("jobs", "batch", &name).unwrap()["spec"]["suspend"],
+        true
+    );
+    let out = cli(&[
+        "release",
+        "exp.gen.1",
+        "--why",
+        "test",
+        "--state",
+        state.path(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        crate::support::text(&out.stderr)
+    );
+    assert_eq!(
+        api.get("jobs", "batch", &name).unwrap()["spec"]["suspend"],
+        false
+    );
+
+    // Index 0 succeeds, index 1 fails with exit code 3, index 2 runs.
+    api.apply(job_pod(&name, 0, "Succeeded", Some(0)));
+    api.apply(job_pod(&name, 1, "Failed", Some(3)));
+    api.apply(job_pod(&name, 2, "Running", None));
+    api.set_status(
+        "jobs",
+        "batch",
+        &name,
+        json!({"completedIndexes": "0", "failedIndexes": "1", "active": 1}),
+    );
+    wait("the job counts", &mut || {
+        let jobs = sub("jobs");
+        jobs["succeeded"] == 1 && jobs["failed"] == 1 && jobs["running"] == 1
+    });
+
+    // Killed: the Job is deleted with its pods; the running index is removed.
+    let out = cli(&[
+        "kill",
+        "exp.gen.1",
+        "--why",
+        "test",
+        "--state",
+        state.path(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        crate::support::text(&out.stderr)
+    );
+    let deletes: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE" && r.path.ends_with(&format!("/jobs/{name}")))
+        .collect();
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
+    assert_eq!(
+        deletes[0].body["propagationPolicy"], "Background",
+        "{:?}",
+        deletes[0]
+    );
+    assert!(api.get("jobs", "batch", &name).is_none());
+    wait("the submission removed", &mut || {
+        let jobs = sub("jobs");
+        sub("status") == "Removed"
+            && jobs["removed"] == 1
+            && jobs["succeeded"] == 1
+            && jobs["failed"] == 1
+    });
+    // Exactly one Job was ever created for the submission.
+    let creates = api
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/jobs"))
+        .count();
+    assert_eq!(creates, 1);
+    let _ = controller.kill();
+    let _ = controller.wait();
+}
+
+#[test]
+fn fake_apiserver_kubernetes_jobs_get_their_slices_and_a_relaunch_creates_no_second_job() {
+    // No Job controller can run here: the test writes the Job's status as it would.
+    let api = FakeApiServer::start();
+    let config = TempDir::new("kube-slices-config");
+    let kubeconfig = format!("{}/config", config.path());
+    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    let state = TempDir::new("kube-slices-state");
+    let s = state.path();
+    let data = std::path::PathBuf::from(format!("{}/data", config.path()));
+    std::fs::create_dir_all(&data).unwrap();
+    let cli = |args: &[&str]| {
+        let out = Command::new(cascade_bin())
+            .args(args)
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for name in ["a.raw", "b.raw", "c.raw"] {
+        std::fs::write(data.join(name), name).unwrap();
+        cli(&[
+            "catalog",
+            "declare",
+            "--state",
+            s,
+            "-m",
+            "run_number=7",
+            data.join(name).to_str().unwrap(),
+        ]);
+    }
+    let submit = [
+        "submit",
+        "--batch-system",
+        "kubernetes",
+        "--image",
+        "eve:v1",
+        "--kube-namespace",
+        "batch",
+        "--jobs",
+        "2",
+        "--submission",
+        "io.1",
+        "--input",
+        "run_number 7",
+        "--state",
+        s,
+        "--",
+        "eve",
+        "--file list",
+    ];
+    let printed = cli(&submit);
+    let job = api.list("jobs").remove(0);
+    let name = job["metadata"]["name"].as_str().unwrap().to_string();
+    assert_eq!(
+        printed.trim(),
+        format!("job.batch/{name} created in namespace batch")
+    );
+    // Three files dealt out round robin over two jobs.
+    let env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let var = |n: &str| {
+        env.iter()
+            .find(|v| v["name"] == n)
+            .map(|v| v["value"].clone())
+            .unwrap_or_default()
+    };
+    let path = |f: &str| data.join(f).display().to_string();
+    assert_eq!(
+        var("CASCADE_SLICE_0"),
+        json!(format!("{}\n{}", path("a.raw"), path("c.raw")))
+    );
+    assert_eq!(var("CASCADE_SLICE_1"), json!(path("b.raw")));
+    assert_eq!(job["spec"]["completions"], 2);
+
+    // The launch run again (after a crash before it returned): the same Job, bound again.
+    let again = cli(&submit);
+    assert_eq!(again, printed);
+    assert_eq!(api.list("jobs").len(), 1);
+
+    // Index 0 succeeds, index 1 fails: one poll, as the controller's poller makes it,
+    // records them, and the files of each index are consumed or failed.
+    api.set_status(
+        "jobs",
+        "batch",
+        &name,
+        json!({"completedIndexes": "0", "failedIndexes": "1"}),
+    );
+    // SAFETY: nextest runs each test in a process of its own; nothing else reads the
+    // environment meanwhile.
+    unsafe { std::env::set_var("KUBECONFIG", &kubeconfig) };
+    let mut ledger = cascade::ledger::Ledger::open(std::path::Path::new(s)).unwrap();
+    let polled =
+        cascade::batch::observer::poll(&mut ledger, &cascade::batch::kubernetes::Kubernetes)
+            .unwrap();
+    assert_eq!(polled, Ok(2), "both indexes recorded");
+    let files: Vec<(String, String)> = ledger
+        .rows(
+            "SELECT f.name, p.status FROM project_files p JOIN files f ON f.id = p.file WHERE p.project = 'io.1' ORDER BY f.name",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        files,
+        vec![
+            ("a.raw".to_string(), "consumed".to_string()),
+            ("b.raw".to_string(), "failed".to_string()),
+            ("c.raw".to_string(), "consumed".to_string()),
+        ]
+    );
+    let jobs: Vec<(i64, String, Option<i64>)> = ledger
+        .rows(
+            "SELECT idx, state, exit_code FROM jobs WHERE submission = 'io.1' ORDER BY idx",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        jobs,
+        vec![
+            (0, "succeeded".into(), Some(0)),
+            (1, "failed".into(), Some(1))
+        ]
+    );
+}

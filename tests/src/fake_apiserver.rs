@@ -123,6 +123,23 @@ impl FakeApiServer {
         let _ = self.changes.send(rv);
     }
 
+    /// Sets an object's status, as the controller that owns it would (the Job controller
+    /// for a Job: no such controller runs here).
+    pub fn set_status(&self, plural: &str, namespace: &str, name: &str, status: Value) {
+        let mut store = self.store.lock().unwrap();
+        let key = store
+            .objects
+            .keys()
+            .find(|k| k.1 == plural && k.2 == namespace && k.3 == name)
+            .cloned()
+            .expect("the object exists");
+        let mut next = store.objects[&key].clone();
+        next["status"] = status;
+        let rv = store.put(key, next, "MODIFIED");
+        drop(store);
+        let _ = self.changes.send(rv);
+    }
+
     /// An object as stored.
     pub fn get(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
         let store = self.store.lock().unwrap();
@@ -382,6 +399,46 @@ fn target(path: &str) -> Option<Target> {
     })
 }
 
+/// `%2F` and the like, as a client encodes a query value.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether an object's labels match an equality selector (`a=b,c=d`; the only form the
+/// controller uses).
+fn selects(selector: &str, object: &Value) -> bool {
+    selector
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .all(|term| match term.split_once('=') {
+            Some((k, v)) => object["metadata"]["labels"][k.trim_end_matches('=')] == v,
+            None => false,
+        })
+}
+
 fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
     query
         .split('&')
@@ -430,10 +487,11 @@ async fn handle(
         }
         (&Method::GET, None) => {
             let store = server.store.lock().unwrap();
+            let selector = query_param(&query, "labelSelector").map(percent_decode);
             let items: Vec<Value> = store
                 .objects
                 .iter()
-                .filter(|(k, _)| in_scope(k))
+                .filter(|(k, v)| in_scope(k) && selector.as_deref().is_none_or(|s| selects(s, v)))
                 .map(|(_, v)| v.clone())
                 .collect();
             ok(&json!({

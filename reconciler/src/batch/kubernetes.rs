@@ -78,7 +78,9 @@ pub fn label_value(text: &str) -> String {
     while v.ends_with(|c: char| !c.is_ascii_alphanumeric()) {
         v.pop();
     }
-    let start = v.find(|c: char| c.is_ascii_alphanumeric()).unwrap_or(v.len());
+    let start = v
+        .find(|c: char| c.is_ascii_alphanumeric())
+        .unwrap_or(v.len());
     v.split_off(start)
 }
 
@@ -249,7 +251,12 @@ fn condition(status: &Value, kind: &str) -> Option<(String, String)> {
         (c["type"] == kind && c["status"] == "True").then(|| {
             let reason = c["reason"].as_str().unwrap_or_default();
             let message = c["message"].as_str().unwrap_or_default();
-            (kind.to_string(), format!("{reason}: {message}").trim_matches([':', ' ']).to_string())
+            (
+                kind.to_string(),
+                format!("{reason}: {message}")
+                    .trim_matches([':', ' '])
+                    .to_string(),
+            )
         })
     })
 }
@@ -275,11 +282,15 @@ fn pod_reason(pod: Option<&Value>) -> String {
             }
         }
     }
-    pod["status"]["reason"].as_str().unwrap_or_default().to_string()
+    pod["status"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn jobs_api(client: kube::Client, namespace: &str) -> Api<DynamicObject> {
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("batch", "v1", "Job"), "jobs");
+    let ar =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("batch", "v1", "Job"), "jobs");
     Api::namespaced_with(client, namespace, &ar)
 }
 
@@ -290,7 +301,9 @@ fn pods_api(client: kube::Client, namespace: &str) -> Api<DynamicObject> {
 
 /// Runs a Kubernetes call from synchronous code (the batch poller's thread, a command, or a
 /// controller step), on a thread of its own so that it never nests in a running runtime.
-fn block_on<T: Send>(f: impl Future<Output = std::result::Result<T, String>> + Send) -> std::result::Result<T, String> {
+fn block_on<T: Send>(
+    f: impl Future<Output = std::result::Result<T, String>> + Send,
+) -> std::result::Result<T, String> {
     std::thread::scope(|s| {
         s.spawn(|| {
             tokio::runtime::Builder::new_current_thread()
@@ -331,7 +344,12 @@ fn slices(ledger: &Ledger, submission: &str) -> Result<Vec<Vec<String>>> {
             out.resize(idx + 1, Vec::new());
         }
         if let (Some(name), Some(location)) = (name, location) {
-            out[idx].push(std::path::Path::new(&location).join(name).display().to_string());
+            out[idx].push(
+                std::path::Path::new(&location)
+                    .join(name)
+                    .display()
+                    .to_string(),
+            );
         }
     }
     Ok(out)
@@ -367,7 +385,10 @@ pub fn submit(
         let client = client().await?;
         let namespace = wanted_namespace.unwrap_or_else(|| client.default_namespace().to_string());
         let job: DynamicObject = serde_json::from_value(manifest).map_err(|e| e.to_string())?;
-        match jobs_api(client, &namespace).create(&PostParams::default(), &job).await {
+        match jobs_api(client, &namespace)
+            .create(&PostParams::default(), &job)
+            .await
+        {
             Ok(_) => {}
             // Created by this submission's earlier launch (the name is the tag's).
             Err(kube::Error::Api(s)) if s.code == 409 => {}
@@ -475,7 +496,10 @@ impl Adapter for Kubernetes {
     }
 
     fn index_of(&self, job: &JobSeen) -> Option<i64> {
-        job.job.strip_prefix(&format!("{}/", job.cluster))?.parse().ok()
+        job.job
+            .strip_prefix(&format!("{}/", job.cluster))?
+            .parse()
+            .ok()
     }
 }
 

@@ -235,7 +235,9 @@ fn end_delegated(
             )?;
         }
         state => {
-            let code = job.exit_code.unwrap_or(if state == JobState::Succeeded { 0 } else { 1 });
+            let code = job
+                .exit_code
+                .unwrap_or(if state == JobState::Succeeded { 0 } else { 1 });
             super::runner::mark_end(tx, submission, id, code, state == JobState::Succeeded)?;
         }
     }
@@ -399,7 +401,11 @@ impl Poller {
                 }
                 let mut lost = false;
                 if let Some(ledger) = open.as_mut() {
-                    for system in [BatchSystem::Slurm, BatchSystem::Condor, BatchSystem::Kubernetes] {
+                    for system in [
+                        BatchSystem::Slurm,
+                        BatchSystem::Condor,
+                        BatchSystem::Kubernetes,
+                    ] {
                         let name = system.as_str();
                         let due = delays
                             .get(name)

@@ -34,11 +34,18 @@ fn run_index(manifest: &Value, index: usize) -> String {
     sh.arg("-c").arg(command[2]).env_clear();
     sh.env("PATH", std::env::var("PATH").unwrap_or_default());
     for var in container["env"].as_array().unwrap() {
-        sh.env(var["name"].as_str().unwrap(), var["value"].as_str().unwrap());
+        sh.env(
+            var["name"].as_str().unwrap(),
+            var["value"].as_str().unwrap(),
+        );
     }
     sh.env("JOB_COMPLETION_INDEX", index.to_string());
     let out = sh.output().expect("run sh");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -57,7 +64,11 @@ fn echo_job(args: &[&str]) -> Vec<String> {
 
 #[test]
 fn the_job_is_indexed_one_index_per_job_with_the_submission_identity() {
-    let slices = vec![vec!["/data/a.root".to_string()], vec!["/data/b.root".to_string()], vec![]];
+    let slices = vec![
+        vec!["/data/a.root".to_string()],
+        vec!["/data/b.root".to_string()],
+        vec![],
+    ];
     let m = job_manifest(
         "cascade-0123",
         "eve.mc-gen.3",
@@ -75,17 +86,33 @@ fn the_job_is_indexed_one_index_per_job_with_the_submission_identity() {
     assert_eq!(spec["parallelism"], 2);
     assert_eq!(spec["backoffLimitPerIndex"], 0);
     assert_eq!(m["metadata"]["labels"][SUBMISSION_LABEL], "eve.mc-gen.3");
-    assert_eq!(m["metadata"]["annotations"][TAG_ANNOTATION], "cascade:inst/eve.mc-gen.3");
+    assert_eq!(
+        m["metadata"]["annotations"][TAG_ANNOTATION],
+        "cascade:inst/eve.mc-gen.3"
+    );
     let template = &spec["template"];
-    assert_eq!(template["metadata"]["labels"][SUBMISSION_LABEL], "eve.mc-gen.3");
+    assert_eq!(
+        template["metadata"]["labels"][SUBMISSION_LABEL],
+        "eve.mc-gen.3"
+    );
     assert_eq!(template["spec"]["restartPolicy"], "Never");
     let c = &template["spec"]["containers"][0];
     assert_eq!(c["image"], "registry.example.org/eve:v1_2");
-    assert_eq!(c["resources"]["limits"], json!({"cpu": "500m", "memory": "2Gi"}));
+    assert_eq!(
+        c["resources"]["limits"],
+        json!({"cpu": "500m", "memory": "2Gi"})
+    );
     let env = c["env"].as_array().unwrap();
-    let var = |n: &str| env.iter().find(|v| v["name"] == n).map(|v| v["value"].clone());
+    let var = |n: &str| {
+        env.iter()
+            .find(|v| v["name"] == n)
+            .map(|v| v["value"].clone())
+    };
     assert_eq!(var("CASCADE_STAGE"), Some(json!("mc-gen")));
-    assert_eq!(var("CASCADE_JOB_TAG"), Some(json!("cascade:inst/eve.mc-gen.3")));
+    assert_eq!(
+        var("CASCADE_JOB_TAG"),
+        Some(json!("cascade:inst/eve.mc-gen.3"))
+    );
     assert_eq!(var("CASCADE_SLICE_1"), Some(json!("/data/b.root")));
     assert_eq!(var("CASCADE_SLICE_2"), Some(json!("")));
 }
@@ -96,12 +123,23 @@ fn each_index_gets_its_own_files_and_the_command_as_written() {
         vec!["/data/a.root".to_string(), "/data/c.root".to_string()],
         vec!["/data/b.root".to_string()],
     ];
-    let m = job_manifest("j", "s", "t", &echo_job(&["--events=5"]), &[], &slices, &pod());
+    let m = job_manifest(
+        "j",
+        "s",
+        "t",
+        &echo_job(&["--events=5"]),
+        &[],
+        &slices,
+        &pod(),
+    );
     assert_eq!(
         run_index(&m, 0),
         "index=0\nfiles=/data/a.root\n/data/c.root\narg=--events=5\n"
     );
-    assert_eq!(run_index(&m, 1), "index=1\nfiles=/data/b.root\narg=--events=5\n");
+    assert_eq!(
+        run_index(&m, 1),
+        "index=1\nfiles=/data/b.root\narg=--events=5\n"
+    );
 }
 
 proptest! {
@@ -125,9 +163,16 @@ fn names_and_labels_follow_the_kubernetes_rules() {
     let a = job_name("cascade:one/eve.mc-gen.1");
     let b = job_name("cascade:two/eve.mc-gen.1");
     assert_ne!(a, b, "two installations' submissions get two Jobs");
-    assert_eq!(a, job_name("cascade:one/eve.mc-gen.1"), "a relaunch finds its Job");
+    assert_eq!(
+        a,
+        job_name("cascade:one/eve.mc-gen.1"),
+        "a relaunch finds its Job"
+    );
     assert!(a.len() <= 63 && a.starts_with("cascade-"));
-    assert!(a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+    assert!(
+        a.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    );
     assert_eq!(label_value("eve.mc-gen.1"), "eve.mc-gen.1");
     assert_eq!(label_value("-a b/c-"), "a_b_c");
     assert_eq!(label_value(&"x".repeat(100)).len(), 63);
@@ -169,8 +214,10 @@ fn each_index_counts_from_the_job_status_and_its_pods() {
         pod_of(4, "Pending", None, "2026-12-06T10:00:00Z"),
     ];
     let seen = index_states("eve/cascade-0123", &job, &pods);
-    let states: Vec<(String, JobState, Option<i32>)> =
-        seen.iter().map(|j| (j.job.clone(), j.state, j.exit_code)).collect();
+    let states: Vec<(String, JobState, Option<i32>)> = seen
+        .iter()
+        .map(|j| (j.job.clone(), j.state, j.exit_code))
+        .collect();
     assert_eq!(
         states,
         vec![
@@ -181,7 +228,10 @@ fn each_index_counts_from_the_job_status_and_its_pods() {
             ("eve/cascade-0123/4".into(), JobState::Idle, None),
         ]
     );
-    assert!(seen.iter().all(|j| j.tag.as_deref() == Some("cascade:inst/s.1")));
+    assert!(
+        seen.iter()
+            .all(|j| j.tag.as_deref() == Some("cascade:inst/s.1"))
+    );
     assert_eq!(Kubernetes.index_of(&seen[3]), Some(3));
 }
 
@@ -207,7 +257,11 @@ fn a_failed_job_fails_what_has_not_ended_with_its_reason() {
     });
     let seen = index_states("ns/j", &job, &[]);
     assert_eq!(seen[1].state, JobState::Failed);
-    assert!(seen[1].reason.starts_with("DeadlineExceeded"), "{}", seen[1].reason);
+    assert!(
+        seen[1].reason.starts_with("DeadlineExceeded"),
+        "{}",
+        seen[1].reason
+    );
 }
 
 #[test]
@@ -215,6 +269,9 @@ fn created_jobs_are_bound_from_what_kubectl_and_cascade_submit_print() {
     let log = "+ kubectl create -f job.yaml\njob.batch/eve-gen created\njob.batch/cascade-0a1b created in namespace eve\njob.batch/eve-gen created\njob.batch/other configured\n";
     assert_eq!(
         Kubernetes.printed_ids(log),
-        vec!["default/eve-gen".to_string(), "eve/cascade-0a1b".to_string()]
+        vec![
+            "default/eve-gen".to_string(),
+            "eve/cascade-0a1b".to_string()
+        ]
     );
 }
