@@ -79,7 +79,13 @@ impl Writer {
         let mut clean = true;
         let mut wrote = 0;
         let now = now_rfc3339();
-        for (r, obj) in input.objects.iter() {
+        // A campaign's status sums up its stages': it is written after theirs, so that
+        // whoever reads a campaign `Succeeded` finds its stages `Completed`.
+        let (campaigns, rest): (Vec<_>, Vec<_>) = input
+            .objects
+            .iter()
+            .partition(|(r, _)| r.kind == "Campaign");
+        for (r, obj) in rest.into_iter().chain(campaigns) {
             let api: Api<DynamicObject> = Api::namespaced_with(
                 self.client.clone(),
                 &r.namespace,
