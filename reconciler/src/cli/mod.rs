@@ -153,6 +153,7 @@ pub fn run(cli: Cli) -> Exit {
             run::run(&args)
         }
         Command::Controller(mut args) => {
+            crate::memory::long_lived();
             logging::init(&args.log, "info");
             args.watch = true;
             run::run(&args)

@@ -69,12 +69,36 @@ impl ObjRef {
 /// Every Cascade object the watchers see, by where it is.
 pub type Objects = BTreeMap<ObjRef, std::sync::Arc<DynamicObject>>;
 
-/// Where a kept object holds its status: as JSON text, not as a tree. The controller only
-/// compares a status and reads its conditions' times; as a tree it would be most of the
-/// object's memory (1,000 campaigns: tens of MiB).
-const STATUS_TEXT: &str = "statusText";
+/// Where a kept object holds its status's digest ([`status_digest`]). The controller only
+/// compares a status with the one it wants and keeps its conditions' transition times; the
+/// whole status as a tree would be most of the object's memory (1,000 campaigns: tens of MiB).
+const STATUS_DIGEST: &str = "statusDigest";
 
-/// The object as the controller keeps it: its status as text, without the server's
+/// What the controller keeps of a status, as JSON text: a digest of the whole (two statuses
+/// with the same digest are the same) and each condition's type, status and transition time.
+pub fn status_digest(status: &Value) -> String {
+    use sha2::Digest;
+    // Serialized from sorted maps: the same status always gives the same text.
+    let hash = sha2::Sha256::digest(status.to_string().as_bytes());
+    let hex: String = hash.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    let conditions: Vec<Value> = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            json!({
+                "type": c["type"],
+                "status": c["status"],
+                "lastTransitionTime": c["lastTransitionTime"],
+            })
+        })
+        .collect();
+    let mut text = json!({"digest": hex, "conditions": conditions}).to_string();
+    text.shrink_to_fit();
+    text
+}
+
+/// The object as the controller keeps it: its status as a digest, without the server's
 /// `managedFields` and kubectl's copy of the previous object, which nothing reads.
 pub fn slim(mut obj: DynamicObject) -> DynamicObject {
     obj.metadata.managed_fields = None;
@@ -84,16 +108,14 @@ pub fn slim(mut obj: DynamicObject) -> DynamicObject {
     if let Some(map) = obj.data.as_object_mut()
         && let Some(status) = map.remove("status")
     {
-        let mut text = status.to_string();
-        text.shrink_to_fit();
-        map.insert(STATUS_TEXT.into(), Value::String(text));
+        map.insert(STATUS_DIGEST.into(), Value::String(status_digest(&status)));
     }
     obj
 }
 
-/// The status of a kept object ([`slim`]), as JSON text.
-pub fn status_text(obj: &DynamicObject) -> Option<&str> {
-    obj.data.get(STATUS_TEXT).and_then(Value::as_str)
+/// The digest of a kept object's status ([`slim`]).
+pub fn kept_status(obj: &DynamicObject) -> Option<&str> {
+    obj.data.get(STATUS_DIGEST).and_then(Value::as_str)
 }
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";

@@ -16,7 +16,9 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::objects::{FINALIZER, ObjRef, Objects, api_resource, status_text, terminating};
+use super::objects::{
+    FINALIZER, ObjRef, Objects, api_resource, kept_status, status_digest, terminating,
+};
 use super::status::{self, Report};
 use crate::model::Diagnostic;
 
@@ -65,8 +67,8 @@ pub fn spawn(client: kube::Client, identity: String) -> watch::Sender<Input> {
 
 struct Writer {
     client: kube::Client,
-    /// The status last written to each object, as text (its echo from the watch may not be
-    /// back yet).
+    /// The digest of the status last written to each object, until its echo from the watch
+    /// is back.
     written: HashMap<ObjRef, String>,
     events: Events,
     last_report: Arc<Report>,
@@ -202,7 +204,7 @@ impl Writer {
         else {
             return Ok(false);
         };
-        let current = status_text(obj);
+        let current = kept_status(obj);
         // Its echo is back: the object says it now.
         if current.is_some() && self.written.get(r).map(String::as_str) == current {
             self.written.remove(r);
@@ -214,8 +216,7 @@ impl Writer {
             .or(current)
             .and_then(|text| serde_json::from_str::<Value>(text).ok());
         status::keep_transition_times(previous.as_ref(), &mut desired);
-        // Both texts are written from sorted maps: equal statuses are equal texts.
-        let text = desired.to_string();
+        let text = status_digest(&desired);
         if current == Some(text.as_str()) || self.written.get(r) == Some(&text) {
             return Ok(false);
         }
@@ -230,8 +231,6 @@ impl Writer {
             &Patch::Apply(&patch),
         )
         .await?;
-        let mut text = text;
-        text.shrink_to_fit();
         self.written.insert(r.clone(), text);
         Ok(true)
     }
