@@ -192,7 +192,11 @@ pub fn report(ledger: &Ledger) -> Result<status::Report> {
             Some((ObjectKey::new(ns, name), st))
         })
         .collect();
-    Ok(status::Report { stages, campaigns })
+    Ok(status::Report {
+        stages,
+        campaigns,
+        recoveries: ledger.recovery_counts()?,
+    })
 }
 
 /// How long a replica's Lease lasts without renewal.

@@ -17,6 +17,8 @@ use crate::model::{Diagnostic, ObjectKey};
 pub struct Report {
     pub stages: BTreeMap<ObjectKey, CampaignStageStatus>,
     pub campaigns: BTreeMap<ObjectKey, CampaignStatus>,
+    /// Recovery submissions of each stage (for its `RecoveryLaunched` Events).
+    pub recoveries: BTreeMap<ObjectKey, u32>,
 }
 
 /// The status an object should have: `None` when there is nothing to say yet (a valid stage

@@ -278,7 +278,11 @@ impl Events {
             };
             let Some(obj) = objects.get(&r) else { continue };
             let old = before.stages.get(key);
-            for (reason, note, warning) in happenings(old, st) {
+            let recoveries = (
+                before.recoveries.get(key).copied().unwrap_or(0),
+                after.recoveries.get(key).copied().unwrap_or(0),
+            );
+            for (reason, note, warning) in happenings(old, st, recoveries) {
                 if sent >= EVENT_BURST {
                     return;
                 }
@@ -314,9 +318,11 @@ impl Events {
 }
 
 /// What happened to a stage between two reports: (reason, note, is a warning).
+/// `recoveries` counts its recovery submissions before and after.
 pub fn happenings(
     before: Option<&cascade_crd::CampaignStageStatus>,
     after: &cascade_crd::CampaignStageStatus,
+    recoveries: (u32, u32),
 ) -> Vec<(String, String, bool)> {
     let mut out = Vec::new();
     let phase = after.phase.clone().unwrap_or_default();
@@ -338,6 +344,14 @@ pub fn happenings(
         out.push((
             "Launched".into(),
             format!("{n} submission(s) launched, {} in all", total(Some(after))),
+            false,
+        ));
+    }
+    let (was, is) = recoveries;
+    if is > was {
+        out.push((
+            "RecoveryLaunched".into(),
+            format!("{} recovery submission(s) launched, {is} in all", is - was),
             false,
         ));
     }
@@ -380,15 +394,22 @@ mod tests {
     fn a_stage_that_launched_located_and_failed_says_each_once() {
         let before = st("Running", &[("Running", 2)]);
         let after = st("Failed", &[("Located", 1), ("Failed", 2)]);
-        let got = happenings(Some(&before), &after);
+        let got = happenings(Some(&before), &after, (0, 1));
         let reasons: Vec<&str> = got.iter().map(|(r, _, _)| r.as_str()).collect();
         assert_eq!(
             reasons,
-            ["StageFailed", "Launched", "Located", "SubmissionFailed"]
+            [
+                "StageFailed",
+                "Launched",
+                "RecoveryLaunched",
+                "Located",
+                "SubmissionFailed"
+            ]
         );
         assert!(got[0].2, "a failed stage is a warning");
         assert_eq!(got[1].1, "1 submission(s) launched, 3 in all");
-        assert_eq!(got[3].1, "2 submission(s) failed, 2 in all");
-        assert!(happenings(Some(&after), &after).is_empty());
+        assert_eq!(got[2].1, "1 recovery submission(s) launched, 1 in all");
+        assert_eq!(got[4].1, "2 submission(s) failed, 2 in all");
+        assert!(happenings(Some(&after), &after, (1, 1)).is_empty());
     }
 }

@@ -502,6 +502,18 @@ impl Ledger {
         Ok(out)
     }
 
+    /// Each stage's recovery submissions (`origin` `recovery:...`), for stages that have any.
+    pub fn recovery_counts(&self) -> Result<std::collections::BTreeMap<ObjectKey, u32>> {
+        Ok(self
+            .rows(
+                "SELECT namespace, stage, COUNT(*) FROM submissions WHERE origin LIKE 'recovery:%' GROUP BY namespace, stage",
+                [],
+                |r| Ok((ObjectKey::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?), r.get(2)?)),
+            )?
+            .into_iter()
+            .collect())
+    }
+
     /// Each stage's submissions counted by status (what a stage's status subresource shows).
     pub fn submission_counts(
         &self,
