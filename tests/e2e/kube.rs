@@ -578,10 +578,13 @@ fn fake_apiserver_admission_webhook_refuses_invalid_objects_over_tls() {
     let listen = format!("127.0.0.1:{port}");
     let cert = format!("{}/cert.pem", tls.path());
     let key = format!("{}/key.pem", tls.path());
+    let serve = format!("127.0.0.1:{}", crate::support::free_port());
     let controller = Controller::start(
         &api,
         "kube-admission",
         &[
+            "--serve",
+            &serve,
             "--admission-listen",
             &listen,
             "--admission-cert",
@@ -674,6 +677,18 @@ fn fake_apiserver_admission_webhook_refuses_invalid_objects_over_tls() {
         &stage,
     );
     assert_eq!(answer["allowed"], false, "{answer}");
+    // The verdicts are counted in the controller's metrics.
+    let metrics = Command::new("curl")
+        .args(["-sS", "--max-time", "5"])
+        .arg(format!("http://{serve}/metrics"))
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    assert!(
+        metrics
+            .contains("cascade_admission_reviews_total{kind=\"CampaignStage\",allowed=\"false\"}"),
+        "{metrics}"
+    );
     let (code, log) = controller.stop();
     assert!(code.is_some(), "{log}");
     assert!(log.contains("admission review"), "{log}");

@@ -215,6 +215,7 @@ async fn validate(
             Err(_) => Err(format!("no answer within {} s", CONTEXT_TIMEOUT.as_secs())),
         };
     let response = answer(&req, context);
+    crate::server::runtime_metrics::RUNTIME.admission_reviewed(&req.kind.kind, response.allowed);
     tracing::info!(
         kind = %req.kind.kind,
         namespace = %namespace,

@@ -21,6 +21,8 @@ pub struct RuntimeMetrics {
     pub batch_poll_errors: Family<Vec<(String, String)>, Counter>,
     /// Notification deliveries that failed (each attempt).
     pub notification_errors: Counter,
+    /// Admission reviews answered, by kind and whether the object was admitted.
+    pub admission_reviews: Family<Vec<(String, String)>, Counter>,
 }
 
 /// Time of catalog queries made by this process (the planner's, the pages' and the API's),
@@ -36,6 +38,7 @@ pub static RUNTIME: LazyLock<RuntimeMetrics> = LazyLock::new(|| RuntimeMetrics {
     launches: Counter::default(),
     batch_poll_errors: Family::default(),
     notification_errors: Counter::default(),
+    admission_reviews: Family::default(),
 });
 
 impl RuntimeMetrics {
@@ -62,6 +65,20 @@ impl RuntimeMetrics {
             "Attempts to deliver a notification that failed",
             self.notification_errors.clone(),
         );
+        registry.register(
+            "admission_reviews",
+            "Admission reviews answered by the webhook, by kind and verdict",
+            self.admission_reviews.clone(),
+        );
+    }
+
+    pub fn admission_reviewed(&self, kind: &str, allowed: bool) {
+        self.admission_reviews
+            .get_or_create(&vec![
+                ("kind".to_string(), kind.to_string()),
+                ("allowed".to_string(), allowed.to_string()),
+            ])
+            .inc();
     }
 
     pub fn batch_poll_failed(&self, system: &str) {
