@@ -790,40 +790,23 @@ fn fake_apiserver_kubernetes_batch_system_runs_a_submission_as_an_indexed_job() 
     });
 
     // Held through `suspend`, and released.
-    let out = cli(&[
-        "hold",
-        "exp.gen.1",
-        "--why",
-        "test",
-        "--state",
-        state.path(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        crate::support::text(&out.stderr)
-    );
-    assert_eq!(
-        api.get("jobs", "batch", &name).unwrap()["spec"]["suspend"],
-        true
-    );
-    let out = cli(&[
-        "release",
-        "exp.gen.1",
-        "--why",
-        "test",
-        "--state",
-        state.path(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        crate::support::text(&out.stderr)
-    );
-    assert_eq!(
-        api.get("jobs", "batch", &name).unwrap()["spec"]["suspend"],
-        false
-    );
+    for (action, suspended) in [("hold", true), ("release", false)] {
+        let out = cli(&[
+            action,
+            "exp.gen.1",
+            "--why",
+            "test",
+            "--state",
+            state.path(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            crate::support::text(&out.stderr)
+        );
+        let job = api.get("jobs", "batch", &name).unwrap();
+        assert_eq!(job["spec"]["suspend"], suspended, "after {action}");
+    }
 
     // Index 0 succeeds, index 1 fails with exit code 3, index 2 runs.
     api.apply(job_pod(&name, 0, "Succeeded", Some(0)));

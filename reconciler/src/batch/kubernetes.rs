@@ -22,7 +22,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
 use super::external::{Adapter, JobSeen, JobState, push_unique, tag_of};
-use super::local::{Control, JobSpec, record_jobs};
+use super::local::{Control, JobSpec, record_delegated};
 use crate::launch::shell::quote;
 use crate::ledger::{Ledger, LedgerError, Result};
 
@@ -370,12 +370,7 @@ pub fn submit(
             "a `kubernetes` job needs an image to run in: give `--image`".into(),
         ));
     }
-    let (_, tasks) = record_jobs(ledger, submission, input, spec)?;
-    if tasks == 0 {
-        return Err(LedgerError::Invalid(format!(
-            "submission `{submission}` has no input files to run jobs on: nothing was submitted"
-        )));
-    }
+    record_delegated(ledger, submission, input, spec)?;
     let tag = tag_of(&ledger.installation()?, submission);
     let name = job_name(&tag);
     let slices = slices(ledger, submission)?;

@@ -138,6 +138,23 @@ pub fn record_jobs(
     })
 }
 
+/// Records the jobs another batch system will run (see `record_jobs`); how many. Refuses a
+/// submission left with none (its project has no files): nothing is submitted for it.
+pub fn record_delegated(
+    ledger: &mut Ledger,
+    submission: &str,
+    input: Option<&str>,
+    spec: &JobSpec,
+) -> Result<usize> {
+    let (_, tasks) = record_jobs(ledger, submission, input, spec)?;
+    if tasks == 0 {
+        return Err(crate::ledger::LedgerError::Invalid(format!(
+            "submission `{submission}` has no input files to run jobs on: nothing was submitted"
+        )));
+    }
+    Ok(tasks)
+}
+
 /// Records the jobs (see `record_jobs`) and makes sure the daemon runs them. Returns the
 /// batch id.
 pub fn submit(

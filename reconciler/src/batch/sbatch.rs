@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{OptionalExtension, params};
 
 use super::external::{Adapter, run, tag_of};
-use super::local::{JobSpec, record_jobs};
+use super::local::{JobSpec, record_delegated};
 use super::slurm::Slurm;
 use crate::launch::shell::quote;
 use crate::ledger::{Ledger, LedgerError, Result, SqlContext, now};
@@ -76,12 +76,7 @@ pub fn submit(
     spec: &JobSpec,
     resources: &Resources,
 ) -> Result<String> {
-    let (_, tasks) = record_jobs(ledger, submission, input, spec)?;
-    if tasks == 0 {
-        return Err(LedgerError::Invalid(format!(
-            "submission `{submission}` has no input files to run jobs on: nothing was submitted"
-        )));
-    }
+    let tasks = record_delegated(ledger, submission, input, spec)?;
     if let Some(bound) = bound_array(ledger, submission)? {
         return Ok(bound);
     }
