@@ -8,7 +8,9 @@
 //! warnings: `no-outputs`, `split-ignored`,
 //! `keyword-shadowed`, `self-dependency-trigger`, `pattern-matches-no-output`.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
+
+use crate::fast::{Map as HashMap, Set as HashSet};
 use std::str::FromStr;
 
 use cascade_crd::POMS_NAME_ANNOTATION;
@@ -42,8 +44,8 @@ pub fn validate<'r>(
 ) -> Validated {
     let mut v = Validator {
         diags: load_diagnostics,
-        by_key: HashMap::new(),
-        names: HashMap::new(),
+        by_key: HashMap::default(),
+        names: HashMap::default(),
         suggestion_budget: SUGGESTION_BUDGET,
         broken: broken
             .iter()
@@ -740,7 +742,7 @@ impl<'r> Validator<'r> {
         let ns = r.namespace();
         let mut broken = false;
         let mut edges = Vec::new();
-        let mut seen_edges = HashSet::new();
+        let mut seen_edges = HashSet::default();
         for (i, dep) in spec.depends_on.iter().enumerate() {
             let idx = i.to_string();
             if dep.stage != r.name() {
@@ -1215,7 +1217,7 @@ fn composition_error(graph: &DesiredGraph, stage: &Stage) -> Option<String> {
 /// product, never exponential.
 pub fn like_patterns_meet(a: &str, b: &str) -> bool {
     let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::default();
     let mut todo = vec![(0usize, 0usize)];
     while let Some((i, j)) = todo.pop() {
         if !seen.insert((i, j)) {
