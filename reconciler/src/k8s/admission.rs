@@ -150,9 +150,22 @@ fn answer(
         return response;
     }
     let mut object = object.clone();
-    // A create by `generateName` has no name yet: validate it under a stand-in.
-    if object.metadata.name.is_none() {
-        object.metadata.name = Some(req.name.clone()).filter(|n| !n.is_empty());
+    // A create by `generateName` has no name yet: validate it under a stand-in of the
+    // kind the API server will give it.
+    if object.metadata.name.as_deref().is_none_or(str::is_empty) {
+        let stand_in = if req.name.is_empty() {
+            format!(
+                "{}x0000",
+                object
+                    .metadata
+                    .generate_name
+                    .as_deref()
+                    .unwrap_or("unnamed-")
+            )
+        } else {
+            req.name.clone()
+        };
+        object.metadata.name = Some(stand_in);
     }
     if object.metadata.namespace.is_none() {
         object.metadata.namespace = req.namespace.clone();

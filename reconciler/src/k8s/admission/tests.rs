@@ -169,3 +169,31 @@ fn hostile_text_in_a_reference_is_named_and_not_acted_on() {
         verdict.warnings
     );
 }
+
+#[test]
+fn an_object_created_by_generate_name_is_checked_under_a_stand_in_name() {
+    use kube::core::admission::AdmissionReview;
+    let all = example();
+    let (_, mut stage) = find(&all, "mc-g4");
+    stage.metadata.name = None;
+    stage.metadata.generate_name = Some("mc-g4-".into());
+    let review: AdmissionReview<DynamicObject> = serde_json::from_value(json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u1",
+            "kind": {"group": "cascade.dev", "version": "v1alpha1", "kind": "CampaignStage"},
+            "resource": {"group": "cascade.dev", "version": "v1alpha1", "resource": "campaignstages"},
+            "name": "",
+            "namespace": "eve",
+            "operation": "CREATE",
+            "userInfo": {},
+            "object": stage,
+        }
+    }))
+    .expect("a review");
+    let req = review.try_into().expect("a request");
+    let response = super::answer(&req, Ok(namespace(&all)));
+    assert!(response.allowed, "{:?}", response.result);
+    assert_eq!(response.uid, "u1");
+}
