@@ -349,8 +349,9 @@ struct Outcome<'a> {
     blocked: bool,
     located_percent: f64,
     chains_total: u32,
-    /// Located chains: (original, members, test).
-    located_chains: Vec<(&'a str, Vec<&'a str>, bool)>,
+    /// The originals of the located chains (their members are found when needed: most
+    /// stages' dependents never ask, and a million small lists would be kept meanwhile).
+    located_chains: Vec<&'a Submission>,
     expected: f64,
 }
 
@@ -360,8 +361,8 @@ struct Chains<'s> {
     located: u32,
     failed: u32,
     in_flight: u32,
-    /// Located chains: (original, members, test).
-    located_chains: Vec<(&'s str, Vec<&'s str>, bool)>,
+    /// The originals of the located chains.
+    located_chains: Vec<&'s Submission>,
     /// Submissions of an approval stage waiting for a person.
     awaiting: Vec<String>,
     /// Failed chains nobody relaunched: (submission, dataset), for the way forward.
@@ -415,8 +416,10 @@ struct Planner<'a> {
     input: &'a PlanInput<'a>,
     stages: Map<&'a ObjectKey, &'a Stage>,
     outputs: Map<ObjectKey, submission::Outputs>,
-    origins: Map<&'a ObjectKey, Set<&'a Origin>>,
-    /// Effective status of each submission after this plan's transitions.
+    /// The origins each stage has launched, indexed when a stage is first asked about (most
+    /// stages of a large set never are).
+    origins: RefCell<Map<&'a ObjectKey, Set<&'a Origin>>>,
+    /// The statuses this plan's transitions changed (the rest are as observed).
     status: Map<&'a str, Status>,
     by_stage: Map<&'a ObjectKey, Vec<&'a Submission>>,
     by_id: Map<&'a str, &'a Submission>,
@@ -439,13 +442,9 @@ impl<'a> Planner<'a> {
         let n = observed.submissions.len();
         let mut by_stage: Map<&ObjectKey, Vec<&Submission>> = Map::default();
         let mut by_id = Map::with_capacity_and_hasher(n, Default::default());
-        let mut status = Map::with_capacity_and_hasher(n, Default::default());
-        let mut origins: Map<&ObjectKey, Set<&Origin>> = Map::default();
         for s in &observed.submissions {
             by_stage.entry(&s.stage).or_default().push(s);
             by_id.insert(s.id.as_str(), s);
-            status.insert(s.id.as_str(), s.status);
-            origins.entry(&s.stage).or_default().insert(&s.origin);
         }
         for subs in by_stage.values_mut() {
             subs.sort_by_key(|s| s.seq);
@@ -461,8 +460,8 @@ impl<'a> Planner<'a> {
             input,
             stages: input.graph.stages.iter().map(|s| (&s.key, s)).collect(),
             outputs: submission::outputs(input.graph),
-            origins,
-            status,
+            origins: RefCell::default(),
+            status: Map::default(),
             by_stage,
             by_id,
             rounds,
@@ -541,7 +540,9 @@ impl<'a> Planner<'a> {
             if current.status == Status::New && sub.launched && sub.jobs.total == 0 {
                 self.wake(sub.created + self.input.launch_timeout);
             }
-            self.status.insert(sub.id.as_str(), current.status);
+            if current.status != sub.status {
+                self.status.insert(sub.id.as_str(), current.status);
+            }
         }
     }
 
@@ -575,7 +576,7 @@ impl<'a> Planner<'a> {
     fn jobless_launches(&self, subs: &[&Submission]) -> Option<String> {
         let waiting: Vec<String> = subs
             .iter()
-            .filter(|s| s.launched && s.jobs.total == 0 && self.status_of(&s.id) == Status::New)
+            .filter(|s| s.launched && s.jobs.total == 0 && self.status_of_sub(s) == Status::New)
             .map(|s| {
                 format!(
                     "{} (LaunchFailed at {} unless a job appears)",
@@ -588,8 +589,19 @@ impl<'a> Planner<'a> {
             .then(|| format!("launch ended but no job seen yet: {}", waiting.join(", ")))
     }
 
+    /// A submission's status after this plan's transitions.
+    fn status_of_sub(&self, s: &Submission) -> Status {
+        if self.status.is_empty() {
+            return s.status;
+        }
+        self.status.get(s.id.as_str()).copied().unwrap_or(s.status)
+    }
+
     fn status_of(&self, id: &str) -> Status {
-        self.status.get(id).copied().unwrap_or(Status::New)
+        match self.status.get(id) {
+            Some(changed) => *changed,
+            None => self.by_id.get(id).map_or(Status::New, |s| s.status),
+        }
     }
 
     fn subs(&self, stage: &ObjectKey) -> &[&'a Submission] {
@@ -597,7 +609,14 @@ impl<'a> Planner<'a> {
     }
 
     fn has_origin(&self, stage: &ObjectKey, origin: &Origin) -> bool {
-        self.origins.get(stage).is_some_and(|o| o.contains(origin))
+        let Some((key, subs)) = self.by_stage.get_key_value(stage) else {
+            return false;
+        };
+        self.origins
+            .borrow_mut()
+            .entry(*key)
+            .or_insert_with(|| subs.iter().map(|s| &s.origin).collect())
+            .contains(origin)
     }
 
     /// The chain of an original submission: the original and its recovery submissions.

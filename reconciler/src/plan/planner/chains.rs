@@ -36,18 +36,14 @@ impl<'a> Planner<'a> {
                 }
                 Chain::InFlight => {
                     t.in_flight += 1;
-                    if self.status_of(&original.id) == Status::AwaitingApproval {
+                    if self.status_of_sub(original) == Status::AwaitingApproval {
                         t.awaiting.push(original.id.clone());
                     }
                     "in flight"
                 }
                 Chain::Located => {
                     t.located += 1;
-                    t.located_chains.push((
-                        original.id.as_str(),
-                        self.members(original),
-                        original.test,
-                    ));
+                    t.located_chains.push(original);
                     "located"
                 }
                 Chain::Failed => {
@@ -75,7 +71,8 @@ impl<'a> Planner<'a> {
     }
 
     pub(super) fn chain(&mut self, stage: &Stage, original: &'a Submission) -> Chain {
-        if self.status_of(&original.id).is_unsuccessful_end() {
+        let original_status = self.status_of_sub(original);
+        if original_status.is_unsuccessful_end() {
             return Chain::Failed;
         }
         let decided: Vec<&RecoveryRound> = self
@@ -88,7 +85,11 @@ impl<'a> Planner<'a> {
             .rev()
             .find_map(|r| r.submission.as_deref())
             .unwrap_or(original.id.as_str());
-        let head_status = self.status_of(head);
+        let head_status = if head == original.id {
+            original_status
+        } else {
+            self.status_of(head)
+        };
         let head_settled = if head == original.id {
             head_status == Status::Located
         } else {
@@ -221,7 +222,7 @@ impl<'a> Planner<'a> {
                 old.seq < relaunch.seq
                     && !old.origin.is_recovery()
                     && !out.contains_key(old.id.as_str())
-                    && self.status_of(&old.id).is_unsuccessful_end()
+                    && self.status_of_sub(old).is_unsuccessful_end()
                     && match recovered {
                         Some(original) => old.id == original,
                         None => old.dataset == relaunch.dataset,

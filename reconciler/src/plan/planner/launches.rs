@@ -215,18 +215,17 @@ impl<'a> Planner<'a> {
         let up = self.stages[&e.upstream];
         let version = &self.outputs[&e.upstream].version;
         let o = &self.outcomes[&e.upstream];
-        for (original, members, test) in &o.located_chains {
+        for chain in &o.located_chains {
+            let original = chain.id.as_str();
             let origin = Origin::Upstream {
                 submission: original.to_string(),
             };
             if self.has_origin(&stage.key, &origin) {
                 continue;
             }
-            let upstream_input = self.by_id[*original]
-                .input
-                .as_deref()
-                .unwrap_or("defname: none");
-            let mut c = Candidate::new(origin, *test);
+            let members = self.members(chain);
+            let upstream_input = chain.input.as_deref().unwrap_or("defname: none");
+            let mut c = Candidate::new(origin, chain.test);
             c.dataset = Some(format!("{}_from_{original}", stage.key.name));
             c.define = Define::Query;
             c.input = Some(match up.stage_type {
@@ -237,7 +236,7 @@ impl<'a> Planner<'a> {
                     "({upstream_input}) and {}",
                     queries::pattern_bits(&e.file_pattern)
                 ),
-                _ => queries::outputs_of(members, &e.file_pattern, version),
+                _ => queries::outputs_of(&members, &e.file_pattern, version),
             });
             work.candidates.push(c);
         }
