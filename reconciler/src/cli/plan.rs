@@ -132,7 +132,9 @@ pub fn run(args: &Args) -> std::io::Result<Exit> {
         Ok(plan) => plan,
         Err(exit) => return Ok(exit),
     };
-    let mut out = std::io::stdout().lock();
+    // Buffered: a plan of 100,000 stages is hundreds of thousands of lines, and the standard
+    // output writes each line by itself otherwise.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match args.format {
         Format::Json => {
             serde_json::to_writer_pretty(&mut out, &plan)?;
@@ -140,6 +142,7 @@ pub fn run(args: &Args) -> std::io::Result<Exit> {
         }
         Format::Text | Format::Markdown => print_text(&mut out, &plan, args.state.is_none())?,
     }
+    out.flush()?;
     Ok(Exit::Ok)
 }
 
