@@ -557,6 +557,13 @@ fn admit(port: u16, ca: &str, operation: &str, object: &Value) -> Value {
     answer["response"].clone()
 }
 
+/// The review refused the object with a message containing `needle`.
+fn refused_saying(answer: &Value, needle: &str) {
+    assert_eq!(answer["allowed"], false, "{answer}");
+    let message = answer["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(needle), "{answer}");
+}
+
 fn named<'v>(objects: &'v [Value], name: &str) -> &'v Value {
     objects
         .iter()
@@ -616,28 +623,12 @@ fn fake_apiserver_admission_webhook_refuses_invalid_objects_over_tls() {
     // An unknown field: refused.
     let mut campaign = named(&example, "eve-mc").clone();
     campaign["spec"]["stagez"] = json!([]);
-    let answer = admit(port, &ca, "CREATE", &campaign);
-    assert_eq!(answer["allowed"], false, "{answer}");
-    assert!(
-        answer["status"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("stagez"),
-        "{answer}"
-    );
+    refused_saying(&admit(port, &ca, "CREATE", &campaign), "stagez");
     // A stage closing a dependency cycle with another: refused, naming the cycle.
     let mut gen_stage = named(&example, "mc-gen").clone();
     gen_stage["spec"]["type"] = json!("regular");
     gen_stage["spec"]["dependsOn"] = json!([{"stage": "mc-g4", "filePattern": "%.g4.root"}]);
-    let answer = admit(port, &ca, "UPDATE", &gen_stage);
-    assert_eq!(answer["allowed"], false, "{answer}");
-    assert!(
-        answer["status"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("cycle"),
-        "{answer}"
-    );
+    refused_saying(&admit(port, &ca, "UPDATE", &gen_stage), "cycle");
     // A new stage whose job type is not applied yet: admitted, with a warning kubectl shows.
     let mut early = named(&example, "mc-gen").clone();
     early["metadata"]["name"] = json!("mc-gen-2");
