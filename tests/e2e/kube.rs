@@ -737,12 +737,24 @@ fn fake_apiserver_kubernetes_batch_system_runs_a_submission_as_an_indexed_job() 
         .spawn()
         .unwrap();
     // Operator commands reach the same cluster as the controller.
-    let cli = |args: &[&str]| {
-        Command::new(cascade_bin())
-            .args(args)
+    let operate = |action: &str| {
+        let out = Command::new(cascade_bin())
+            .args([
+                action,
+                "exp.gen.1",
+                "--why",
+                "test",
+                "--state",
+                state.path(),
+            ])
             .env("KUBECONFIG", &kubeconfig)
             .output()
-            .unwrap()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{action}: {}",
+            crate::support::text(&out.stderr)
+        );
     };
     let said =
         || std::fs::read_to_string(format!("{}/controller.log", config.path())).unwrap_or_default();
@@ -782,19 +794,7 @@ fn fake_apiserver_kubernetes_batch_system_runs_a_submission_as_an_indexed_job() 
 
     // Held through `suspend`, and released.
     for (action, suspended) in [("hold", true), ("release", false)] {
-        let out = cli(&[
-            action,
-            "exp.gen.1",
-            "--why",
-            "test",
-            "--state",
-            state.path(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            crate::support::text(&out.stderr)
-        );
+        operate(action);
         let job = api.get("jobs", "batch", &name).unwrap();
         assert_eq!(job["spec"]["suspend"], suspended, "after {action}");
     }
@@ -815,19 +815,7 @@ fn fake_apiserver_kubernetes_batch_system_runs_a_submission_as_an_indexed_job() 
     });
 
     // Killed: the Job is deleted with its pods; the running index is removed.
-    let out = cli(&[
-        "kill",
-        "exp.gen.1",
-        "--why",
-        "test",
-        "--state",
-        state.path(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        crate::support::text(&out.stderr)
-    );
+    operate("kill");
     let deletes: Vec<_> = api
         .requests()
         .into_iter()
