@@ -12,7 +12,7 @@
 //! only), with the certificate of the chart's Secret, read again when it changes (cert-manager
 //! renews it in place).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -57,9 +57,6 @@ pub fn review(kind: &str, object: &DynamicObject, namespace: &Objects) -> Verdic
     let me = ObjRef::of(kind, object);
     let mut with = namespace.clone();
     with.insert(me.clone(), Arc::new(object.clone()));
-    let mut without = namespace.clone();
-    without.remove(&me);
-    let before = load_valid(&documents(&without)).rejected;
     let after = load_valid(&documents(&with)).rejected;
     let path = me.path();
     let mut refusal = Vec::new();
@@ -73,21 +70,22 @@ pub fn review(kind: &str, object: &DynamicObject, namespace: &Objects) -> Verdic
             refusal.push(d.to_string());
         }
     }
-    // What this object would break elsewhere (a cycle, a second stage of the same name).
-    let said = |p: &str| -> BTreeSet<String> {
-        before
-            .get(p)
-            .into_iter()
-            .flatten()
-            .map(Diagnostic::to_string)
-            .collect()
-    };
-    for (other, errors) in after.iter().filter(|(p, _)| **p != path) {
-        let known = said(other);
-        for d in errors.iter().filter(|d| d.code != "unknown-reference") {
-            let text = d.to_string();
-            if !known.contains(&text) {
-                refusal.push(format!("{text}\n  (made invalid by {path})"));
+    // What this object would break elsewhere (a cycle, a second stage of the same name):
+    // errors of other objects that are valid in the namespace as it stands (with the stored
+    // version of this object, for an update). One invalid already is not this object's
+    // doing, whatever its errors say now. The namespace is loaded a second time only when
+    // other objects have errors at all.
+    let elsewhere: Vec<(&String, &Diagnostic)> = after
+        .iter()
+        .filter(|(p, _)| **p != path)
+        .flat_map(|(p, errors)| errors.iter().map(move |d| (p, d)))
+        .filter(|(_, d)| d.code != "unknown-reference")
+        .collect();
+    if !elsewhere.is_empty() {
+        let invalid_before = load_valid(&documents(namespace)).rejected;
+        for (other, d) in elsewhere {
+            if !invalid_before.contains_key(other) {
+                refusal.push(format!("{d}\n  (made invalid by {path})"));
             }
         }
     }

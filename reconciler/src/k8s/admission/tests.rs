@@ -197,3 +197,16 @@ fn an_object_created_by_generate_name_is_checked_under_a_stand_in_name() {
     assert!(response.allowed, "{:?}", response.result);
     assert_eq!(response.uid, "u1");
 }
+
+#[test]
+fn an_object_is_not_blamed_for_another_that_was_invalid_already() {
+    let mut all = example();
+    for (_, obj) in all.iter_mut() {
+        if obj.metadata.name.as_deref() == Some("mc-g4") {
+            obj.data["spec"]["completion"] = json!({"type": "located", "percent": 250});
+        }
+    }
+    let context = namespace(&all);
+    let (kind, campaign) = find(&all, "eve-mc");
+    assert_eq!(review(&kind, &campaign, &context), Verdict::default());
+}
