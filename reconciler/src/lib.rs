@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod catalog;
 pub mod cli;
+pub mod digest;
 pub mod fast;
 pub mod ini;
 pub mod k8s;

@@ -92,20 +92,7 @@ fn jobs_see_their_submission_index_and_inputs_and_outputs_are_declared() {
     let state = TempDir::new("batch-io");
     let s = state.path();
     let data = state.0.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    for name in ["a.raw", "b.raw", "c.raw"] {
-        std::fs::write(data.join(name), name).unwrap();
-        let out = cascade(&[
-            "catalog",
-            "declare",
-            "--state",
-            s,
-            "-m",
-            "run_number=7",
-            data.join(name).to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-    }
+    crate::support::declare_three_raw_files(s, &data);
     // The project delivers the files to the jobs (at most one job per file); each job copies
     // its inputs to outputs, which the batch system declares with the inputs as parents.
     let script = "for f in $CASCADE_INPUT_FILES; do cp \"$f\" \"$CASCADE_OUTPUT_DIR/$(basename \"$f\" .raw).out\"; done; echo \"$CASCADE_SUBMISSION_ID/$CASCADE_JOB_INDEX\"";

@@ -856,7 +856,6 @@ fn fake_apiserver_kubernetes_jobs_get_their_slices_and_a_relaunch_creates_no_sec
     let state = TempDir::new("kube-slices-state");
     let s = state.path();
     let data = std::path::PathBuf::from(format!("{}/data", config.path()));
-    std::fs::create_dir_all(&data).unwrap();
     let cli = |args: &[&str]| {
         let out = Command::new(cascade_bin())
             .args(args)
@@ -870,18 +869,7 @@ fn fake_apiserver_kubernetes_jobs_get_their_slices_and_a_relaunch_creates_no_sec
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    for name in ["a.raw", "b.raw", "c.raw"] {
-        std::fs::write(data.join(name), name).unwrap();
-        cli(&[
-            "catalog",
-            "declare",
-            "--state",
-            s,
-            "-m",
-            "run_number=7",
-            data.join(name).to_str().unwrap(),
-        ]);
-    }
+    crate::support::declare_three_raw_files(s, &data);
     let submit = [
         "submit",
         "--batch-system",

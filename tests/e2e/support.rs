@@ -322,3 +322,23 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Writes `a.raw`, `b.raw` and `c.raw` into `dir` and declares them in the catalog of
+/// `state` with `run_number=7` (the input of the jobs tests that deal files out).
+pub fn declare_three_raw_files(state: &str, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for name in ["a.raw", "b.raw", "c.raw"] {
+        std::fs::write(dir.join(name), name).unwrap();
+        let file = dir.join(name);
+        let out = cascade(&[
+            "catalog",
+            "declare",
+            "--state",
+            state,
+            "-m",
+            "run_number=7",
+            file.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+}

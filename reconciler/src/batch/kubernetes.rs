@@ -55,10 +55,7 @@ pub struct PodSpec {
 /// The Job's name: `cascade-` and a digest of the tag (a DNS label, the same for the same
 /// submission of the same installation, different across installations).
 pub fn job_name(tag: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(tag.as_bytes());
-    let hex: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
-    format!("cascade-{hex}")
+    format!("cascade-{}", crate::digest::sha256_hex(tag.as_bytes(), 10))
 }
 
 /// A label value for any text: at most 63 of `[A-Za-z0-9._-]`, starting and ending with an

@@ -77,10 +77,8 @@ const STATUS_DIGEST: &str = "statusDigest";
 /// What the controller keeps of a status, as JSON text: a digest of the whole (two statuses
 /// with the same digest are the same) and each condition's type, status and transition time.
 pub fn status_digest(status: &Value) -> String {
-    use sha2::Digest;
     // Serialized from sorted maps: the same status always gives the same text.
-    let hash = sha2::Sha256::digest(status.to_string().as_bytes());
-    let hex: String = hash.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    let hex = crate::digest::sha256_hex(status.to_string().as_bytes(), 12);
     let conditions: Vec<Value> = status["conditions"]
         .as_array()
         .into_iter()
