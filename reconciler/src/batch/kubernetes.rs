@@ -184,11 +184,33 @@ pub fn parse_indexes(text: &str) -> BTreeSet<i64> {
 
 /// Each index of a Job as Cascade counts it, from the Job and its pods (pure). `cluster` is
 /// how the submission is bound (`NAMESPACE/NAME`); a job is `NAMESPACE/NAME/INDEX`.
+///
+/// A Job that is not Indexed (one a launch script created with `kubectl`) has no indexes of
+/// its own: its completions are counted from `succeeded` and `active`, and fail only with the
+/// Job (a failed pod may be retried).
 pub fn index_states(cluster: &str, job: &Value, pods: &[Value]) -> Vec<JobSeen> {
     let status = &job["status"];
-    let completions = job["spec"]["completions"].as_i64().unwrap_or(0).max(0);
-    let done = parse_indexes(status["completedIndexes"].as_str().unwrap_or(""));
-    let failed = parse_indexes(status["failedIndexes"].as_str().unwrap_or(""));
+    let indexed = job["spec"]["completionMode"] == "Indexed";
+    let completions = job["spec"]["completions"]
+        .as_i64()
+        .unwrap_or(if indexed { 0 } else { 1 })
+        .max(0);
+    let count = |field: &str| status[field].as_i64().unwrap_or(0).clamp(0, completions);
+    let (done, failed, running) = if indexed {
+        (
+            parse_indexes(status["completedIndexes"].as_str().unwrap_or("")),
+            parse_indexes(status["failedIndexes"].as_str().unwrap_or("")),
+            None,
+        )
+    } else {
+        let succeeded = if condition(status, "Complete").is_some() {
+            completions
+        } else {
+            count("succeeded")
+        };
+        let active = succeeded..succeeded.saturating_add(count("active"));
+        ((0..succeeded).collect(), BTreeSet::new(), Some(active))
+    };
     let suspended = job["spec"]["suspend"].as_bool() == Some(true);
     let job_failed = condition(status, "Failed");
     let tag = job["metadata"]["annotations"][TAG_ANNOTATION]
@@ -224,6 +246,13 @@ pub fn index_states(cluster: &str, job: &Value, pods: &[Value]) -> Vec<JobSeen> 
                 (JobState::Failed, exit, why.clone())
             } else if suspended {
                 (JobState::Held, None, "the Job is suspended".into())
+            } else if let Some(active) = &running {
+                let state = if active.contains(&i) {
+                    JobState::Running
+                } else {
+                    JobState::Idle
+                };
+                (state, None, String::new())
             } else {
                 match pod.and_then(|p| p["status"]["phase"].as_str()) {
                     Some("Running") => (JobState::Running, None, String::new()),

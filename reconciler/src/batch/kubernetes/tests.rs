@@ -203,7 +203,7 @@ fn pod_of(index: i64, phase: &str, exit: Option<i64>, created: &str) -> Value {
 fn each_index_counts_from_the_job_status_and_its_pods() {
     let job = json!({
         "metadata": {"annotations": {TAG_ANNOTATION: "cascade:inst/s.1"}},
-        "spec": {"completions": 5},
+        "spec": {"completions": 5, "completionMode": "Indexed"},
         "status": {"completedIndexes": "0,2", "failedIndexes": "1"},
     });
     let pods = vec![
@@ -238,7 +238,7 @@ fn each_index_counts_from_the_job_status_and_its_pods() {
 #[test]
 fn a_suspended_job_holds_what_has_not_ended() {
     let job = json!({
-        "spec": {"completions": 2, "suspend": true},
+        "spec": {"completions": 2, "completionMode": "Indexed", "suspend": true},
         "status": {"completedIndexes": "0",
                    "conditions": [{"type": "Suspended", "status": "True"}]},
     });
@@ -250,7 +250,7 @@ fn a_suspended_job_holds_what_has_not_ended() {
 #[test]
 fn a_failed_job_fails_what_has_not_ended_with_its_reason() {
     let job = json!({
-        "spec": {"completions": 2},
+        "spec": {"completions": 2, "completionMode": "Indexed"},
         "status": {"completedIndexes": "0",
                    "conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
                                    "message": "Job was active longer than specified deadline"}]},
@@ -274,4 +274,35 @@ fn created_jobs_are_bound_from_what_kubectl_and_cascade_submit_print() {
             "eve/cascade-0a1b".to_string()
         ]
     );
+}
+
+#[test]
+fn a_job_a_launch_script_created_counts_its_completions() {
+    // `kubectl create job` makes a NonIndexed Job: no indexes, counts only.
+    let job = |status: Value| json!({"spec": {"completions": 3, "completionMode": "NonIndexed"}, "status": status});
+    let states = |status: Value| -> Vec<JobState> {
+        index_states("ns/j", &job(status), &[])
+            .iter()
+            .map(|j| j.state)
+            .collect()
+    };
+    use JobState::*;
+    assert_eq!(
+        states(json!({"succeeded": 1, "active": 1, "failed": 2})),
+        [Succeeded, Running, Idle]
+    );
+    assert_eq!(
+        states(json!({"succeeded": 3, "conditions": [{"type": "Complete", "status": "True"}]})),
+        [Succeeded; 3]
+    );
+    assert_eq!(
+        states(
+            json!({"succeeded": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]})
+        ),
+        [Succeeded, Failed, Failed]
+    );
+    // Without `completions` (a single pod), one job.
+    let single = json!({"spec": {}, "status": {"succeeded": 1}});
+    assert_eq!(index_states("ns/j", &single, &[]).len(), 1);
+    assert_eq!(index_states("ns/j", &single, &[])[0].state, Succeeded);
 }
