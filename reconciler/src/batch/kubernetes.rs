@@ -382,8 +382,9 @@ fn slices(ledger: &Ledger, submission: &str) -> Result<Vec<Vec<String>>> {
 }
 
 /// Records the jobs and creates their Indexed Job. Idempotent: a Job created before (by a
-/// launch that crashed before it returned) is bound, not created again. Returns
-/// `NAMESPACE/NAME`.
+/// launch that crashed before it returned) is bound, not created again. Returns what a
+/// launch prints, in kubectl's words (`job.batch/NAME created in namespace NS`, or
+/// `unchanged` for the Job found), which is also how its output binds the Job.
 pub fn submit(
     ledger: &mut Ledger,
     submission: &str,
@@ -402,24 +403,28 @@ pub fn submit(
     let slices = slices(ledger, submission)?;
     let manifest = job_manifest(&name, submission, &tag, spec.argv, spec.env, &slices, pod);
     let wanted_namespace = pod.namespace.clone();
-    let cluster = block_on(async move {
+    let job_named = name.clone();
+    let (namespace, created) = block_on(async move {
+        let name = job_named;
         let client = client().await?;
         let namespace = wanted_namespace.unwrap_or_else(|| client.default_namespace().to_string());
         let job: DynamicObject = serde_json::from_value(manifest).map_err(|e| e.to_string())?;
-        match jobs_api(client, &namespace)
+        let created = match jobs_api(client, &namespace)
             .create(&PostParams::default(), &job)
             .await
         {
-            Ok(_) => {}
+            Ok(_) => true,
             // Created by this submission's earlier launch (the name is the tag's).
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => false,
             Err(e) => return Err(format!("cannot create Job `{name}` in `{namespace}`: {e}")),
-        }
-        Ok(format!("{namespace}/{name}"))
+        };
+        Ok((namespace, created))
     })
     .map_err(LedgerError::Invalid)?;
+    let cluster = format!("{namespace}/{name}");
     ledger.write(|tx| super::observer::bind(tx, "kubernetes", &cluster, submission))?;
-    Ok(cluster)
+    let said = if created { "created" } else { "unchanged" };
+    Ok(format!("job.batch/{name} {said} in namespace {namespace}"))
 }
 
 impl Adapter for Kubernetes {
@@ -427,8 +432,8 @@ impl Adapter for Kubernetes {
         BatchSystem::Kubernetes
     }
 
-    /// `job.batch/NAME created` (kubectl's words, and `cascade submit`'s, which adds
-    /// `in namespace NS`); without a namespace, `default`.
+    /// `job.batch/NAME created` or `unchanged` (kubectl's words, and `cascade submit`'s,
+    /// which adds `in namespace NS`); without a namespace, `default`.
     fn printed_ids(&self, log: &str) -> Vec<String> {
         let mut ids = Vec::new();
         for line in log.lines() {
@@ -436,7 +441,7 @@ impl Adapter for Kubernetes {
                 continue;
             };
             let mut words = rest.split_whitespace();
-            let (Some(name), Some("created")) = (words.next(), words.next()) else {
+            let (Some(name), Some("created" | "unchanged")) = (words.next(), words.next()) else {
                 continue;
             };
             let namespace = match (words.next(), words.next(), words.next()) {

@@ -149,7 +149,6 @@ pub fn submit(args: &SubmitArgs) -> std::io::Result<Exit> {
             memory: p.memory.clone(),
             parallelism: p.parallelism,
         };
-        // kubectl's words, which is how the launch's output binds the Job.
         crate::batch::kubernetes::submit(
             &mut ledger,
             &args.submission,
@@ -157,10 +156,6 @@ pub fn submit(args: &SubmitArgs) -> std::io::Result<Exit> {
             &spec,
             &pod,
         )
-        .map(|cluster| {
-            let (ns, name) = cluster.split_once('/').unwrap_or(("default", &cluster));
-            format!("job.batch/{name} created in namespace {ns}")
-        })
     } else if slurm {
         let r = &args.resources;
         let resources = crate::batch::sbatch::Resources {

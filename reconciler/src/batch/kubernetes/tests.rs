@@ -266,12 +266,13 @@ fn a_failed_job_fails_what_has_not_ended_with_its_reason() {
 
 #[test]
 fn created_jobs_are_bound_from_what_kubectl_and_cascade_submit_print() {
-    let log = "+ kubectl create -f job.yaml\njob.batch/eve-gen created\njob.batch/cascade-0a1b created in namespace eve\njob.batch/eve-gen created\njob.batch/other configured\n";
+    let log = "+ kubectl create -f job.yaml\njob.batch/eve-gen created\njob.batch/cascade-0a1b created in namespace eve\njob.batch/eve-gen created\njob.batch/other configured\njob.batch/again unchanged in namespace eve\n";
     assert_eq!(
         Kubernetes.printed_ids(log),
         vec![
             "default/eve-gen".to_string(),
-            "eve/cascade-0a1b".to_string()
+            "eve/cascade-0a1b".to_string(),
+            "eve/again".to_string()
         ]
     );
 }
