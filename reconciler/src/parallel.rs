@@ -1,7 +1,8 @@
 //! Work over many independent items (files to read, documents to load) spread over the
 //! machine's cores, results in the items' order.
 
-/// Below this many items a single thread is faster than starting others.
+/// Below this much work a single thread is faster than starting others: 512 items, or items
+/// weighing as much (a file's weight is its size).
 const MIN_PER_THREAD: usize = 512;
 
 /// `f` of each item, in order, computed on up to one thread per core.
@@ -15,16 +16,44 @@ pub fn map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> 
 /// `f` of consecutive parts of the items, one part per thread (one part in all when there
 /// are few items), in order.
 pub fn map_parts<T: Sync, U: Send>(items: &[T], f: impl Fn(&[T]) -> U + Sync) -> Vec<U> {
+    map_parts_weighed(items, |_| 1, 1, f)
+}
+
+/// As [`map_parts`], with parts of about equal weight: `weight` of an item, and `unit` the
+/// weight of an ordinary item (100 files of 100 documents are as much work as 10,000 files of
+/// one).
+pub fn map_parts_weighed<T: Sync, U: Send>(
+    items: &[T],
+    weight: impl Fn(&T) -> usize,
+    unit: usize,
+    f: impl Fn(&[T]) -> U + Sync,
+) -> Vec<U> {
+    let weights: Vec<usize> = items.iter().map(|i| weight(i).max(1)).collect();
+    let total: usize = weights.iter().sum();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(items.len() / MIN_PER_THREAD).max(1);
+    let threads = cores
+        .min(total / (MIN_PER_THREAD * unit.max(1)))
+        .min(items.len())
+        .max(1);
     if threads == 1 {
         return vec![f(items)];
     }
-    let chunk = items.len().div_ceil(threads);
+    // Cut where the running weight passes each thread's share.
+    let share = total.div_ceil(threads);
+    let mut cuts = vec![0];
+    let mut running = 0;
+    for (i, w) in weights.iter().enumerate() {
+        running += w;
+        if running >= share * cuts.len() && i + 1 < items.len() {
+            cuts.push(i + 1);
+        }
+    }
+    cuts.push(items.len());
     let f = &f;
     std::thread::scope(|scope| {
-        let parts: Vec<_> = items
-            .chunks(chunk)
+        let parts: Vec<_> = cuts
+            .windows(2)
+            .map(|w| &items[w[0]..w[1]])
             .map(|part| scope.spawn(move || f(part)))
             .collect();
         parts
@@ -43,5 +72,18 @@ mod tests {
         let doubled = super::map(&items, |i| i * 2);
         assert_eq!(doubled, (0..10_000).map(|i| i * 2).collect::<Vec<_>>());
         assert!(super::map(&[] as &[u8], |b| *b).is_empty());
+    }
+
+    #[test]
+    fn weighed_parts_cover_every_item_once_in_order() {
+        // A few heavy items among many light ones: every item lands in exactly one part.
+        let items: Vec<usize> = (0..3_000)
+            .map(|i| if i % 1000 == 0 { 500_000 } else { 1 })
+            .collect();
+        let parts = super::map_parts_weighed(&items, |w| *w, 1, |part| part.to_vec());
+        assert_eq!(parts.concat(), items);
+        assert!(parts.iter().all(|p| !p.is_empty()));
+        let one = super::map_parts_weighed(&[7usize], |w| *w, 1, |part| part.to_vec());
+        assert_eq!(one, vec![vec![7]]);
     }
 }

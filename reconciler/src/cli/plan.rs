@@ -117,6 +117,9 @@ pub fn run(args: &Args) -> std::io::Result<Exit> {
     }
     let files = read_paths(&args.paths)?;
     let (_, validated) = load_and_validate(&files);
+    // Validation's temporaries were freed on several threads' heaps, where planning on this
+    // thread would not reuse them.
+    crate::memory::give_back();
     print_diagnostics(&mut std::io::stderr().lock(), &validated.diagnostics)?;
     let Some(graph) = validated.graph else {
         eprintln!("error: the definitions do not validate; nothing to plan");
@@ -143,6 +146,7 @@ pub fn run(args: &Args) -> std::io::Result<Exit> {
         Format::Text | Format::Markdown => print_text(&mut out, &plan, args.state.is_none())?,
     }
     out.flush()?;
+    super::leave((files, validated.diagnostics, graph, plan));
     Ok(Exit::Ok)
 }
 

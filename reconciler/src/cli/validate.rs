@@ -71,6 +71,7 @@ pub fn run(args: &Args) -> std::io::Result<Exit> {
     }
     err.flush()?;
     println!("ok: {}", summary(&resources));
+    super::leave((files, resources, validated));
     Ok(Exit::Ok)
 }
 

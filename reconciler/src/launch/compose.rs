@@ -172,7 +172,21 @@ fn combined_name(campaign: &str, stage: &str) -> String {
     name.replace(' ', "_")
 }
 
-pub fn compose(graph: &DesiredGraph, req: &LaunchRequest) -> Result<Launch, ComposeError> {
+/// The parts of a launch rendered from the definitions' text: every way a launch can fail
+/// to compose is here, so validation renders these alone.
+struct Rendered {
+    experiment: String,
+    group: String,
+    dataset: String,
+    version: String,
+    test: bool,
+    command: String,
+    setup: String,
+    host: String,
+    account: String,
+}
+
+fn render_launch(graph: &DesiredGraph, req: &LaunchRequest) -> Result<Rendered, ComposeError> {
     let stage = req.stage;
     let campaign = graph.campaign_of(stage);
     let login = graph.login_setup_of(stage);
@@ -192,7 +206,6 @@ pub fn compose(graph: &DesiredGraph, req: &LaunchRequest) -> Result<Launch, Comp
         None => String::new(),
     };
     let version = expand_value(&stage.software_version, &keyword)?;
-    let test = req.test || campaign.test;
 
     let builtin = |name: &str| -> Option<String> {
         match name {
@@ -216,6 +229,39 @@ pub fn compose(graph: &DesiredGraph, req: &LaunchRequest) -> Result<Launch, Comp
     let setup = render(&login.setup, &builtin)?;
     let host = render(&login.host, &builtin)?;
     let account = render(&login.account, &builtin)?;
+    Ok(Rendered {
+        test: req.test || campaign.test,
+        experiment,
+        group,
+        dataset,
+        version,
+        command,
+        setup,
+        host,
+        account,
+    })
+}
+
+/// Whether the launch composes, without building it (validation asks this of every launch a
+/// stage can make).
+pub fn check(graph: &DesiredGraph, req: &LaunchRequest) -> Result<(), ComposeError> {
+    render_launch(graph, req).map(drop)
+}
+
+pub fn compose(graph: &DesiredGraph, req: &LaunchRequest) -> Result<Launch, ComposeError> {
+    let stage = req.stage;
+    let job_type = graph.job_type_of(stage);
+    let Rendered {
+        experiment,
+        group,
+        dataset,
+        version,
+        test,
+        command,
+        setup,
+        host,
+        account,
+    } = render_launch(graph, req)?;
 
     let bool_text = |b: bool| if b { "True" } else { "False" };
     let stage_name = stage.key.name.clone();

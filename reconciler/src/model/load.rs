@@ -217,13 +217,19 @@ pub struct Loaded {
 
 /// Loads every file (on every core: files load independently).
 pub fn load(files: &[SourceFile]) -> Loaded {
-    let mut parts = crate::parallel::map_parts(files, |part| {
-        let mut some = Loaded::default();
-        for file in part {
-            load_file(file, &mut some);
-        }
-        some
-    })
+    // Weighed by size: a file of many documents is as much work as as many files.
+    let mut parts = crate::parallel::map_parts_weighed(
+        files,
+        |f| f.bytes.len(),
+        512,
+        |part| {
+            let mut some = Loaded::default();
+            for file in part {
+                load_file(file, &mut some);
+            }
+            some
+        },
+    )
     .into_iter();
     let mut loaded = parts.next().unwrap_or_default();
     for part in parts {

@@ -42,17 +42,13 @@ pub fn validate<'r>(
     broken: &'r [Identity],
     load_diagnostics: Vec<Diagnostic>,
 ) -> Validated {
+    let mut diags = load_diagnostics;
+    let index = Index::new(resources, broken, &mut diags);
     let mut v = Validator {
-        diags: load_diagnostics,
-        by_key: HashMap::default(),
-        names: HashMap::default(),
+        diags,
+        index: &index,
         suggestion_budget: SUGGESTION_BUDGET,
-        broken: broken
-            .iter()
-            .map(|b| (b.kind, b.namespace.as_str(), b.name.as_str()))
-            .collect(),
     };
-    v.index(resources);
     let graph = v.build(resources);
     sort_and_dedup(&mut v.diags);
     let ok = !v.diags.iter().any(Diagnostic::is_error);
@@ -62,16 +58,21 @@ pub fn validate<'r>(
     }
 }
 
-struct Validator<'r> {
-    diags: Vec<Diagnostic>,
+/// What the checks look resources up in, made once before them.
+struct Index<'r> {
     /// (kind, namespace, name) -> first resource with that identity.
     by_key: HashMap<(&'static str, &'r str, &'r str), &'r Resource>,
     /// (kind, namespace) -> the sorted names defined, for "did you mean" hints.
     names: HashMap<(&'static str, &'r str), Vec<&'r str>>,
-    /// Name comparisons left for "did you mean" hints.
-    suggestion_budget: usize,
     /// Documents that did not load (their error is already reported).
     broken: HashSet<(&'static str, &'r str, &'r str)>,
+}
+
+struct Validator<'r, 'i> {
+    diags: Vec<Diagnostic>,
+    index: &'i Index<'r>,
+    /// Name comparisons left for "did you mean" hints.
+    suggestion_budget: usize,
 }
 
 /// Where a stage field's value came from: the stage itself or its campaign's defaults.
@@ -117,13 +118,15 @@ fn as_strs(path: &[String]) -> Vec<&str> {
     path.iter().map(String::as_str).collect()
 }
 
-impl<'r> Validator<'r> {
-    fn index(&mut self, resources: &'r [Resource]) {
+impl<'r> Index<'r> {
+    /// Indexes the resources; a second resource of an identity is reported in `diags`.
+    fn new(resources: &'r [Resource], broken: &'r [Identity], diags: &mut Vec<Diagnostic>) -> Self {
+        let mut by_key: HashMap<_, &'r Resource> = HashMap::default();
         for r in resources {
             let key = (r.kind(), r.namespace(), r.name());
-            if let Some(first) = self.by_key.get(&key) {
+            if let Some(first) = by_key.get(&key) {
                 let first_pos = first.locate(&["metadata", "name"]);
-                self.diags.push(
+                diags.push(
                     r.error(
                         &["metadata", "name"],
                         "duplicate-name",
@@ -140,28 +143,48 @@ impl<'r> Validator<'r> {
                     )),
                 );
             } else {
-                self.by_key.insert(key, r);
+                by_key.insert(key, r);
             }
         }
-        for (kind, namespace, name) in self.by_key.keys() {
-            self.names.entry((kind, namespace)).or_default().push(name);
+        let mut names: HashMap<_, Vec<&'r str>> = HashMap::default();
+        for &(kind, namespace, name) in by_key.keys() {
+            names.entry((kind, namespace)).or_default().push(name);
         }
-        for names in self.names.values_mut() {
-            names.sort_unstable();
+        for list in names.values_mut() {
+            list.sort_unstable();
+        }
+        Index {
+            by_key,
+            names,
+            broken: broken
+                .iter()
+                .map(|b| (b.kind, b.namespace.as_str(), b.name.as_str()))
+                .collect(),
         }
     }
+}
 
+impl<'r, 'i> Validator<'r, 'i> {
     fn lookup(&self, kind: &'static str, namespace: &str, name: &str) -> Option<&'r Resource> {
-        self.by_key.get(&(kind, namespace, name)).copied()
+        self.index.by_key.get(&(kind, namespace, name)).copied()
     }
 
     /// Whether a document of that identity exists but did not load.
     fn is_broken(&self, kind: &'static str, namespace: &str, name: &str) -> bool {
-        self.broken.contains(&(kind, namespace, name))
+        self.index.broken.contains(&(kind, namespace, name))
+    }
+
+    /// Another validator over the same index, for checks made on another thread.
+    fn fork(&self) -> Self {
+        Validator {
+            diags: Vec::new(),
+            index: self.index,
+            suggestion_budget: self.suggestion_budget,
+        }
     }
 
     fn unknown_ref(&mut self, kind: &'static str, namespace: &str, name: &str) -> String {
-        let Some(names) = self.names.get(&(kind, namespace)) else {
+        let Some(names) = self.index.names.get(&(kind, namespace)) else {
             return format!("no {kind} is defined in namespace `{namespace}`");
         };
         // Each "did you mean" compares against every name; a generated set with thousands of
@@ -223,20 +246,38 @@ impl<'r> Validator<'r> {
                 }
             }
         }
-        let mut stages = Vec::with_capacity(stage_res.len());
-        for r in &stage_res {
-            let Spec::CampaignStage(spec) = &r.spec else {
-                continue;
-            };
-            if let Some(stage) = self.check_stage(r, spec) {
-                stages.push((*r, stage));
+        // Each stage is checked on its own (on every core), against the index.
+        let checked = crate::parallel::map_parts(&stage_res, |part| {
+            let mut fork = self.fork();
+            let stages: Vec<(&'r Resource, Stage)> = part
+                .iter()
+                .filter_map(|&r| match &r.spec {
+                    Spec::CampaignStage(spec) => fork.check_stage(r, spec).map(|s| (r, s)),
+                    _ => None,
+                })
+                .collect();
+            (stages, fork)
+        });
+        // Each fork had the whole budget left: what they spent together is taken off it.
+        let budget = self.suggestion_budget;
+        // The first part grows to hold the others (a large vector grows in place).
+        let mut stages = Vec::new();
+        for (part, fork) in checked {
+            if stages.is_empty() {
+                stages = part;
+            } else {
+                stages.extend(part);
             }
+            self.diags.extend(fork.diags);
+            let spent = budget - fork.suggestion_budget;
+            self.suggestion_budget = self.suggestion_budget.saturating_sub(spent);
         }
-        self.check_dependencies(&stages);
+        let ups = upstream_indices(&stages);
+        self.check_dependencies(&stages, &ups);
         self.warn_unlocatable(&stages);
         self.check_compositions(&graph, &stages);
         self.warn_unmatched_patterns(&graph, &stages);
-        graph.stages = self.topological(stages)?;
+        graph.stages = topological(stages, &ups)?;
         Some(graph)
     }
 
@@ -741,7 +782,7 @@ impl<'r> Validator<'r> {
     fn stage_edges(&mut self, r: &'r Resource, spec: &CampaignStageSpec) -> (Vec<Edge>, bool) {
         let ns = r.namespace();
         let mut broken = false;
-        let mut edges = Vec::new();
+        let mut edges = Vec::with_capacity(spec.depends_on.len());
         let mut seen_edges = HashSet::default();
         for (i, dep) in spec.depends_on.iter().enumerate() {
             let idx = i.to_string();
@@ -1001,9 +1042,9 @@ impl<'r> Validator<'r> {
         dataset
     }
 
-    fn check_dependencies(&mut self, stages: &[(&'r Resource, Stage)]) {
+    /// `ups`: each stage's upstream stages (indices into `stages`).
+    fn check_dependencies(&mut self, stages: &[(&'r Resource, Stage)], ups: &[Vec<usize>]) {
         // Cycle detection over the edges whose both ends validated, self-loops excluded.
-        let ups = upstream_indices(stages);
         let mut state = vec![0u8; stages.len()]; // 0 new, 1 on stack, 2 done
         let mut reported: BTreeSet<Vec<usize>> = BTreeSet::new();
         for start in 0..stages.len() {
@@ -1128,62 +1169,67 @@ impl<'r> Validator<'r> {
             }
         }
     }
+}
 
-    /// Orders stages so that each comes after its upstream stages: Kahn's algorithm in waves,
-    /// each wave sorted by namespace and name, so the order is stable. `None` when a cycle
-    /// prevents it (already reported).
-    fn topological(&self, mut stages: Vec<(&'r Resource, Stage)>) -> Option<Vec<Stage>> {
-        // Keys are unique (duplicates were refused), so an unstable sort orders the same,
-        // without a stable sort's buffer of half the stages.
-        stages.sort_unstable_by(|a, b| a.1.key.cmp(&b.1.key));
-        let ups = upstream_indices(&stages);
-        let mut downs: Vec<Vec<usize>> = vec![Vec::new(); stages.len()];
-        let mut waiting: Vec<usize> = ups.iter().map(Vec::len).collect();
-        for (down, list) in ups.iter().enumerate() {
-            for &up in list {
-                downs[up].push(down);
-            }
+/// The stages in dependency order, each after its upstream stages (`ups` as
+/// [`upstream_indices`]): Kahn's algorithm in waves, each wave in key order so that the order
+/// is the same on every run. `None` when a cycle prevents it (already reported).
+fn topological(stages: Vec<(&Resource, Stage)>, ups: &[Vec<usize>]) -> Option<Vec<Stage>> {
+    let n = stages.len();
+    // Stages are large: their indices are sorted, not the stages. Keys are unique
+    // (duplicates were refused), so an unstable sort orders the same.
+    let mut by_key: Vec<usize> = (0..n).collect();
+    by_key.sort_unstable_by(|&a, &b| stages[a].1.key.cmp(&stages[b].1.key));
+    let mut rank = vec![0; n];
+    for (position, &i) in by_key.iter().enumerate() {
+        rank[i] = position;
+    }
+    let mut downs: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut waiting: Vec<usize> = ups.iter().map(Vec::len).collect();
+    for (down, list) in ups.iter().enumerate() {
+        for &up in list {
+            downs[up].push(down);
         }
-        let mut wave: Vec<usize> = (0..stages.len()).filter(|i| waiting[*i] == 0).collect();
-        let mut order = Vec::with_capacity(stages.len());
-        while !wave.is_empty() {
-            let mut next = Vec::new();
-            for &i in &wave {
-                for &down in &downs[i] {
-                    waiting[down] -= 1;
-                    if waiting[down] == 0 {
-                        next.push(down);
-                    }
+    }
+    let mut wave: Vec<usize> = by_key.into_iter().filter(|i| waiting[*i] == 0).collect();
+    let mut order = Vec::with_capacity(n);
+    while !wave.is_empty() {
+        let mut next = Vec::new();
+        for &i in &wave {
+            for &down in &downs[i] {
+                waiting[down] -= 1;
+                if waiting[down] == 0 {
+                    next.push(down);
                 }
             }
-            order.extend(wave);
-            next.sort_unstable(); // indices follow the key order
-            wave = next;
         }
-        if order.len() < stages.len() {
-            return None;
-        }
-        // Put in order in place: a stage is large, and a set may hold hundreds of thousands.
-        let mut stages: Vec<Stage> = stages.into_iter().map(|(_, s)| s).collect();
-        let mut target = vec![0; order.len()];
-        for (position, &i) in order.iter().enumerate() {
-            target[i] = position;
-        }
-        for i in 0..stages.len() {
-            while target[i] != i {
-                let t = target[i];
-                stages.swap(i, t);
-                target.swap(i, t);
-            }
-        }
-        Some(stages)
+        order.extend(wave);
+        next.sort_unstable_by_key(|&i| rank[i]);
+        wave = next;
     }
+    if order.len() < n {
+        return None;
+    }
+    // Put in order in place: a set may hold hundreds of thousands of stages.
+    let mut stages: Vec<Stage> = stages.into_iter().map(|(_, s)| s).collect();
+    let mut target = vec![0; n];
+    for (position, &i) in order.iter().enumerate() {
+        target[i] = position;
+    }
+    for i in 0..n {
+        while target[i] != i {
+            let t = target[i];
+            stages.swap(i, t);
+            target.swap(i, t);
+        }
+    }
+    Some(stages)
 }
 
 /// The first launch of the stage (normal, test, each recovery round) that does not compose,
 /// with stand-in values.
 fn composition_error(graph: &DesiredGraph, stage: &Stage) -> Option<String> {
-    use crate::launch::compose::{LaunchRequest, compose};
+    use crate::launch::compose::{LaunchRequest, check};
     let job_type = graph.job_type_of(stage);
     let mut overrides: Vec<&[Param]> = vec![&[]];
     overrides.extend(
@@ -1192,6 +1238,7 @@ fn composition_error(graph: &DesiredGraph, stage: &Stage) -> Option<String> {
             .iter()
             .map(|s| s.parameter_overrides.as_slice()),
     );
+    let settings = Default::default();
     [true, false]
         .into_iter()
         .flat_map(|t| overrides.iter().map(move |o| (t, *o)))
@@ -1204,9 +1251,9 @@ fn composition_error(graph: &DesiredGraph, stage: &Stage) -> Option<String> {
                 test,
                 explicit_overrides: explicit,
                 experimenter: "validate",
-                settings: &Default::default(),
+                settings: &settings,
             };
-            compose(graph, &request).err().map(|e| e.to_string())
+            check(graph, &request).err().map(|e| e.to_string())
         })
 }
 
@@ -1216,6 +1263,11 @@ fn composition_error(graph: &DesiredGraph, stage: &Stage) -> Option<String> {
 /// one): a search over pairs of positions in the two patterns, so it is linear in their
 /// product, never exponential.
 pub fn like_patterns_meet(a: &str, b: &str) -> bool {
+    // Every pattern matches some name, and `%` matches every name: the common cases need
+    // no search.
+    if a == b || a == "%" || b == "%" {
+        return true;
+    }
     let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
     let mut seen = HashSet::default();
     let mut todo = vec![(0usize, 0usize)];

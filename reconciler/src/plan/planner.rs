@@ -19,7 +19,7 @@
 //! A paused stage or campaign launches nothing: what it would launch is reported as queued
 //! and launched, in order, once it resumes.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
 
 use crate::fast::{Map, Set};
@@ -35,7 +35,7 @@ use super::observed::{
     CatalogView, JobCounts, Observed, Origin, RecoveryRound, Status, Submission,
 };
 use super::{queries, submission};
-use crate::launch::compose::{Launch, LaunchRequest, LaunchSettings, compose};
+use crate::launch::compose::{Launch, LaunchRequest, LaunchSettings, compose, stage_version};
 use crate::model::{DesiredGraph, ObjectKey, Stage};
 use crate::split::{Cursor, FileFact, Next, SplitContext, next};
 
@@ -415,7 +415,11 @@ pub fn plan(input: &PlanInput) -> Plan {
 struct Planner<'a> {
     input: &'a PlanInput<'a>,
     stages: Map<&'a ObjectKey, &'a Stage>,
-    outputs: Map<ObjectKey, submission::Outputs>,
+    /// The patterns dependents ask of each stage (its outputs are made from them when one of
+    /// its submissions is checked: most stages of a large set have none open).
+    wanted: Map<&'a ObjectKey, Vec<&'a str>>,
+    /// Each stage's software version, expanded when first asked for.
+    versions: Map<&'a ObjectKey, OnceCell<String>>,
     /// The origins each stage has launched, indexed when a stage is first asked about (most
     /// stages of a large set never are).
     origins: RefCell<Map<&'a ObjectKey, Set<&'a Origin>>>,
@@ -459,7 +463,13 @@ impl<'a> Planner<'a> {
         Planner {
             input,
             stages: input.graph.stages.iter().map(|s| (&s.key, s)).collect(),
-            outputs: submission::outputs(input.graph),
+            wanted: submission::wanted_patterns(input.graph),
+            versions: input
+                .graph
+                .stages
+                .iter()
+                .map(|s| (&s.key, OnceCell::new()))
+                .collect(),
             origins: RefCell::default(),
             status: Map::default(),
             by_stage,
@@ -490,6 +500,7 @@ impl<'a> Planner<'a> {
 
     /// Phase 1: every submission's new status, so that this same plan can act on it.
     fn transitions(&mut self) {
+        let mut outputs: Map<&ObjectKey, submission::Outputs> = Map::default();
         for sub in &self.input.observed.submissions {
             if sub.status.is_final() {
                 continue;
@@ -506,7 +517,10 @@ impl<'a> Planner<'a> {
                 ));
                 continue;
             }
-            let outputs = &self.outputs[&stage.key];
+            let outputs = outputs.entry(&stage.key).or_insert_with(|| {
+                let wanted = self.wanted.get(&stage.key);
+                submission::outputs(self.input.graph, stage, wanted, self.version(&stage.key))
+            });
             let mut current = sub.clone();
             // A submission may move twice in one plan (Running -> Completed -> Located).
             loop {
@@ -544,6 +558,11 @@ impl<'a> Planner<'a> {
                 self.status.insert(sub.id.as_str(), current.status);
             }
         }
+    }
+
+    /// A stage's software version with its campaign's keywords expanded.
+    fn version(&self, stage: &ObjectKey) -> &str {
+        self.versions[stage].get_or_init(|| stage_version(self.input.graph, self.stages[stage]))
     }
 
     /// Counts a query's files for `stage`; `None` (and the stage `Degraded`) when the catalog

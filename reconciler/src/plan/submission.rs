@@ -7,7 +7,6 @@ use cascade_crd::{CompletionType, StageType};
 
 use super::observed::{CatalogError, CatalogView, JobCounts, Status, Submission};
 use super::queries;
-use crate::launch::compose::stage_version;
 use crate::model::{DesiredGraph, ObjectKey, Stage};
 
 /// A `located` submission older than this is located regardless of its files (POMS's rule).
@@ -67,28 +66,36 @@ pub struct Outputs {
     pub version: String,
 }
 
-/// [`Outputs`] of every stage, computed in one pass over the graph's edges.
-pub fn outputs(graph: &DesiredGraph) -> Map<ObjectKey, Outputs> {
-    let mut wanted: Map<&ObjectKey, Vec<String>> = Map::default();
+/// The file patterns each stage's dependents ask of it, by upstream stage: one pass over the
+/// graph's edges, borrowing.
+pub fn wanted_patterns(graph: &DesiredGraph) -> Map<&ObjectKey, Vec<&str>> {
+    let mut wanted: Map<&ObjectKey, Vec<&str>> = Map::default();
     for stage in &graph.stages {
         for e in stage.upstream_edges() {
             wanted
                 .entry(&e.upstream)
                 .or_default()
-                .push(e.file_pattern.clone());
+                .push(e.file_pattern.as_str());
         }
     }
-    graph
-        .stages
-        .iter()
-        .map(|stage| {
-            let patterns = wanted
-                .remove(&stage.key)
-                .unwrap_or_else(|| graph.job_type_of(stage).output_file_patterns.clone());
-            let version = stage_version(graph, stage);
-            (stage.key.clone(), Outputs { patterns, version })
-        })
-        .collect()
+    wanted
+}
+
+/// [`Outputs`] of a stage at `version`, `wanted` being what [`wanted_patterns`] gave for it.
+pub fn outputs(
+    graph: &DesiredGraph,
+    stage: &Stage,
+    wanted: Option<&Vec<&str>>,
+    version: &str,
+) -> Outputs {
+    let patterns = match wanted {
+        Some(w) => w.iter().map(|p| p.to_string()).collect(),
+        None => graph.job_type_of(stage).output_file_patterns.clone(),
+    };
+    Outputs {
+        patterns,
+        version: version.to_string(),
+    }
 }
 
 /// The location check of a completed submission (§4.3 b/c): with input files, the share of

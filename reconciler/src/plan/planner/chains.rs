@@ -248,7 +248,7 @@ impl<'a> Planner<'a> {
             reference_created: self.by_id.get(head).map_or(original.created, |s| s.created),
             input: original.input.as_deref(),
             output_patterns: &self.input.graph.job_type_of(stage).output_file_patterns,
-            version: &self.outputs[&stage.key].version,
+            version: self.version(&stage.key),
             depth: stage.output_ancestor_depth,
         }
     }

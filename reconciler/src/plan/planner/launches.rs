@@ -182,7 +182,7 @@ impl<'a> Planner<'a> {
                 queries::stage_outputs(
                     &e.upstream.to_string(),
                     &e.file_pattern,
-                    &self.outputs[&e.upstream].version,
+                    self.version(&e.upstream),
                 )
             ));
         }
@@ -213,7 +213,7 @@ impl<'a> Planner<'a> {
 
     fn per_submission_launches(&mut self, stage: &Stage, e: &Edge, work: &mut Work) {
         let up = self.stages[&e.upstream];
-        let version = &self.outputs[&e.upstream].version;
+        let version = self.version(&e.upstream);
         let o = &self.outcomes[&e.upstream];
         for chain in &o.located_chains {
             let original = chain.id.as_str();
@@ -275,7 +275,7 @@ impl<'a> Planner<'a> {
                 c.input = Some(queries::stage_outputs(
                     &e.upstream.to_string(),
                     &e.file_pattern,
-                    &self.outputs[&e.upstream].version,
+                    self.version(&e.upstream),
                 ));
                 work.candidates.push(c);
             }
