@@ -102,7 +102,7 @@ fn shapes() {
     ] {
         let files = [SourceFile {
             path: "shape.yaml".into(),
-            bytes: text.into_bytes(),
+            bytes: text.into_bytes().into(),
         }];
         let started = Instant::now();
         let (_, validated) = load_and_validate(&files);

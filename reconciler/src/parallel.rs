@@ -64,6 +64,20 @@ pub fn map_parts_weighed<T: Sync, U: Send>(
     })
 }
 
+/// The parts' items in one vector, the first part grown to exactly the size of all (a large
+/// vector grows in place, where collecting anew would copy it and doubling would waste up to
+/// half).
+pub fn concat<T>(parts: Vec<Vec<T>>) -> Vec<T> {
+    let total: usize = parts.iter().map(Vec::len).sum();
+    let mut parts = parts.into_iter();
+    let mut all = parts.next().unwrap_or_default();
+    all.reserve_exact(total - all.len());
+    for part in parts {
+        all.extend(part);
+    }
+    all
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -10,7 +10,7 @@ pub fn generate(campaigns: usize, stages_per_campaign: usize, slices: usize) -> 
     let mut files = Vec::new();
     files.push(SourceFile {
         path: "setup.yaml".into(),
-        bytes: "apiVersion: cascade.dev/v1alpha1\nkind: LoginSetup\nmetadata: {name: ls, namespace: exp}\nspec: {host: localhost, account: prod, setup: 'export X=%(experiment)s'}\n---\napiVersion: cascade.dev/v1alpha1\nkind: JobType\nmetadata: {name: jt, namespace: exp}\nspec:\n  launchScript: fife_launch -c gen.cfg\n  parameters:\n    - [\"--stage=\", gen]\n    - [\"-Oglobal.release=\", \"%(version)s\"]\n  outputFilePatterns: [\"%.root\"]\n".as_bytes().to_vec(),
+        bytes: "apiVersion: cascade.dev/v1alpha1\nkind: LoginSetup\nmetadata: {name: ls, namespace: exp}\nspec: {host: localhost, account: prod, setup: 'export X=%(experiment)s'}\n---\napiVersion: cascade.dev/v1alpha1\nkind: JobType\nmetadata: {name: jt, namespace: exp}\nspec:\n  launchScript: fife_launch -c gen.cfg\n  parameters:\n    - [\"--stage=\", gen]\n    - [\"-Oglobal.release=\", \"%(version)s\"]\n  outputFilePatterns: [\"%.root\"]\n".as_bytes().into(),
     });
     let items: Vec<String> = (0..slices).map(|i| format!("ds{i}")).collect();
     for c in 0..campaigns {
@@ -35,7 +35,7 @@ pub fn generate(campaigns: usize, stages_per_campaign: usize, slices: usize) -> 
         }
         files.push(SourceFile {
             path: format!("campaign{c}.yaml"),
-            bytes: text.into_bytes(),
+            bytes: text.into_bytes().into(),
         });
     }
     files

@@ -155,7 +155,7 @@ pub fn import_ini(args: &ImportArgs) -> std::io::Result<Exit> {
         .iter()
         .map(|r| SourceFile {
             path: dir.join(&r.name).display().to_string(),
-            bytes: r.text.clone().into_bytes(),
+            bytes: r.text.as_bytes().into(),
         })
         .collect();
     let converted = sources.len();

@@ -586,7 +586,7 @@ pub fn clone(args: &CloneArgs) -> std::io::Result<Exit> {
             .out
             .as_ref()
             .map_or("<clone>".into(), |p| p.display().to_string()),
-        bytes: text.clone().into_bytes(),
+        bytes: text.as_bytes().into(),
     });
     let (_, checked) = crate::model::load_and_validate(&all);
     if checked.graph.is_none() {

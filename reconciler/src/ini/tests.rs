@@ -60,7 +60,7 @@ fn sources(imported: &[Imported]) -> Vec<SourceFile> {
         .into_iter()
         .map(|(path, text)| SourceFile {
             path,
-            bytes: text.into_bytes(),
+            bytes: text.into_bytes().into(),
         })
         .collect()
 }

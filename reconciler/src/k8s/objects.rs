@@ -131,7 +131,7 @@ pub fn document(obj_ref: &ObjRef, obj: &DynamicObject) -> SourceFile {
         .unwrap_or_else(|e| format!("# cannot write the object: {e}\n"));
     SourceFile {
         path: obj_ref.path(),
-        bytes: text.into_bytes(),
+        bytes: text.into_bytes().into(),
     }
 }
 

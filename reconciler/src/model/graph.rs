@@ -118,12 +118,10 @@ pub struct Stage {
     /// The names POMS knew the stage and its campaign by, when import renamed them.
     pub poms_name: Option<String>,
     pub campaign_poms_name: Option<String>,
-    /// The file that defines the stage.
-    pub source: String,
     /// The file that defines its job type: launches run in that file's directory, so a
     /// launch script's relative paths are relative to where they are written (a campaign
     /// cloned elsewhere still finds the scripts of the job types it shares).
-    pub job_type_source: String,
+    pub job_type_source: std::sync::Arc<str>,
 }
 
 impl Stage {

@@ -23,7 +23,8 @@ pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceFile {
     pub path: String,
-    pub bytes: Vec<u8>,
+    /// Shared with the resources loaded from it, which keep it for their messages.
+    pub bytes: Arc<[u8]>,
 }
 
 /// `metadata` of a resource. Server-managed fields that `kubectl get -o yaml` prints are
@@ -89,9 +90,16 @@ pub struct Resource {
 /// ten times that).
 #[derive(Clone, Debug)]
 pub struct Origin {
-    pub text: Arc<str>,
+    /// The file's bytes, known to be UTF-8 (with a byte-order mark, when it had one).
+    pub text: Arc<[u8]>,
     pub document: u32,
     pub item: Option<u32>,
+}
+
+/// The text of a file loaded before, without its byte-order mark.
+fn without_bom(bytes: &[u8]) -> &str {
+    let text = std::str::from_utf8(bytes).unwrap_or_default();
+    text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
 impl Origin {
@@ -99,7 +107,7 @@ impl Origin {
     /// parsed is kept (per thread), so the messages about one file cost one parse.
     pub fn with_node<T>(&self, f: impl FnOnce(&Node) -> T) -> T {
         thread_local! {
-            static LAST: std::cell::RefCell<Option<(Arc<str>, Vec<Document>)>> =
+            static LAST: std::cell::RefCell<Option<(Arc<[u8]>, Vec<Document>)>> =
                 const { std::cell::RefCell::new(None) };
         }
         LAST.with(|last| {
@@ -109,7 +117,7 @@ impl Origin {
                 .is_some_and(|(text, _)| Arc::ptr_eq(text, &self.text));
             if !cached {
                 // It parsed when it was loaded; a stream that no longer parses is impossible.
-                let docs = parse_stream(&self.text).unwrap_or_default();
+                let docs = parse_stream(without_bom(&self.text)).unwrap_or_default();
                 *last = Some((self.text.clone(), docs));
             }
             let docs = last
@@ -229,16 +237,23 @@ pub fn load(files: &[SourceFile]) -> Loaded {
             }
             some
         },
-    )
-    .into_iter();
-    let mut loaded = parts.next().unwrap_or_default();
-    for part in parts {
-        loaded.resources.extend(part.resources);
-        loaded.broken.extend(part.broken);
-        loaded.diagnostics.extend(part.diagnostics);
+    );
+    let resources = crate::parallel::concat(
+        parts
+            .iter_mut()
+            .map(|p| std::mem::take(&mut p.resources))
+            .collect(),
+    );
+    let broken = parts.iter_mut().flat_map(|p| p.broken.drain(..)).collect();
+    let diagnostics = parts
+        .iter_mut()
+        .flat_map(|p| p.diagnostics.drain(..))
+        .collect();
+    Loaded {
+        resources,
+        broken,
+        diagnostics,
     }
-    loaded.resources.shrink_to_fit();
-    loaded
 }
 
 fn load_file(file: &SourceFile, loaded: &mut Loaded) {
@@ -280,8 +295,7 @@ fn load_file(file: &SourceFile, loaded: &mut Loaded) {
             return;
         }
     };
-    let text: Arc<str> = Arc::from(text.strip_prefix('\u{feff}').unwrap_or(text));
-    let docs = match parse_stream(&text) {
+    let docs = match parse_stream(text.strip_prefix('\u{feff}').unwrap_or(text)) {
         Ok(docs) => docs,
         Err(e) => {
             diags.push(at(e.pos, e.code, e.message).with_hint_opt(e.hint));
@@ -310,7 +324,7 @@ fn load_file(file: &SourceFile, loaded: &mut Loaded) {
         };
         for (item, root) in roots.into_iter().enumerate() {
             let origin = Origin {
-                text: text.clone(),
+                text: file.bytes.clone(),
                 document: document as u32,
                 item: is_list.then_some(item as u32),
             };
@@ -545,7 +559,7 @@ mod tests {
     fn file(path: &str, text: &str) -> SourceFile {
         SourceFile {
             path: path.into(),
-            bytes: text.as_bytes().to_vec(),
+            bytes: text.as_bytes().into(),
         }
     }
 

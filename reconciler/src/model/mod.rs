@@ -51,7 +51,7 @@ mod fuzz_tests {
     fn run(text: Vec<u8>) {
         let files = [SourceFile {
             path: "fuzz.yaml".into(),
-            bytes: text,
+            bytes: text.into(),
         }];
         let (_, validated) = load_and_validate(&files);
         for d in &validated.diagnostics {

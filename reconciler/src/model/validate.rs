@@ -260,18 +260,14 @@ impl<'r, 'i> Validator<'r, 'i> {
         });
         // Each fork had the whole budget left: what they spent together is taken off it.
         let budget = self.suggestion_budget;
-        // The first part grows to hold the others (a large vector grows in place).
-        let mut stages = Vec::new();
+        let mut parts = Vec::with_capacity(checked.len());
         for (part, fork) in checked {
-            if stages.is_empty() {
-                stages = part;
-            } else {
-                stages.extend(part);
-            }
+            parts.push(part);
             self.diags.extend(fork.diags);
             let spent = budget - fork.suggestion_budget;
             self.suggestion_budget = self.suggestion_budget.saturating_sub(spent);
         }
+        let stages = crate::parallel::concat(parts);
         let ups = upstream_indices(&stages);
         self.check_dependencies(&stages, &ups);
         self.warn_unlocatable(&stages);
@@ -619,8 +615,7 @@ impl<'r, 'i> Validator<'r, 'i> {
                 .annotations
                 .get(POMS_NAME_ANNOTATION)
                 .cloned(),
-            source: r.file.to_string(),
-            job_type_source: jt_res.map_or_else(|| r.file.to_string(), |j| j.file.to_string()),
+            job_type_source: jt_res.map_or_else(|| r.file.clone(), |j| j.file.clone()),
         })
     }
 

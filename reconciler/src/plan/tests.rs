@@ -33,7 +33,7 @@ fn graph(campaign: &str, stages: &str) -> DesiredGraph {
     );
     crate::model::graph_or_errors(&[SourceFile {
         path: "test.yaml".into(),
-        bytes: text.into_bytes(),
+        bytes: text.into_bytes().into(),
     }])
     .unwrap_or_else(|e| panic!("{e}"))
 }

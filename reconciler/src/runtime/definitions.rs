@@ -52,7 +52,7 @@ impl Applied {
     /// the revision's checkout for a git source).
     pub fn launch_dir(&self, stage: Option<&Stage>) -> PathBuf {
         let dir = stage
-            .and_then(|s| Path::new(&s.job_type_source).parent())
+            .and_then(|s| Path::new(&*s.job_type_source).parent())
             .map(Path::to_path_buf)
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("."));

@@ -69,7 +69,7 @@ fn read_one(path: &Path) -> io::Result<SourceFile> {
         .map_err(|e| annotate(e, path))?;
     Ok(SourceFile {
         path: display_path(path),
-        bytes,
+        bytes: bytes.into(),
     })
 }
 

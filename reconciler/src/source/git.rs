@@ -239,7 +239,10 @@ fn yaml_files_if_any(
             // The loader refuses a file over its limit from its size alone.
             let content = blob.content();
             let bytes = content[..content.len().min(MAX_FILE_BYTES + 1)].to_vec();
-            Ok(SourceFile { path, bytes })
+            Ok(SourceFile {
+                path,
+                bytes: bytes.into(),
+            })
         })
         .collect::<Result<Vec<_>>>()
         .map(Some)

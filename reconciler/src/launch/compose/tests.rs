@@ -47,7 +47,7 @@ spec:
     );
     let (_, v) = load_and_validate(&[SourceFile {
         path: "t.yaml".into(),
-        bytes: yaml.into_bytes(),
+        bytes: yaml.into_bytes().into(),
     }]);
     v.graph.unwrap_or_else(|| panic!("{:?}", v.diagnostics))
 }

@@ -37,7 +37,7 @@ spec:
 fn load(text: &str) -> (Vec<Resource>, Option<DesiredGraph>) {
     let (resources, validated) = load_and_validate(&[SourceFile {
         path: "c.yaml".into(),
-        bytes: text.as_bytes().to_vec(),
+        bytes: text.as_bytes().into(),
     }]);
     (resources, validated.graph)
 }
