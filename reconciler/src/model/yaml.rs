@@ -13,6 +13,8 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 pub const MAX_DEPTH: usize = 64;
 /// Most nodes that alias expansion may add to one file.
 pub const MAX_ALIAS_NODES: usize = 100_000;
+/// Up to this many keys, a mapping's duplicate keys are found by searching its entries.
+const SEARCHED_MAPPING_KEYS: usize = 16;
 
 /// 1-based line and column (in characters).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -277,9 +279,10 @@ impl<'a> Builder<'a> {
                     check_tag(&tag, pos)?;
                 }
                 let mut entries: Vec<Entry> = Vec::new();
-                // Key -> index in `entries`: a linear search would make a mapping of many keys
-                // (a hostile file) quadratic.
-                let mut seen: HashMap<String, usize> = HashMap::new();
+                // Key -> index in `entries`, once the mapping is large: a linear search would
+                // make a mapping of many keys (a hostile file) quadratic, and a map for each
+                // of the many small mappings costs more than searching them.
+                let mut seen: Option<crate::fast::Map<String, usize>> = None;
                 loop {
                     let (ev, span) = self.next()?;
                     if matches!(ev, Event::MappingEnd) {
@@ -295,7 +298,11 @@ impl<'a> Builder<'a> {
                             ));
                         }
                     };
-                    if let Some(first) = seen.get(&key).map(|i| &entries[*i]) {
+                    let earlier = match &seen {
+                        Some(seen) => seen.get(&key).copied(),
+                        None => entries.iter().position(|e| e.key == key),
+                    };
+                    if let Some(first) = earlier.map(|i| &entries[i]) {
                         return Err(
                             YamlError::new(key_node.pos, format!("duplicate key `{key}`")).hint(
                                 format!(
@@ -307,7 +314,19 @@ impl<'a> Builder<'a> {
                     }
                     let (ev, span) = self.next()?;
                     let value = self.node(ev, span, depth + 1)?;
-                    seen.insert(key.clone(), entries.len());
+                    match &mut seen {
+                        Some(seen) => {
+                            seen.insert(key.clone(), entries.len());
+                        }
+                        None if entries.len() == SEARCHED_MAPPING_KEYS => {
+                            let index = entries.iter().enumerate();
+                            let mut map: crate::fast::Map<String, usize> =
+                                index.map(|(i, e)| (e.key.clone(), i)).collect();
+                            map.insert(key.clone(), entries.len());
+                            seen = Some(map);
+                        }
+                        None => {}
+                    }
                     entries.push(Entry {
                         key,
                         key_pos: key_node.pos,
@@ -397,6 +416,29 @@ mod tests {
         assert_eq!(e.message, "duplicate key `a`");
         assert_eq!(e.pos, Pos { line: 3, col: 1 });
         assert!(e.hint.unwrap().contains("line 1, column 1"));
+    }
+
+    #[test]
+    fn finds_duplicate_keys_in_mappings_of_every_size() {
+        // Small mappings are searched and large ones indexed: a repeat of each key, at each
+        // size around the change, is found and located.
+        for keys in [2, 15, 16, 17, 18, 40] {
+            for repeated in [0, keys / 2, keys - 1] {
+                let mut text: String = (0..keys).map(|k| format!("k{k}: {k}\n")).collect();
+                text.push_str(&format!("k{repeated}: again\n"));
+                let e = parse_stream(&text).unwrap_err();
+                assert_eq!(
+                    e.message,
+                    format!("duplicate key `k{repeated}`"),
+                    "{keys} keys"
+                );
+                assert_eq!(e.pos.line as usize, keys + 1);
+                let first = format!("line {}, column 1", repeated + 1);
+                assert!(e.hint.unwrap().contains(&first), "{keys} keys, k{repeated}");
+            }
+            let distinct: String = (0..keys).map(|k| format!("k{k}: {k}\n")).collect();
+            assert!(parse_stream(&distinct).is_ok(), "{keys} distinct keys");
+        }
     }
 
     #[test]
