@@ -7,10 +7,7 @@ const MIN_PER_THREAD: usize = 512;
 
 /// `f` of each item, in order, computed on up to one thread per core.
 pub fn map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> {
-    map_parts(items, |part| part.iter().map(&f).collect::<Vec<U>>())
-        .into_iter()
-        .flatten()
-        .collect()
+    concat(map_parts(items, |part| part.iter().map(&f).collect()))
 }
 
 /// `f` of consecutive parts of the items, one part per thread (one part in all when there

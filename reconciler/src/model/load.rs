@@ -96,6 +96,9 @@ pub struct Origin {
     pub item: Option<u32>,
 }
 
+/// A file's bytes and its documents, parsed again for messages.
+type ParsedFile = (Arc<[u8]>, Vec<Document>);
+
 /// The text of a file loaded before, without its byte-order mark.
 fn without_bom(bytes: &[u8]) -> &str {
     let text = std::str::from_utf8(bytes).unwrap_or_default();
@@ -107,7 +110,7 @@ impl Origin {
     /// parsed is kept (per thread), so the messages about one file cost one parse.
     pub fn with_node<T>(&self, f: impl FnOnce(&Node) -> T) -> T {
         thread_local! {
-            static LAST: std::cell::RefCell<Option<(Arc<[u8]>, Vec<Document>)>> =
+            static LAST: std::cell::RefCell<Option<ParsedFile>> =
                 const { std::cell::RefCell::new(None) };
         }
         LAST.with(|last| {
