@@ -5,6 +5,11 @@
 /// weighing as much (a file's weight is its size).
 const MIN_PER_THREAD: usize = 512;
 
+/// How many threads the work is spread over at most.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// `f` of each item, in order, computed on up to one thread per core.
 pub fn map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> {
     concat(map_parts(items, |part| part.iter().map(&f).collect()))
@@ -27,8 +32,7 @@ pub fn map_parts_weighed<T: Sync, U: Send>(
 ) -> Vec<U> {
     let weights: Vec<usize> = items.iter().map(|i| weight(i).max(1)).collect();
     let total: usize = weights.iter().sum();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores
+    let threads = cores()
         .min(total / (MIN_PER_THREAD * unit.max(1)))
         .min(items.len())
         .max(1);

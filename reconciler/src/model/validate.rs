@@ -174,12 +174,13 @@ impl<'r, 'i> Validator<'r, 'i> {
         self.index.broken.contains(&(kind, namespace, name))
     }
 
-    /// Another validator over the same index, for checks made on another thread.
+    /// Another validator over the same index, for checks made on another thread, with a
+    /// share of the hint budget (so that the forks together spend no more than this one).
     fn fork(&self) -> Self {
         Validator {
             diags: Vec::new(),
             index: self.index,
-            suggestion_budget: self.suggestion_budget,
+            suggestion_budget: self.suggestion_budget / crate::parallel::cores(),
         }
     }
 
@@ -258,13 +259,12 @@ impl<'r, 'i> Validator<'r, 'i> {
                 .collect();
             (stages, fork)
         });
-        // Each fork had the whole budget left: what they spent together is taken off it.
-        let budget = self.suggestion_budget;
+        let share = self.fork().suggestion_budget;
         let mut parts = Vec::with_capacity(checked.len());
         for (part, fork) in checked {
             parts.push(part);
             self.diags.extend(fork.diags);
-            let spent = budget - fork.suggestion_budget;
+            let spent = share - fork.suggestion_budget;
             self.suggestion_budget = self.suggestion_budget.saturating_sub(spent);
         }
         let stages = crate::parallel::concat(parts);
