@@ -166,7 +166,6 @@ impl<'a> Planner<'a> {
     pub(super) fn join_launch(&mut self, stage: &Stage, work: &mut Work) {
         let mut parts = Vec::new();
         let mut all = true;
-        let mut queries_by_edge = Vec::new();
         for e in stage.upstream_edges() {
             let o = &self.outcomes[&e.upstream];
             if !(o.settled && o.state.succeeded()) {
@@ -177,14 +176,6 @@ impl<'a> Planner<'a> {
                 }
             }
             parts.push(format!("`{}` {}", e.upstream.name, outcome_words(o)));
-            queries_by_edge.push(format!(
-                "({})",
-                queries::stage_outputs(
-                    &e.upstream.to_string(),
-                    &e.file_pattern,
-                    self.version(&e.upstream),
-                )
-            ));
         }
         if !all {
             work.waiting.push(format!(
@@ -192,6 +183,17 @@ impl<'a> Planner<'a> {
                 parts.join(", ")
             ));
         } else if !self.has_origin(&stage.key, &Origin::Join) {
+            let queries_by_edge: Vec<String> = stage
+                .upstream_edges()
+                .map(|e| {
+                    let outputs = queries::stage_outputs(
+                        &e.upstream.to_string(),
+                        &e.file_pattern,
+                        self.version(&e.upstream),
+                    );
+                    format!("({outputs})")
+                })
+                .collect();
             let mut c = Candidate::new(Origin::Join, false);
             c.dataset = Some(format!("{}_join", stage.key.name));
             c.define = Define::Query;
@@ -213,7 +215,6 @@ impl<'a> Planner<'a> {
 
     fn per_submission_launches(&mut self, stage: &Stage, e: &Edge, work: &mut Work) {
         let up = self.stages[&e.upstream];
-        let version = self.version(&e.upstream);
         let o = &self.outcomes[&e.upstream];
         for chain in &o.located_chains {
             let original = chain.id.as_str();
@@ -236,7 +237,7 @@ impl<'a> Planner<'a> {
                     "({upstream_input}) and {}",
                     queries::pattern_bits(&e.file_pattern)
                 ),
-                _ => queries::outputs_of(&members, &e.file_pattern, version),
+                _ => queries::outputs_of(&members, &e.file_pattern, self.version(&e.upstream)),
             });
             work.candidates.push(c);
         }
