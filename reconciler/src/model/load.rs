@@ -603,4 +603,28 @@ items:
         assert_eq!(at("nowhere"), ("list.yaml".into(), 12, 15));
         assert_eq!(at("elsewhere"), ("stream.yaml".into(), 11, 13));
     }
+
+    /// A file saved with a byte-order mark: messages found while loading and those found
+    /// later, from the file's kept bytes, point where they do without the mark.
+    #[test]
+    fn a_byte_order_mark_moves_no_message() {
+        let text = "apiVersion: cascade.dev/v1alpha1\nkind: CampaignStage\nmetadata: {name: s}\nspec:\n  campaign: nowhere\n---\napiVersion: cascade.dev/v1alpha1\nkind: JobType\nmetadata: {name: j}\nspec:\n  launchScript: run\n  colour: blue\n";
+        let positions = |text: &str| {
+            let (_, validated) = super::super::load_and_validate(&[file("a.yaml", text)]);
+            let mut found: Vec<_> = validated
+                .diagnostics
+                .iter()
+                .map(|d| (d.code, d.pos.line, d.pos.col))
+                .collect();
+            found.sort();
+            found
+        };
+        let plain = positions(text);
+        // The unknown field (found while loading) and the unknown campaign (found later).
+        assert_eq!(
+            plain,
+            vec![("invalid-field", 12, 3), ("unknown-reference", 5, 13)]
+        );
+        assert_eq!(positions(&format!("\u{feff}{text}")), plain);
+    }
 }
