@@ -1408,4 +1408,54 @@ mod tests {
             &format!("{long}c")
         ));
     }
+
+    /// A set large enough to be checked on several threads: every problem is reported
+    /// whichever part it falls in, in the same order as on one thread, and a valid set comes
+    /// out in dependency order.
+    #[test]
+    fn a_large_set_checked_in_parts_reports_every_problem_and_keeps_the_order() {
+        use crate::model::{SourceFile, load_and_validate};
+        const HEAD: &str = "apiVersion: cascade.dev/v1alpha1\n";
+        let set = |broken: &[usize]| {
+            let mut text = format!(
+                "{HEAD}kind: LoginSetup\nmetadata: {{name: ls}}\nspec: {{host: localhost, account: a}}\n---\n{HEAD}kind: JobType\nmetadata: {{name: jt}}\nspec: {{launchScript: run, outputFilePatterns: ['%.root']}}\n---\n{HEAD}kind: Campaign\nmetadata: {{name: c}}\nspec: {{defaults: {{loginSetup: ls, jobType: jt, softwareVersion: v1}}}}\n"
+            );
+            // Stage i depends on stage i + 1: the chain runs against the names' order.
+            for i in 0..1_500 {
+                let campaign = if broken.contains(&i) { "nowhere" } else { "c" };
+                let upstream = if i + 1 < 1_500 {
+                    format!(
+                        "  dependsOn: [{{stage: s{:04}, filePattern: '%.root'}}]\n",
+                        i + 1
+                    )
+                } else {
+                    "  type: generator\n".to_string()
+                };
+                text.push_str(&format!(
+                    "---\n{HEAD}kind: CampaignStage\nmetadata: {{name: s{i:04}}}\nspec:\n  campaign: {campaign}\n{upstream}"
+                ));
+            }
+            let files = [SourceFile {
+                path: "set.yaml".into(),
+                bytes: text.into_bytes().into(),
+            }];
+            load_and_validate(&files).1
+        };
+        let broken = set(&[3, 1_496]);
+        assert!(broken.graph.is_none());
+        let named: Vec<&str> = broken
+            .diagnostics
+            .iter()
+            .filter(|d| d.code == "unknown-reference" && d.message.contains("nowhere"))
+            .map(|d| d.message.as_str())
+            .collect();
+        assert_eq!(named.len(), 2, "{:?}", broken.diagnostics);
+        let lines: Vec<u32> = broken.diagnostics.iter().map(|d| d.pos.line).collect();
+        assert!(lines.windows(2).all(|w| w[0] <= w[1]), "sorted: {lines:?}");
+
+        let graph = set(&[]).graph.expect("valid");
+        let order: Vec<&str> = graph.stages.iter().map(|s| s.key.name.as_str()).collect();
+        let expected: Vec<String> = (0..1_500).rev().map(|i| format!("s{i:04}")).collect();
+        assert_eq!(order, expected);
+    }
 }
