@@ -31,6 +31,8 @@ fn main() {
             .split_once("-s")
             .expect("generated name");
         let index: usize = index.parse().expect("stage index");
+        // One key per stage, shared by its submissions, as the ledger reads them.
+        let key = std::sync::Arc::new(stage.key.clone());
         for i in 0..SLICES {
             let origin = if index == 0 {
                 Origin::Split {
@@ -45,13 +47,13 @@ fn main() {
             let running = index == STAGES - 1 && i >= SLICES - 10;
             observed.submissions.push(Submission {
                 id: format!("exp.{}.{}", stage.key.name, i + 1),
-                stage: stage.key.clone(),
+                stage: key.clone(),
                 seq: i as u64 + 1,
                 origin,
                 test: false,
                 dataset: Some(format!("ds{i}")),
                 input: Some(format!("defname: ds{i}")),
-                cursor_after: (index == 0).then_some(Cursor::Index(i as u64 + 1)),
+                cursor_after: (index == 0).then(|| Box::new(Cursor::Index(i as u64 + 1))),
                 cursor_snapshot: None,
                 status: if running {
                     Status::Running

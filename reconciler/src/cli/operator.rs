@@ -244,7 +244,7 @@ fn submissions(ledger: &Ledger, target: &str) -> Result<Vec<String>, String> {
             .submission_rows()
             .map_err(text)?
             .into_iter()
-            .filter(|r| r.submission.stage == k && !r.submission.status.is_final())
+            .filter(|r| *r.submission.stage == k && !r.submission.status.is_final())
             .map(|r| r.submission.id)
             .collect()),
         Target::Campaign(k) => Err(format!("`{k}` is a campaign: name a stage or a submission")),

@@ -2,6 +2,7 @@
 //! rounds, requests, pauses, and the observed state the planner reads.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
@@ -574,6 +575,8 @@ impl Ledger {
     fn rows_where(&self, which: Which) -> Result<Vec<SubmissionRow>> {
         let jobs = self.job_counts(&which)?;
         let (condition, values) = which.condition("");
+        // One key per stage, shared by its submissions.
+        let mut stages: crate::fast::Map<ObjectKey, Arc<ObjectKey>> = Default::default();
         self.rows(
 &format!("SELECT id, namespace, stage, seq, origin_json, test, dataset, input, cursor_after, status, launch_state, created, force_located, command, display, batch_id, launch_log, launcher, updated, cursor_snapshot, revision
                  FROM submissions WHERE {condition} ORDER BY created, rowid"),
@@ -586,13 +589,13 @@ rusqlite::params_from_iter(values),
                 let launch_state: String = r.get(10)?;
                 Ok(SubmissionRow {
                     submission: Submission {
-                        stage: ObjectKey::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?),
+                        stage: shared_key(&mut stages, r.get(1)?, r.get(2)?),
                         seq: r.get::<_, i64>(3)? as u64,
                         origin: serde_json::from_str(&origin).unwrap_or(Origin::Join),
                         test: r.get(5)?,
                         dataset: r.get(6)?,
                         input: r.get(7)?,
-                        cursor_after: cursor.and_then(|c| serde_json::from_str(&c).ok()),
+                        cursor_after: cursor.and_then(|c| serde_json::from_str(&c).ok()).map(Box::new),
                         cursor_snapshot: r.get(19)?,
                         status: Status::parse(&status).unwrap_or(Status::New),
                         jobs: jobs.get(&id).copied().unwrap_or_default(),
@@ -816,4 +819,19 @@ rusqlite::params_from_iter(values),
         }
         Ok(saved)
     }
+}
+
+/// The key of a stage as shared by the submissions read so far, or a new one.
+fn shared_key(
+    stages: &mut crate::fast::Map<ObjectKey, Arc<ObjectKey>>,
+    namespace: String,
+    name: String,
+) -> Arc<ObjectKey> {
+    let key = ObjectKey::new(namespace, name);
+    if let Some(shared) = stages.get(&key) {
+        return shared.clone();
+    }
+    let shared = Arc::new(key.clone());
+    stages.insert(key, shared.clone());
+    shared
 }

@@ -2,6 +2,7 @@
 //! decisions, operator requests and pauses. Plain values, so the planner stays pure.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -175,7 +176,8 @@ impl Origin {
 #[serde(rename_all = "camelCase")]
 pub struct Submission {
     pub id: String,
-    pub stage: ObjectKey,
+    /// Shared by the stage's submissions (a state holds millions of them).
+    pub stage: Arc<ObjectKey>,
     /// Position among the stage's submissions (1, 2, ...).
     pub seq: u64,
     pub origin: Origin,
@@ -185,7 +187,7 @@ pub struct Submission {
     /// The catalog query of its input files (none for generators).
     pub input: Option<String>,
     /// The split cursor after this submission's slice, for split launches.
-    pub cursor_after: Option<Cursor>,
+    pub cursor_after: Option<Box<Cursor>>,
     /// For a cursor of delivered files: the catalog snapshot holding them.
     #[serde(default)]
     pub cursor_snapshot: Option<i64>,

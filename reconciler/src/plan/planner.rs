@@ -426,7 +426,8 @@ struct Planner<'a> {
     /// The statuses this plan's transitions changed (the rest are as observed).
     status: Map<&'a str, Status>,
     by_stage: Map<&'a ObjectKey, Vec<&'a Submission>>,
-    by_id: Map<&'a str, &'a Submission>,
+    /// Submissions by id, indexed when first asked for (only recoveries ask).
+    by_id: OnceCell<Map<&'a str, &'a Submission>>,
     rounds: Map<&'a str, Vec<&'a RecoveryRound>>,
     outcomes: Map<ObjectKey, Outcome<'a>>,
     facts: RefCell<Map<ObjectKey, Rc<Vec<FileFact>>>>,
@@ -443,12 +444,9 @@ struct Planner<'a> {
 impl<'a> Planner<'a> {
     fn new(input: &'a PlanInput<'a>) -> Self {
         let observed = input.observed;
-        let n = observed.submissions.len();
         let mut by_stage: Map<&ObjectKey, Vec<&Submission>> = Map::default();
-        let mut by_id = Map::with_capacity_and_hasher(n, Default::default());
         for s in &observed.submissions {
             by_stage.entry(&s.stage).or_default().push(s);
-            by_id.insert(s.id.as_str(), s);
         }
         for subs in by_stage.values_mut() {
             subs.sort_by_key(|s| s.seq);
@@ -473,7 +471,7 @@ impl<'a> Planner<'a> {
             origins: RefCell::default(),
             status: Map::default(),
             by_stage,
-            by_id,
+            by_id: OnceCell::new(),
             rounds,
             outcomes: Map::default(),
             facts: RefCell::default(),
@@ -505,7 +503,7 @@ impl<'a> Planner<'a> {
             if sub.status.is_final() {
                 continue;
             }
-            let Some(stage) = self.stages.get(&sub.stage).copied() else {
+            let Some(stage) = self.stages.get(&*sub.stage).copied() else {
                 continue;
             };
             let system = self.input.graph.job_type_of(stage).batch_system;
@@ -616,10 +614,17 @@ impl<'a> Planner<'a> {
         self.status.get(s.id.as_str()).copied().unwrap_or(s.status)
     }
 
+    fn by_id(&self) -> &Map<&'a str, &'a Submission> {
+        self.by_id.get_or_init(|| {
+            let submissions = &self.input.observed.submissions;
+            submissions.iter().map(|s| (s.id.as_str(), s)).collect()
+        })
+    }
+
     fn status_of(&self, id: &str) -> Status {
         match self.status.get(id) {
             Some(changed) => *changed,
-            None => self.by_id.get(id).map_or(Status::New, |s| s.status),
+            None => self.by_id().get(id).map_or(Status::New, |s| s.status),
         }
     }
 

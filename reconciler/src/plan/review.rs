@@ -297,7 +297,7 @@ fn stage_impacts(base: &DesiredGraph, head: &DesiredGraph, ctx: &Context) -> Vec
         ctx.observed
             .submissions
             .iter()
-            .filter(|s| &s.stage == key && !s.status.is_final())
+            .filter(|s| *s.stage == *key && !s.status.is_final())
             .map(|s| s.id.clone())
             .collect()
     };

@@ -88,13 +88,13 @@ fn apply(plan: &Plan, o: &mut Observed, now: i64) {
                 }
                 o.submissions.push(Submission {
                     id: l.id.clone(),
-                    stage: l.stage.clone(),
+                    stage: l.stage.clone().into(),
                     seq: l.seq,
                     origin: l.origin.clone(),
                     test: l.test,
                     dataset: l.dataset.clone(),
                     input: l.input.clone(),
-                    cursor_after: l.cursor_after.clone(),
+                    cursor_after: l.cursor_after.clone().map(Box::new),
                     cursor_snapshot: None,
                     status: if l.approval {
                         Status::AwaitingApproval
@@ -134,7 +134,7 @@ fn apply(plan: &Plan, o: &mut Observed, now: i64) {
                 let seq = o
                     .submissions
                     .iter()
-                    .filter(|s| &s.stage == stage)
+                    .filter(|s| *s.stage == *stage)
                     .map(|s| s.seq)
                     .max()
                     .unwrap_or(0);
@@ -233,12 +233,12 @@ fn located_upstream_submission_launches_each_dependent_once_over_its_outputs() {
     let gen_subs: Vec<_> = o
         .submissions
         .iter()
-        .filter(|s| s.stage == key("gen"))
+        .filter(|s| *s.stage == key("gen"))
         .collect();
     let sim_subs: Vec<_> = o
         .submissions
         .iter()
-        .filter(|s| s.stage == key("sim"))
+        .filter(|s| *s.stage == key("sim"))
         .collect();
     assert_eq!(gen_subs.len(), 3, "one per list item");
     assert_eq!(sim_subs.len(), 3, "one child per upstream submission");
@@ -272,7 +272,7 @@ fn recovery_rounds_run_once_each_then_dependents_start_once() {
     let proc: Vec<_> = o
         .submissions
         .iter()
-        .filter(|s| s.stage == key("proc"))
+        .filter(|s| *s.stage == key("proc"))
         .collect();
     assert_eq!(
         proc.len(),
@@ -304,7 +304,7 @@ fn recovery_rounds_run_once_each_then_dependents_start_once() {
     let ana: Vec<_> = o
         .submissions
         .iter()
-        .filter(|s| s.stage == key("ana"))
+        .filter(|s| *s.stage == key("ana"))
         .collect();
     assert_eq!(ana.len(), 1, "dependents start once, after the last round");
     assert!(
@@ -520,7 +520,7 @@ fn stage_complete_trigger_and_join_launch_once_over_all_outputs() {
     );
     let mut o = Observed::default();
     let last = converge(&g, &mut o, &FixedCatalog::default());
-    let count = |n: &str| o.submissions.iter().filter(|s| s.stage == key(n)).count();
+    let count = |n: &str| o.submissions.iter().filter(|s| *s.stage == key(n)).count();
     assert_eq!(
         (
             count("gen"),
@@ -533,7 +533,7 @@ fn stage_complete_trigger_and_join_launch_once_over_all_outputs() {
     let compare = o
         .submissions
         .iter()
-        .find(|s| s.stage == key("compare"))
+        .find(|s| *s.stage == key("compare"))
         .unwrap();
     assert_eq!(
         compare.input.as_deref(),
@@ -982,14 +982,14 @@ fn upstream_and_self_dependency_walks_the_stages_own_split() {
     let origins: Vec<String> = o
         .submissions
         .iter()
-        .filter(|s| s.stage == key("proc"))
+        .filter(|s| *s.stage == key("proc"))
         .map(|s| s.origin.describe())
         .collect();
     assert_eq!(origins, ["after exp.gen.1", "slice 0", "slice 1"]);
     let datasets: Vec<Option<String>> = o
         .submissions
         .iter()
-        .filter(|s| s.stage == key("proc") && matches!(s.origin, Origin::Split { .. }))
+        .filter(|s| *s.stage == key("proc") && matches!(s.origin, Origin::Split { .. }))
         .map(|s| s.dataset.clone())
         .collect();
     assert_eq!(
@@ -1043,7 +1043,7 @@ fn a_recovery_of_a_killed_submission_takes_its_place() {
     let ana: Vec<&Origin> = o
         .submissions
         .iter()
-        .filter(|s| s.stage == key("ana"))
+        .filter(|s| *s.stage == key("ana"))
         .map(|s| &s.origin)
         .collect();
     assert_eq!(

@@ -285,7 +285,7 @@ pub fn apply_removals(
         let open: Vec<String> = ledger
             .submission_rows()?
             .into_iter()
-            .filter(|r| &r.submission.stage == stage && !r.submission.status.is_final())
+            .filter(|r| *r.submission.stage == *stage && !r.submission.status.is_final())
             .map(|r| r.submission.id)
             .collect();
         for id in open {

@@ -163,7 +163,7 @@ impl<'a> Planner<'a> {
         original: &str,
         kind: RecoveryType,
     ) -> Option<Candidate> {
-        let sub = self.by_id.get(original)?;
+        let sub = self.by_id().get(original)?;
         let head = self
             .rounds
             .get(original)
@@ -245,7 +245,10 @@ impl<'a> Planner<'a> {
     ) -> queries::RecoveryBasis<'b> {
         queries::RecoveryBasis {
             reference: head,
-            reference_created: self.by_id.get(head).map_or(original.created, |s| s.created),
+            reference_created: self
+                .by_id()
+                .get(head)
+                .map_or(original.created, |s| s.created),
             input: original.input.as_deref(),
             output_patterns: &self.input.graph.job_type_of(stage).output_file_patterns,
             version: self.version(&stage.key),

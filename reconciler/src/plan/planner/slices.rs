@@ -18,7 +18,7 @@ impl<'a> Planner<'a> {
             .iter()
             .rev()
             .filter(|s| s.seq > reset && s.test == test && !s.origin.is_recovery())
-            .find_map(|s| s.cursor_after.clone())
+            .find_map(|s| s.cursor_after.as_deref().cloned())
             .unwrap_or_default()
     }
 
@@ -30,7 +30,7 @@ impl<'a> Planner<'a> {
                 .subs(&stage.key)
                 .iter()
                 .rev()
-                .find(|s| s.cursor_after.as_ref() == Some(cursor))
+                .find(|s| s.cursor_after.as_deref() == Some(cursor))
                 .and_then(|s| s.cursor_snapshot),
             _ => None,
         };

@@ -130,7 +130,7 @@ fn a_removed_stage_stops_under_its_campaigns_policy_and_names_its_open_submissio
     ] {
         observed.submissions.push(crate::plan::Submission {
             id: id.into(),
-            stage: ObjectKey::new("exp", "reco"),
+            stage: ObjectKey::new("exp", "reco").into(),
             seq: 1,
             origin: crate::plan::Origin::Join,
             test: false,
