@@ -50,7 +50,11 @@ fn submit_hold_release_remove_with_real_processes() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "1@local\n");
-    wait_for("two running jobs", || q(s).contains("0 idle, 2 running"));
+    // A job is listed running as soon as it is claimed, and its pid a moment later, once
+    // its process started.
+    wait_for("two running jobs, the first with its process", || {
+        q(s).contains("0 idle, 2 running") && pid(s, "1@local") != "-"
+    });
     let leader = pid(s, "1@local");
 
     let out = cascade(&[

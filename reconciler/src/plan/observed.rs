@@ -176,7 +176,7 @@ impl Origin {
 #[serde(rename_all = "camelCase")]
 pub struct Submission {
     pub id: String,
-    /// Shared by the stage's submissions (a state holds millions of them).
+    // One key shared by the stage's submissions: a state holds millions of them.
     pub stage: Arc<ObjectKey>,
     /// Position among the stage's submissions (1, 2, ...).
     pub seq: u64,
