@@ -5,6 +5,9 @@
 //! every stage has 100 submissions: 1,000,000 in all, nearly all located, the last ten of
 //! each campaign's last stage with one job of ten still running (enough to complete them:
 //! the plan has transitions and location checks to make, not only a settled graph to walk).
+//!
+//! First, how the planner's input is read from a ledger of 200,000 submissions: the
+//! submissions alone (`observed`) against the rows with their launch texts.
 
 use std::time::Instant;
 
@@ -21,7 +24,67 @@ const CAMPAIGNS: usize = 100;
 const STAGES: usize = 100;
 const SLICES: usize = 100;
 
+/// Writes `n` launched submissions with launch texts of a realistic length into a fresh
+/// ledger, then reads the planner's input (`observed`) and the full rows, in that order (peak
+/// RSS only grows, so the smaller read is measured first).
+fn read_from_ledger(n: usize) {
+    let dir = std::env::temp_dir().join(format!("cascade-bench-plan-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(cascade::ledger::Ledger::open(&dir).expect("state"));
+    let mut conn = rusqlite::Connection::open(dir.join(cascade::ledger::DB_FILE)).expect("db");
+    let tx = conn.transaction().expect("tx");
+    {
+        let mut sub = tx.prepare("INSERT INTO submissions (id, namespace, stage, seq, origin, origin_json, test, status, launch_state, approval, command, display, argv, env, launch_dir, launch_attempts, launch_log, launcher, force_located, created, updated, dataset, input) VALUES (?1, 'exp', ?2, ?3, ?4, ?5, 0, 'located', 'launched', 0, ?6, ?7, '[]', '[]', '/tmp', 1, ?8, 'prod', 0, 0, 0, ?9, ?10)").expect("insert");
+        for i in 0..n {
+            let stage = format!("c{}-s{}", i / 10_000, (i / 100) % 100);
+            let origin = Origin::Split {
+                test: false,
+                index: (i % 100) as u64,
+            };
+            let command = format!(
+                "fife_launch -c gen.cfg --stage=gen -Oglobal.release=v1 -Oglobal.sam_dataset=ds{i} -Oglobal.submission=exp.{stage}.{}",
+                i % 100 + 1
+            );
+            sub.execute(rusqlite::params![
+                format!("exp.{stage}.{}", i % 100 + 1),
+                stage,
+                (i % 100 + 1) as i64,
+                origin.key(),
+                serde_json::to_string(&origin).expect("origin"),
+                command,
+                format!("/bin/sh -c 'export X=exp\n{command}'"),
+                format!("{}/launches/exp.{stage}.{}.log", dir.display(), i % 100 + 1),
+                format!("ds{i}"),
+                format!("defname: ds{i}"),
+            ])
+            .expect("submission");
+        }
+    }
+    tx.commit().expect("commit");
+    drop(conn);
+    let ledger = cascade::ledger::Ledger::open(&dir).expect("state");
+    let mib = |k: Option<u64>| k.unwrap_or(0) as f64 / 1024.0;
+    let base = peak_rss_kib();
+    let started = Instant::now();
+    let observed = ledger.observed().expect("observed");
+    let (observed_s, observed_peak) = (started.elapsed().as_secs_f64(), peak_rss_kib());
+    drop(observed);
+    let started = Instant::now();
+    let rows = ledger.submission_rows().expect("rows");
+    let (rows_s, rows_peak) = (started.elapsed().as_secs_f64(), peak_rss_kib());
+    println!(
+        "plan: reading {n} submissions from a ledger: the planner's input in {:.0} ms (peak RSS +{:.0} MiB); the rows with their launch texts in {:.0} ms (peak RSS +{:.0} MiB)",
+        observed_s * 1e3,
+        mib(observed_peak) - mib(base),
+        rows_s * 1e3,
+        mib(rows_peak) - mib(base),
+    );
+    drop(rows);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
+    read_from_ledger(common::arg("--ledger-submissions", 200_000usize));
     let files = generate(CAMPAIGNS, STAGES, SLICES);
     let (_, validated) = load_and_validate(&files);
     let graph = validated.graph.expect("generated definitions validate");

@@ -41,6 +41,9 @@ impl Which<'_> {
 }
 
 /// Which submissions a read of rows takes.
+/// The columns a [`Submission`] is read from, in the order the reader takes them.
+const SUBMISSION_COLUMNS: &str = "id, namespace, stage, seq, origin_json, test, dataset, input, cursor_after, status, launch_state, created, force_located, cursor_snapshot";
+
 enum Which<'a> {
     All,
     Id(&'a str),
@@ -573,47 +576,72 @@ impl Ledger {
     }
 
     fn rows_where(&self, which: Which) -> Result<Vec<SubmissionRow>> {
-        let jobs = self.job_counts(&which)?;
+        let mut read = self.submission_reader(&which)?;
         let (condition, values) = which.condition("");
-        // One key per stage, shared by its submissions.
-        let mut stages: crate::fast::Map<ObjectKey, Arc<ObjectKey>> = Default::default();
         self.rows(
-&format!("SELECT id, namespace, stage, seq, origin_json, test, dataset, input, cursor_after, status, launch_state, created, force_located, command, display, batch_id, launch_log, launcher, updated, cursor_snapshot, revision
+            &format!("SELECT {SUBMISSION_COLUMNS}, command, display, batch_id, launch_log, launcher, updated, revision
                  FROM submissions WHERE {condition} ORDER BY created, rowid"),
-rusqlite::params_from_iter(values),
-|r| {
-                let id: String = r.get(0)?;
-                let origin: String = r.get(4)?;
-                let cursor: Option<String> = r.get(8)?;
-                let status: String = r.get(9)?;
-                let launch_state: String = r.get(10)?;
+            rusqlite::params_from_iter(values),
+            |r| {
                 Ok(SubmissionRow {
-                    submission: Submission {
-                        stage: shared_key(&mut stages, r.get(1)?, r.get(2)?),
-                        seq: r.get::<_, i64>(3)? as u64,
-                        origin: serde_json::from_str(&origin).unwrap_or(Origin::Join),
-                        test: r.get(5)?,
-                        dataset: r.get(6)?,
-                        input: r.get(7)?,
-                        cursor_after: cursor.and_then(|c| serde_json::from_str(&c).ok()).map(Box::new),
-                        cursor_snapshot: r.get(19)?,
-                        status: Status::parse(&status).unwrap_or(Status::New),
-                        jobs: jobs.get(&id).copied().unwrap_or_default(),
-                        launched: launch_state != "reserved",
-                        created: r.get(11)?,
-                        force_located: r.get(12)?,
-                        id,
-                    },
-                    launch_state,
-                    command: r.get(13)?,
-                    display: r.get(14)?,
-                    batch_id: r.get(15)?,
-                    launch_log: r.get(16)?,
-                    launcher: r.get(17)?,
-                    updated: r.get(18)?,
+                    submission: read(r)?,
+                    launch_state: r.get(10)?,
+                    command: r.get(14)?,
+                    display: r.get(15)?,
+                    batch_id: r.get(16)?,
+                    launch_log: r.get(17)?,
+                    launcher: r.get(18)?,
+                    updated: r.get(19)?,
                     revision: r.get(20)?,
                 })
+            },
+        )
+    }
+
+    /// The submissions alone (what the planner reads), without the launch's texts.
+    fn submissions_where(&self, which: Which) -> Result<Vec<Submission>> {
+        let mut read = self.submission_reader(&which)?;
+        let (condition, values) = which.condition("");
+        self.rows(
+            &format!("SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE {condition} ORDER BY created, rowid"),
+            rusqlite::params_from_iter(values),
+            |r| read(r),
+        )
+    }
+
+    /// Reads a [`Submission`] from a row that starts with [`SUBMISSION_COLUMNS`], with its
+    /// job counts; a stage's submissions share one key.
+    fn submission_reader(
+        &self,
+        which: &Which,
+    ) -> Result<impl FnMut(&rusqlite::Row) -> rusqlite::Result<Submission> + use<>> {
+        let jobs = self.job_counts(which)?;
+        let mut stages: crate::fast::Map<ObjectKey, Arc<ObjectKey>> = Default::default();
+        Ok(move |r: &rusqlite::Row| {
+            let id: String = r.get(0)?;
+            let origin: String = r.get(4)?;
+            let cursor: Option<String> = r.get(8)?;
+            let status: String = r.get(9)?;
+            let launch_state: String = r.get(10)?;
+            Ok(Submission {
+                stage: shared_key(&mut stages, r.get(1)?, r.get(2)?),
+                seq: r.get::<_, i64>(3)? as u64,
+                origin: serde_json::from_str(&origin).unwrap_or(Origin::Join),
+                test: r.get(5)?,
+                dataset: r.get(6)?,
+                input: r.get(7)?,
+                cursor_after: cursor
+                    .and_then(|c| serde_json::from_str(&c).ok())
+                    .map(Box::new),
+                cursor_snapshot: r.get(13)?,
+                status: Status::parse(&status).unwrap_or(Status::New),
+                jobs: jobs.get(&id).copied().unwrap_or_default(),
+                launched: launch_state != "reserved",
+                created: r.get(11)?,
+                force_located: r.get(12)?,
+                id,
             })
+        })
     }
 
     pub fn history(&self, submission: Option<&str>) -> Result<Vec<HistoryRow>> {
@@ -637,11 +665,7 @@ rusqlite::params_from_iter(values),
 
     /// Everything the planner needs, in one consistent read.
     pub fn observed(&self) -> Result<Observed> {
-        let submissions = self
-            .submission_rows()?
-            .into_iter()
-            .map(|r| r.submission)
-            .collect();
+        let submissions = self.submissions_where(Which::All)?;
         let recoveries = {
             self.rows(
 "SELECT original, round, kind, reference, submission FROM recovery_rounds ORDER BY original, round",
