@@ -9,6 +9,7 @@
 //! First, how the planner's input is read from a ledger of 200,000 submissions: the
 //! submissions alone (`observed`) against the rows with their launch texts.
 
+use compact_str::format_compact;
 use std::time::Instant;
 
 use cascade::model::load_and_validate;
@@ -104,18 +105,18 @@ fn main() {
                 }
             } else {
                 Origin::Upstream {
-                    submission: format!("exp.c{campaign}-s{}.{}", index - 1, i + 1),
+                    submission: format_compact!("exp.c{campaign}-s{}.{}", index - 1, i + 1),
                 }
             };
             let running = index == STAGES - 1 && i >= SLICES - 10;
             observed.submissions.push(Submission {
-                id: format!("exp.{}.{}", stage.key.name, i + 1),
+                id: format_compact!("exp.{}.{}", stage.key.name, i + 1),
                 stage: key.clone(),
                 seq: i as u64 + 1,
                 origin,
                 test: false,
-                dataset: Some(format!("ds{i}")),
-                input: Some(format!("defname: ds{i}")),
+                dataset: Some(format_compact!("ds{i}")),
+                input: Some(format_compact!("defname: ds{i}")),
                 cursor_after: (index == 0).then(|| Box::new(Cursor::Index(i as u64 + 1))),
                 cursor_snapshot: None,
                 status: if running {

@@ -245,7 +245,7 @@ fn submissions(ledger: &Ledger, target: &str) -> Result<Vec<String>, String> {
             .map_err(text)?
             .into_iter()
             .filter(|r| *r.submission.stage == k && !r.submission.status.is_final())
-            .map(|r| r.submission.id)
+            .map(|r| r.submission.id.into())
             .collect()),
         Target::Campaign(k) => Err(format!("`{k}` is a campaign: name a stage or a submission")),
     }

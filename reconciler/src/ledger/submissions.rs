@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 
@@ -617,8 +618,12 @@ impl Ledger {
     ) -> Result<impl FnMut(&rusqlite::Row) -> rusqlite::Result<Submission> + use<>> {
         let jobs = self.job_counts(which)?;
         let mut stages: crate::fast::Map<ObjectKey, Arc<ObjectKey>> = Default::default();
+        // Short texts are read in place (no intermediate String each).
+        let text = |r: &rusqlite::Row, i| -> rusqlite::Result<Option<CompactString>> {
+            Ok(r.get_ref(i)?.as_str_or_null()?.map(CompactString::new))
+        };
         Ok(move |r: &rusqlite::Row| {
-            let id: String = r.get(0)?;
+            let id = CompactString::new(r.get_ref(0)?.as_str()?);
             let origin: String = r.get(4)?;
             let cursor: Option<String> = r.get(8)?;
             let status: String = r.get(9)?;
@@ -628,14 +633,14 @@ impl Ledger {
                 seq: r.get::<_, i64>(3)? as u64,
                 origin: serde_json::from_str(&origin).unwrap_or(Origin::Join),
                 test: r.get(5)?,
-                dataset: r.get(6)?,
-                input: r.get(7)?,
+                dataset: text(r, 6)?,
+                input: text(r, 7)?,
                 cursor_after: cursor
                     .and_then(|c| serde_json::from_str(&c).ok())
                     .map(Box::new),
                 cursor_snapshot: r.get(13)?,
                 status: Status::parse(&status).unwrap_or(Status::New),
-                jobs: jobs.get(&id).copied().unwrap_or_default(),
+                jobs: jobs.get(id.as_str()).copied().unwrap_or_default(),
                 launched: launch_state != "reserved",
                 created: r.get(11)?,
                 force_located: r.get(12)?,

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -123,13 +124,23 @@ pub enum Origin {
     /// without a split has only index 0.
     Split { test: bool, index: u64 },
     /// One launch per located upstream submission chain (reference §4.5).
-    Upstream { submission: String },
+    Upstream {
+        #[schemars(with = "String")]
+        submission: CompactString,
+    },
     /// Once, when the upstream stage as a whole reached its completion percentage.
-    StageComplete { upstream: String },
+    StageComplete {
+        #[schemars(with = "String")]
+        upstream: CompactString,
+    },
     /// Once, when every upstream stage of a join reached its percentage.
     Join,
     /// Recovery round `round` (0-based) of the original submission.
-    Recovery { original: String, round: u32 },
+    Recovery {
+        #[schemars(with = "String")]
+        original: CompactString,
+        round: u32,
+    },
     /// An operator's launch request.
     Request { id: u64 },
     /// A schedule fire time (unix seconds).
@@ -175,7 +186,10 @@ impl Origin {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Submission {
-    pub id: String,
+    // Ids, datasets and queries are short texts held inline (no allocation each up to 24
+    // bytes): a state holds millions of submissions.
+    #[schemars(with = "String")]
+    pub id: CompactString,
     // One key shared by the stage's submissions: a state holds millions of them.
     pub stage: Arc<ObjectKey>,
     /// Position among the stage's submissions (1, 2, ...).
@@ -183,9 +197,11 @@ pub struct Submission {
     pub origin: Origin,
     pub test: bool,
     /// The dataset name the launch was given (`%(dataset)s`).
-    pub dataset: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub dataset: Option<CompactString>,
     /// The catalog query of its input files (none for generators).
-    pub input: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub input: Option<CompactString>,
     /// The split cursor after this submission's slice, for split launches.
     pub cursor_after: Option<Box<Cursor>>,
     /// For a cursor of delivered files: the catalog snapshot holding them.

@@ -539,7 +539,7 @@ impl<'a> Planner<'a> {
                     }
                 };
                 self.actions.push(Action::SetStatus {
-                    submission: sub.id.clone(),
+                    submission: sub.id.to_string(),
                     from: current.status,
                     to,
                     reason,

@@ -298,7 +298,7 @@ fn stage_impacts(base: &DesiredGraph, head: &DesiredGraph, ctx: &Context) -> Vec
             .submissions
             .iter()
             .filter(|s| *s.stage == *key && !s.status.is_final())
-            .map(|s| s.id.clone())
+            .map(|s| s.id.to_string())
             .collect()
     };
     let mut out = Vec::new();

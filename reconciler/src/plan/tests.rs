@@ -87,13 +87,13 @@ fn apply(plan: &Plan, o: &mut Observed, now: i64) {
                     o.recoveries.push(r.clone());
                 }
                 o.submissions.push(Submission {
-                    id: l.id.clone(),
+                    id: l.id.as_str().into(),
                     stage: l.stage.clone().into(),
                     seq: l.seq,
                     origin: l.origin.clone(),
                     test: l.test,
-                    dataset: l.dataset.clone(),
-                    input: l.input.clone(),
+                    dataset: l.dataset.as_deref().map(Into::into),
+                    input: l.input.as_deref().map(Into::into),
                     cursor_after: l.cursor_after.clone().map(Box::new),
                     cursor_snapshot: None,
                     status: if l.approval {
@@ -111,7 +111,7 @@ fn apply(plan: &Plan, o: &mut Observed, now: i64) {
                 let s = o
                     .submissions
                     .iter_mut()
-                    .find(|s| &s.id == submission)
+                    .find(|s| s.id == submission)
                     .unwrap();
                 s.status = *to;
             }
@@ -986,18 +986,15 @@ fn upstream_and_self_dependency_walks_the_stages_own_split() {
         .map(|s| s.origin.describe())
         .collect();
     assert_eq!(origins, ["after exp.gen.1", "slice 0", "slice 1"]);
-    let datasets: Vec<Option<String>> = o
+    let datasets: Vec<Option<&str>> = o
         .submissions
         .iter()
         .filter(|s| *s.stage == key("proc") && matches!(s.origin, Origin::Split { .. }))
-        .map(|s| s.dataset.clone())
+        .map(|s| s.dataset.as_deref())
         .collect();
     assert_eq!(
         datasets,
-        [
-            Some("raw_slice0_files1".into()),
-            Some("raw_slice1_files1".into())
-        ]
+        [Some("raw_slice0_files1"), Some("raw_slice1_files1")]
     );
     assert!(status_of(&last, "proc").state.succeeded());
 }

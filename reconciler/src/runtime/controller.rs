@@ -505,7 +505,7 @@ fn observe_hop(ledger: &Ledger, origin: &crate::plan::Origin) -> Result<()> {
     let ended: Option<i64> = ledger
         .rows(
             "SELECT MAX(finished_ms) FROM jobs WHERE submission = ?",
-            [submission],
+            [submission.as_str()],
             |r| r.get(0),
         )?
         .into_iter()

@@ -286,7 +286,7 @@ pub fn apply_removals(
             .submission_rows()?
             .into_iter()
             .filter(|r| *r.submission.stage == *stage && !r.submission.status.is_final())
-            .map(|r| r.submission.id)
+            .map(|r| r.submission.id.into())
             .collect();
         for id in open {
             local::control(ledger, &id, Control::Remove)?;

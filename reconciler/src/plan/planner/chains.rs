@@ -37,7 +37,7 @@ impl<'a> Planner<'a> {
                 Chain::InFlight => {
                     t.in_flight += 1;
                     if self.status_of_sub(original) == Status::AwaitingApproval {
-                        t.awaiting.push(original.id.clone());
+                        t.awaiting.push(original.id.to_string());
                     }
                     "in flight"
                 }
@@ -122,7 +122,7 @@ impl<'a> Planner<'a> {
             };
             if files == 0 {
                 self.actions.push(Action::SkipRecovery {
-                    original: original.id.clone(),
+                    original: original.id.to_string(),
                     round,
                     kind: step.kind,
                     reference: head.to_string(),
@@ -140,9 +140,9 @@ impl<'a> Planner<'a> {
             c.input = Some(query);
             c.define = Define::Query;
             c.overrides = step.parameter_overrides.clone();
-            c.parent = Some(original.id.clone());
+            c.parent = Some(original.id.to_string());
             c.recovery = Some(RecoveryRound {
-                original: original.id.clone(),
+                original: original.id.to_string(),
                 round,
                 kind: step.kind,
                 reference: head.to_string(),

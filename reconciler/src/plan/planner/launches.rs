@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::model::Edge;
+use compact_str::ToCompactString;
 
 impl<'a> Planner<'a> {
     /// Operator launch requests, oldest first: a manual recovery, a launch over a dataset,
@@ -219,7 +220,7 @@ impl<'a> Planner<'a> {
         for chain in &o.located_chains {
             let original = chain.id.as_str();
             let origin = Origin::Upstream {
-                submission: original.to_string(),
+                submission: original.into(),
             };
             if self.has_origin(&stage.key, &origin) {
                 continue;
@@ -266,7 +267,7 @@ impl<'a> Planner<'a> {
         let up = self.stages[&e.upstream];
         let o = &self.outcomes[&e.upstream];
         let origin = Origin::StageComplete {
-            upstream: e.upstream.to_string(),
+            upstream: e.upstream.to_compact_string(),
         };
         if o.settled && o.state.succeeded() {
             if !self.has_origin(&stage.key, &origin) {
