@@ -108,9 +108,9 @@ stage_settings! {
     dataset("dataset"): SplitData,
     /// How the dataset is cut into submissions: a POMS string (`nfiles(10)`) or a mapping
     /// (`{type: nfiles, n: 10}`). Absent: one submission over the whole dataset.
-    split("split"): SplitSpec,
+    split("split"): Box<SplitSpec>,
     /// Split policy for test launches (its own cursor). Default: `split`.
-    test_split("testSplit"): SplitSpec,
+    test_split("testSplit"): Box<SplitSpec>,
     /// When a submission counts as done. Default `{type: located, percent: 95}`.
     completion("completion"): Completion,
     /// Overrides merged over the job type's parameters.

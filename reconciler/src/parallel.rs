@@ -30,6 +30,46 @@ pub fn map_parts_weighed<T: Sync, U: Send>(
     unit: usize,
     f: impl Fn(&[T]) -> U + Sync,
 ) -> Vec<U> {
+    let cuts = cuts(items, weight, unit);
+    if cuts.len() == 2 {
+        return vec![f(items)];
+    }
+    let f = &f;
+    on_threads(cuts.windows(2).map(|w| move || f(&items[w[0]..w[1]])))
+}
+
+/// `f` of consecutive parts of the items, each writing an item's result into the slot of
+/// that item in one vector made up front (joining per-thread vectors would hold every result
+/// twice at the end), and returning what else it has to say.
+pub fn fill<T: Sync, O: Send, R: Send>(
+    items: &[T],
+    f: impl Fn(&[T], &mut [Option<O>]) -> R + Sync,
+) -> (Vec<Option<O>>, Vec<R>) {
+    let mut out: Vec<Option<O>> = std::iter::repeat_with(|| None).take(items.len()).collect();
+    let cuts = cuts(items, |_| 1, 1);
+    let mut slots = Vec::with_capacity(cuts.len());
+    let mut rest = out.as_mut_slice();
+    for w in cuts.windows(2) {
+        let (part, after) = rest.split_at_mut(w[1] - w[0]);
+        slots.push(part);
+        rest = after;
+    }
+    let f = &f;
+    let said = if slots.len() == 1 {
+        vec![f(items, slots[0])]
+    } else {
+        on_threads(
+            cuts.windows(2)
+                .zip(slots)
+                .map(|(w, slot)| move || f(&items[w[0]..w[1]], slot)),
+        )
+    };
+    (out, said)
+}
+
+/// Where the items are cut into parts: `[0, ..., items.len()]`, one part per thread (one part
+/// when there is too little work for more), of about equal weight.
+fn cuts<T>(items: &[T], weight: impl Fn(&T) -> usize, unit: usize) -> Vec<usize> {
     let weights: Vec<usize> = items.iter().map(|i| weight(i).max(1)).collect();
     let total: usize = weights.iter().sum();
     let threads = cores()
@@ -37,7 +77,7 @@ pub fn map_parts_weighed<T: Sync, U: Send>(
         .min(items.len())
         .max(1);
     if threads == 1 {
-        return vec![f(items)];
+        return vec![0, items.len()];
     }
     // Cut where the running weight passes each thread's share.
     let share = total.div_ceil(threads);
@@ -50,16 +90,16 @@ pub fn map_parts_weighed<T: Sync, U: Send>(
         }
     }
     cuts.push(items.len());
-    let f = &f;
+    cuts
+}
+
+/// Each job on a thread of its own; their results in order.
+fn on_threads<R: Send>(jobs: impl Iterator<Item = impl FnOnce() -> R + Send>) -> Vec<R> {
     std::thread::scope(|scope| {
-        let parts: Vec<_> = cuts
-            .windows(2)
-            .map(|w| &items[w[0]..w[1]])
-            .map(|part| scope.spawn(move || f(part)))
-            .collect();
-        parts
+        let running: Vec<_> = jobs.map(|job| scope.spawn(job)).collect();
+        running
             .into_iter()
-            // A panic in `f` is a bug; it is passed on as it would be without threads.
+            // A panic in a job is a bug; it is passed on as it would be without threads.
             .map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     })

@@ -273,8 +273,8 @@ fn settings(ctx: &mut Ctx, section: &Section, defaults: Option<&Settings>) -> Se
                     );
                 }
             }
-            "cs_split_type" | "split_type" => st.split = ctx.split(e),
-            "test_split_type" => st.test_split = ctx.split(e),
+            "cs_split_type" | "split_type" => st.split = ctx.split(e).map(Box::new),
+            "test_split_type" => st.test_split = ctx.split(e).map(Box::new),
             "completion_type" => match e.value.to_ascii_lowercase().as_str() {
                 "complete" => s.completion_type = Some(CompletionType::Complete),
                 "located" => s.completion_type = Some(CompletionType::Located),

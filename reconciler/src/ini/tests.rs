@@ -151,8 +151,8 @@ fn legacy_splits_with_stray_whitespace_and_boolean_spellings() {
         unreachable!()
     };
     assert_eq!(
-        drain.spec.split,
-        Some(cascade_crd::SplitSpec::Legacy("drainingn(25)".into()))
+        drain.spec.split.as_deref(),
+        Some(&cascade_crd::SplitSpec::Legacy("drainingn(25)".into()))
     );
     assert_eq!(drain.spec.merge_default_overrides, None, "0 is false");
     let Document::Stage(guns) = find(&imported, "CampaignStage", "calib-2025-guns") else {

@@ -41,14 +41,16 @@ pub struct Meta {
     pub annotations: BTreeMap<String, String>,
     #[serde(default)]
     pub generation: Option<i64>,
+    // Server-managed: type-checked, not kept (a set may hold hundreds of thousands of
+    // resources; Cascade reads none of these).
     #[serde(default)]
-    pub uid: Option<String>,
+    uid: Unkept<Option<String>>,
     #[serde(default)]
-    pub resource_version: Option<String>,
+    resource_version: Unkept<Option<String>>,
     #[serde(default)]
-    pub creation_timestamp: Option<String>,
+    creation_timestamp: Unkept<Option<String>>,
     #[serde(default)]
-    pub finalizers: Vec<String>,
+    finalizers: Unkept<Vec<String>>,
     // Also printed by `kubectl get -o yaml`, and of no meaning here: accepted, not kept.
     #[serde(default)]
     managed_fields: Option<IgnoredAny>,
@@ -62,13 +64,24 @@ pub struct Meta {
     deletion_grace_period_seconds: Option<IgnoredAny>,
 }
 
+/// A field read as a `T` (a value of another type is an error, as it would be if kept) and
+/// then dropped.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Unkept<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Unkept<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(d).map(|_| Unkept(std::marker::PhantomData))
+    }
+}
+
 /// Namespace of resources that name none.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Spec {
-    LoginSetup(LoginSetupSpec),
-    JobType(JobTypeSpec),
+    LoginSetup(Box<LoginSetupSpec>),
+    JobType(Box<JobTypeSpec>),
     Campaign(Box<CampaignSpec>),
     CampaignStage(Box<CampaignStageSpec>),
     Notifier(Box<cascade_crd::NotifierSpec>),

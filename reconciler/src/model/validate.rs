@@ -214,7 +214,7 @@ impl<'r, 'i> Validator<'r, 'i> {
             match &r.spec {
                 Spec::LoginSetup(spec) => {
                     self.check_login_setup(r, spec);
-                    graph.login_setups.insert(key, spec.clone());
+                    graph.login_setups.insert(key, (**spec).clone());
                 }
                 Spec::JobType(spec) => {
                     // Only the syntax here (a stray `%`): which variables exist depends on the
@@ -234,7 +234,7 @@ impl<'r, 'i> Validator<'r, 'i> {
                             );
                         }
                     }
-                    graph.job_types.insert(key, spec.clone());
+                    graph.job_types.insert(key, (**spec).clone());
                 }
                 Spec::Campaign(spec) => {
                     self.check_campaign(r, spec);
@@ -248,26 +248,25 @@ impl<'r, 'i> Validator<'r, 'i> {
             }
         }
         // Each stage is checked on its own (on every core), against the index.
-        let checked = crate::parallel::map_parts(&stage_res, |part| {
+        let (checked, forks) = crate::parallel::fill(&stage_res, |part, slots| {
             let mut fork = self.fork();
-            let stages: Vec<(&'r Resource, Stage)> = part
-                .iter()
-                .filter_map(|&r| match &r.spec {
-                    Spec::CampaignStage(spec) => fork.check_stage(r, spec).map(|s| (r, s)),
-                    _ => None,
-                })
-                .collect();
-            (stages, fork)
+            for (&r, slot) in part.iter().zip(slots) {
+                if let Spec::CampaignStage(spec) = &r.spec {
+                    *slot = fork.check_stage(r, spec).map(|s| (r, s));
+                }
+            }
+            fork
         });
         let share = self.fork().suggestion_budget;
-        let mut parts = Vec::with_capacity(checked.len());
-        for (part, fork) in checked {
-            parts.push(part);
+        for fork in forks {
             self.diags.extend(fork.diags);
             let spent = share - fork.suggestion_budget;
             self.suggestion_budget = self.suggestion_budget.saturating_sub(spent);
         }
-        let stages = crate::parallel::concat(parts);
+        // `filter_map` collects in place (a slot and a stage are the same size); `flatten`
+        // would copy every stage into a new vector.
+        #[allow(clippy::filter_map_identity)]
+        let stages: Vec<(&'r Resource, Stage)> = checked.into_iter().filter_map(|s| s).collect();
         let ups = upstream_indices(&stages);
         self.check_dependencies(&stages, &ups);
         self.warn_unlocatable(&stages);
@@ -555,8 +554,8 @@ impl<'r, 'i> Validator<'r, 'i> {
             self.stage_reference(&origin, "LoginSetup", "loginSetup", &login_setup);
         let (jt_res, jt_broken) = self.stage_reference(&origin, "JobType", "jobType", &job_type);
 
-        let split = self.stage_split(&origin, "split", spec.split.as_ref());
-        let test_split = self.stage_split(&origin, "testSplit", spec.test_split.as_ref());
+        let split = self.stage_split(&origin, "split", spec.split.as_deref());
+        let test_split = self.stage_split(&origin, "testSplit", spec.test_split.as_deref());
         let dataset = self.check_split_data(&origin, &spec, split.as_ref(), test_split.as_ref());
         let completion = spec.completion.clone().unwrap_or_default();
         let (res, path) = origin.at("completion", &["percent"]);
