@@ -78,7 +78,7 @@ pub fn explain(args: &ExplainArgs) -> std::io::Result<Exit> {
                 if qualified {
                     s.stage.to_string()
                 } else {
-                    s.stage.name.clone()
+                    s.stage.name.to_string()
                 }
             })
             .collect();

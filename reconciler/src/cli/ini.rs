@@ -220,7 +220,7 @@ pub fn export_ini(args: &ExportArgs) -> std::io::Result<Exit> {
                         .campaigns
                         .keys()
                         .find(|k| &k.name == campaign)
-                        .map(|k| k.namespace.clone())
+                        .map(|k| k.namespace.to_string())
                         .unwrap_or_else(|| "default".into());
                     (ns, campaign.clone())
                 }

@@ -273,8 +273,8 @@ impl Events {
         for (key, st) in &after.stages {
             let r = ObjRef {
                 kind: "CampaignStage".into(),
-                namespace: key.namespace.clone(),
-                name: key.name.clone(),
+                namespace: key.namespace.to_string(),
+                name: key.name.to_string(),
             };
             let Some(obj) = objects.get(&r) else { continue };
             let old = before.stages.get(key);

@@ -192,7 +192,7 @@ fn render_launch(graph: &DesiredGraph, req: &LaunchRequest) -> Result<Rendered, 
     let login = graph.login_setup_of(stage);
     let job_type = graph.job_type_of(stage);
     let keyword = |name: &str| campaign.keywords.get(name).cloned();
-    let experiment = stage.key.namespace.clone();
+    let experiment = stage.key.namespace.to_string();
     let group = if experiment == "samdev" {
         "fermilab".to_string()
     } else {
@@ -264,8 +264,8 @@ pub fn compose(graph: &DesiredGraph, req: &LaunchRequest) -> Result<Launch, Comp
     } = render_launch(graph, req)?;
 
     let bool_text = |b: bool| if b { "True" } else { "False" };
-    let stage_name = stage.key.name.clone();
-    let campaign_name = stage.campaign.name.clone();
+    let stage_name = stage.key.name.to_string();
+    let campaign_name = stage.campaign.name.to_string();
     // POMS's wrappers put the names into job attributes: the names POMS knew, where import
     // had to change them.
     let poms_stage = stage
@@ -309,7 +309,7 @@ pub fn compose(graph: &DesiredGraph, req: &LaunchRequest) -> Result<Launch, Comp
         ("POMS_PARENT_TASK_ID", parent),
         ("POMS_TASK_ID", req.submission_id.to_string()),
         ("POMS_LAUNCHER", req.experimenter.to_string()),
-        ("POMS_TASK_DEFINITION_ID", stage.job_type.name.clone()),
+        ("POMS_TASK_DEFINITION_ID", stage.job_type.name.to_string()),
         ("POMS_TEST", req.settings.poms_test.clone()),
         ("JOBSUB_GROUP", group.clone()),
         ("GROUP", group.clone()),

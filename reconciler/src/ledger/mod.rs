@@ -20,6 +20,13 @@ pub use submissions::{HistoryRow, LaunchEnd, SavedStage, SubmissionRow};
 
 pub const DB_FILE: &str = "cascade.db";
 
+/// Names are stored as text.
+impl rusqlite::ToSql for crate::model::graph::Name {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error("state database {path}: {source}")]

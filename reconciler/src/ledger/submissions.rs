@@ -825,8 +825,8 @@ rusqlite::params_from_iter(values),
                 })
             })?;
         for s in &mut saved {
-            let ns = s.stage.namespace.clone();
-            let operator_paused = paused.contains(&(ns.clone(), s.stage.name.clone()))
+            let ns = s.stage.namespace.to_string();
+            let operator_paused = paused.contains(&(ns.clone(), s.stage.name.to_string()))
                 || paused.contains(&(ns, s.campaign.clone()));
             if !operator_paused {
                 // A pause withdrawn since the last reconcile is drift no more; other drift (a

@@ -53,7 +53,7 @@ pub fn clone(
     }
     campaign_spec.paused = false;
     let mut campaign = Campaign::new(to, campaign_spec);
-    campaign.metadata.namespace = Some(from.namespace.clone());
+    campaign.metadata.namespace = Some(from.namespace.to_string());
     let mut documents = vec![Document::Campaign(Box::new(campaign))];
 
     let stages: Vec<&str> = graph
@@ -84,7 +84,7 @@ pub fn clone(
         }
         spec.paused = None;
         let mut s = CampaignStage::new(&names[stage], spec);
-        s.metadata.namespace = Some(from.namespace.clone());
+        s.metadata.namespace = Some(from.namespace.to_string());
         documents.push(Document::Stage(Box::new(s)));
     }
     Ok((documents, notes))

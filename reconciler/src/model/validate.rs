@@ -20,7 +20,7 @@ use cascade_crd::{
 };
 
 use super::diagnostic::{Diagnostic, sort_and_dedup};
-use super::graph::{DesiredGraph, Edge, ObjectKey, Stage};
+use super::graph::{DesiredGraph, Edge, Interner, ObjectKey, Stage};
 use super::load::{Identity, Resource, Spec};
 use super::yaml::{NodeKind, Pos};
 use crate::launch::template::{self, BUILTINS};
@@ -48,6 +48,7 @@ pub fn validate<'r>(
         diags,
         index: &index,
         suggestion_budget: SUGGESTION_BUDGET,
+        names: Interner::default(),
     };
     let graph = v.build(resources);
     sort_and_dedup(&mut v.diags);
@@ -73,6 +74,7 @@ struct Validator<'r, 'i> {
     index: &'i Index<'r>,
     /// Name comparisons left for "did you mean" hints.
     suggestion_budget: usize,
+    names: Interner,
 }
 
 /// Where a stage field's value came from: the stage itself or its campaign's defaults.
@@ -181,6 +183,7 @@ impl<'r, 'i> Validator<'r, 'i> {
             diags: Vec::new(),
             index: self.index,
             suggestion_budget: self.suggestion_budget / crate::parallel::cores(),
+            names: Interner::default(),
         }
     }
 
@@ -210,7 +213,7 @@ impl<'r, 'i> Validator<'r, 'i> {
             {
                 continue; // a duplicate, already reported
             }
-            let key = ObjectKey::new(r.namespace(), r.name());
+            let key = self.names.key(r.namespace(), r.name());
             match &r.spec {
                 Spec::LoginSetup(spec) => {
                     self.check_login_setup(r, spec);
@@ -583,10 +586,10 @@ impl<'r, 'i> Validator<'r, 'i> {
             return None;
         }
         Some(Stage {
-            key: ObjectKey::new(r.namespace(), r.name()),
-            campaign: ObjectKey::new(r.namespace(), &spec.campaign),
-            login_setup: ObjectKey::new(r.namespace(), login_setup?),
-            job_type: ObjectKey::new(r.namespace(), job_type?),
+            key: self.names.key(r.namespace(), r.name()),
+            campaign: self.names.key(r.namespace(), &spec.campaign),
+            login_setup: self.names.key(r.namespace(), &login_setup?),
+            job_type: self.names.key(r.namespace(), &job_type?),
             software_version: software_version?,
             vo_role: spec
                 .vo_role
@@ -795,7 +798,7 @@ impl<'r, 'i> Validator<'r, 'i> {
                 ));
             }
             edges.push(Edge {
-                upstream: ObjectKey::new(ns, &dep.stage),
+                upstream: self.names.key(ns, &dep.stage),
                 file_pattern: dep.file_pattern.clone(),
                 trigger: dep.trigger,
             });

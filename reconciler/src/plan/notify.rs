@@ -53,8 +53,8 @@ pub fn stage_happenings(
     let prior: BTreeMap<&ObjectKey, &Prior> = before.iter().map(|p| (&p.stage, p)).collect();
     let happening = |event, s: &StageStatus, subject: &str, message: String| Happening {
         event,
-        namespace: s.stage.namespace.clone(),
-        campaign: s.campaign.name.clone(),
+        namespace: s.stage.namespace.to_string(),
+        campaign: s.campaign.name.to_string(),
         subject: subject.to_string(),
         message,
         revision: revision.map(str::to_string),
@@ -106,8 +106,8 @@ pub fn stage_happenings(
         if all_now && all_known && !all_before {
             out.push(Happening {
                 event: NotifyEvent::CampaignSucceeded,
-                namespace: campaign.namespace.clone(),
-                campaign: campaign.name.clone(),
+                namespace: campaign.namespace.to_string(),
+                campaign: campaign.name.to_string(),
                 subject: String::new(),
                 message: format!(
                     "campaign {campaign} succeeded: all {} stages completed",

@@ -233,7 +233,7 @@ impl StageShape {
                 .depends_on
                 .iter()
                 .map(|e| ShapeEdge {
-                    stage: e.upstream.name.clone(),
+                    stage: e.upstream.name.to_string(),
                     file_pattern: e.file_pattern.clone(),
                     trigger: e.trigger,
                 })

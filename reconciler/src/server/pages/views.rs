@@ -54,7 +54,10 @@ struct CampaignRow {
 /// at a time from page `page` (1-based).
 pub fn campaigns(ledger: &Ledger, namespace: Option<&str>, page: usize) -> Result<Value> {
     let stages = ledger.saved_stage_status()?;
-    let mut namespaces: Vec<String> = stages.iter().map(|s| s.stage.namespace.clone()).collect();
+    let mut namespaces: Vec<String> = stages
+        .iter()
+        .map(|s| s.stage.namespace.to_string())
+        .collect();
     namespaces.sort();
     namespaces.dedup();
     let statuses = crate::cli::status::campaign_statuses(&stages);
