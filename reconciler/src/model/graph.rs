@@ -228,8 +228,9 @@ pub struct Stage {
     pub software_version: String,
     pub vo_role: String,
     pub dataset: Option<SplitData>,
-    pub split: Option<SplitPolicy>,
-    pub test_split: Option<SplitPolicy>,
+    // Boxed: most stages have no split or no test split, and a graph may hold 100,000 stages.
+    pub split: Option<Box<SplitPolicy>>,
+    pub test_split: Option<Box<SplitPolicy>>,
     pub completion: Completion,
     pub parameter_overrides: Vec<Param>,
     pub test_parameter_overrides: Vec<Param>,

@@ -596,8 +596,8 @@ impl<'r, 'i> Validator<'r, 'i> {
                 .clone()
                 .unwrap_or_else(|| "Production".to_string()),
             dataset,
-            split,
-            test_split,
+            split: split.map(Box::new),
+            test_split: test_split.map(Box::new),
             completion,
             parameter_overrides: spec.parameter_overrides.clone().unwrap_or_default(),
             test_parameter_overrides: spec.test_parameter_overrides.clone().unwrap_or_default(),

@@ -252,7 +252,7 @@ pub fn word_diff(before: &str, after: &str) -> String {
 }
 
 fn split_text(stage: &Stage) -> String {
-    let one = |p: &Option<cascade_crd::SplitPolicy>| {
+    let one = |p: &Option<Box<cascade_crd::SplitPolicy>>| {
         p.as_ref().map_or("none".to_string(), |p| p.to_string())
     };
     format!(

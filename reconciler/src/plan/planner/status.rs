@@ -123,7 +123,7 @@ impl<'a> Planner<'a> {
             next_fire: work.next_fire,
             drift: gate.drift,
             paused_by_definitions: gate.paused_by_definitions,
-            split: stage.split.as_ref().map(SplitPolicy::to_fields),
+            split: stage.split.as_deref().map(SplitPolicy::to_fields),
             split_position: stage.split.as_ref().map(|_| split_cursor.to_string()),
             exhausted: split_exhausted,
             shape: super::StageShape::of(stage),
@@ -266,7 +266,7 @@ impl<'a> Planner<'a> {
         let open_ended = stage
             .split
             .as_ref()
-            .is_some_and(|p| !p.can_exhaust() || matches!(p, SplitPolicy::Draining));
+            .is_some_and(|p| !p.can_exhaust() || matches!(**p, SplitPolicy::Draining));
         let (state, word) = if work.exhausted && open_ended {
             (StageState::Exhausted, "split exhausted")
         } else {
