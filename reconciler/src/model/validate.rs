@@ -123,7 +123,8 @@ fn as_strs(path: &[String]) -> Vec<&str> {
 impl<'r> Index<'r> {
     /// Indexes the resources; a second resource of an identity is reported in `diags`.
     fn new(resources: &'r [Resource], broken: &'r [Identity], diags: &mut Vec<Diagnostic>) -> Self {
-        let mut by_key: HashMap<_, &'r Resource> = HashMap::default();
+        let mut by_key: HashMap<_, &'r Resource> =
+            HashMap::with_capacity_and_hasher(resources.len(), Default::default());
         for r in resources {
             let key = (r.kind(), r.namespace(), r.name());
             if let Some(first) = by_key.get(&key) {

@@ -39,15 +39,18 @@ pub fn read_paths(paths: &[PathBuf]) -> io::Result<Vec<SourceFile>> {
 /// entries by name, a directory's files where its name falls (so the final sort finds them
 /// in order, which costs one comparison each instead of a full sort of paths).
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
-    let mut entries = fs::read_dir(dir)
-        .map_err(|e| annotate(e, dir))?
-        .collect::<io::Result<Vec<_>>>()?;
-    entries.sort_unstable_by_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| annotate(e, dir))? {
+        let entry = entry?;
+        // Each name is copied once: sorting by `file_name()` would copy two per comparison.
+        let name = entry.file_name();
+        if !name.as_encoded_bytes().starts_with(b".") {
+            entries.push((name, entry));
         }
+    }
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (_, entry) in entries {
+        let path = entry.path();
         if entry.file_type()?.is_dir() {
             walk(&path, out)?;
         } else if matches!(
