@@ -157,7 +157,7 @@ pub fn stage_version(graph: &DesiredGraph, stage: &Stage) -> String {
     let campaign = graph.campaign_of(stage);
     let keyword = |name: &str| campaign.keywords.get(name).cloned();
     expand_value(&stage.software_version, &keyword)
-        .unwrap_or_else(|_| stage.software_version.clone())
+        .unwrap_or_else(|_| stage.software_version.to_string())
 }
 
 /// POMS's legacy combined name: the stage name, or `<campaign>__<rest>`.

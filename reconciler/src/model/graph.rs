@@ -50,10 +50,20 @@ impl fmt::Display for ObjectKey {
     }
 }
 
-/// A namespace or resource name, shared rather than copied: a graph names each campaign, login
-/// setup and job type from every one of its stages, and a namespace from every key.
+/// A name or other short text many values hold (a namespace, a campaign's name, a software
+/// version), shared rather than copied: a graph names each campaign, login setup and job type
+/// from every one of its stages, and a namespace from every key.
 #[derive(
-    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(transparent)]
 pub struct Name(Arc<str>);
@@ -225,8 +235,9 @@ pub struct Stage {
     pub campaign: ObjectKey,
     pub login_setup: ObjectKey,
     pub job_type: ObjectKey,
-    pub software_version: String,
-    pub vo_role: String,
+    // Shared: stages usually take both from their campaign's defaults.
+    pub software_version: Name,
+    pub vo_role: Name,
     pub dataset: Option<SplitData>,
     // Boxed: most stages have no split or no test split, and a graph may hold 100,000 stages.
     pub split: Option<Box<SplitPolicy>>,
@@ -274,6 +285,6 @@ impl Stage {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Edge {
     pub upstream: ObjectKey,
-    pub file_pattern: String,
+    pub file_pattern: Name,
     pub trigger: DependencyTrigger,
 }

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use super::de::{DeError, from_node, suggest};
 use super::diagnostic::Diagnostic;
+use super::graph::{Interner, Name, ObjectKey};
 use super::yaml::{Document, Node, NodeKind, Pos, parse_stream};
 
 /// Largest file accepted. Campaign definitions are kilobytes; anything near this is a mistake.
@@ -32,9 +33,10 @@ pub struct SourceFile {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Meta {
-    pub name: String,
+    // Shared with the keys validation makes; a set's namespaces are one `Name` each per file.
+    pub name: Name,
     #[serde(default)]
-    pub namespace: Option<String>,
+    pub namespace: Option<Name>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
@@ -180,6 +182,18 @@ impl Resource {
         &self.meta.name
     }
 
+    /// Its identity, sharing its names.
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey {
+            namespace: self
+                .meta
+                .namespace
+                .clone()
+                .unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
+            name: self.meta.name.clone(),
+        }
+    }
+
     /// Position of the deepest node that exists along `path` (so a missing field points at
     /// the mapping that should hold it).
     pub fn locate(&self, path: &[&str]) -> Pos {
@@ -248,8 +262,15 @@ pub fn load(files: &[SourceFile]) -> Loaded {
         512,
         |part| {
             let mut some = Loaded::default();
+            let mut namespaces = Interner::default();
             for file in part {
+                let from = some.resources.len();
                 load_file(file, &mut some);
+                for r in &mut some.resources[from..] {
+                    if let Some(ns) = &mut r.meta.namespace {
+                        *ns = namespaces.name(ns);
+                    }
+                }
             }
             some
         },
@@ -423,7 +444,7 @@ fn load_document(
                 .as_deref()
                 .unwrap_or(DEFAULT_NAMESPACE)
                 .to_string(),
-            name: meta.name.clone(),
+            name: meta.name.to_string(),
         })
     })?;
     Ok(Resource {

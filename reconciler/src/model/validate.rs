@@ -214,7 +214,7 @@ impl<'r, 'i> Validator<'r, 'i> {
             {
                 continue; // a duplicate, already reported
             }
-            let key = self.names.key(r.namespace(), r.name());
+            let key = r.key();
             match &r.spec {
                 Spec::LoginSetup(spec) => {
                     self.check_login_setup(r, spec);
@@ -587,15 +587,14 @@ impl<'r, 'i> Validator<'r, 'i> {
             return None;
         }
         Some(Stage {
-            key: self.names.key(r.namespace(), r.name()),
-            campaign: self.names.key(r.namespace(), &spec.campaign),
+            key: r.key(),
+            campaign: campaign_res.key(),
             login_setup: self.names.key(r.namespace(), &login_setup?),
             job_type: self.names.key(r.namespace(), &job_type?),
-            software_version: software_version?,
-            vo_role: spec
-                .vo_role
-                .clone()
-                .unwrap_or_else(|| "Production".to_string()),
+            software_version: self.names.name(&software_version?),
+            vo_role: self
+                .names
+                .name(spec.vo_role.as_deref().unwrap_or("Production")),
             dataset,
             split: split.map(Box::new),
             test_split: test_split.map(Box::new),
@@ -800,7 +799,7 @@ impl<'r, 'i> Validator<'r, 'i> {
             }
             edges.push(Edge {
                 upstream: self.names.key(ns, &dep.stage),
-                file_pattern: dep.file_pattern.clone(),
+                file_pattern: self.names.name(&dep.file_pattern),
                 trigger: dep.trigger,
             });
         }

@@ -234,7 +234,7 @@ impl StageShape {
                 .iter()
                 .map(|e| ShapeEdge {
                     stage: e.upstream.name.to_string(),
-                    file_pattern: e.file_pattern.clone(),
+                    file_pattern: e.file_pattern.to_string(),
                     trigger: e.trigger,
                 })
                 .collect(),
