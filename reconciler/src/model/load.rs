@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use super::de::{DeError, from_node, suggest};
 use super::diagnostic::Diagnostic;
-use super::graph::{Interner, Name, ObjectKey};
+use super::graph::{Interner, Name};
 use super::yaml::{Document, Node, NodeKind, Pos, parse_stream};
 
 /// Largest file accepted. Campaign definitions are kilobytes; anything near this is a mistake.
@@ -33,7 +33,7 @@ pub struct SourceFile {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Meta {
-    // Shared with the keys validation makes; a set's namespaces are one `Name` each per file.
+    // A set's namespaces are one `Name` each per file.
     pub name: Name,
     #[serde(default)]
     pub namespace: Option<Name>,
@@ -180,18 +180,6 @@ impl Resource {
 
     pub fn name(&self) -> &str {
         &self.meta.name
-    }
-
-    /// Its identity, sharing its names.
-    pub fn key(&self) -> ObjectKey {
-        ObjectKey {
-            namespace: self
-                .meta
-                .namespace
-                .clone()
-                .unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
-            name: self.meta.name.clone(),
-        }
     }
 
     /// Position of the deepest node that exists along `path` (so a missing field points at

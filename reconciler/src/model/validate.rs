@@ -214,7 +214,7 @@ impl<'r, 'i> Validator<'r, 'i> {
             {
                 continue; // a duplicate, already reported
             }
-            let key = r.key();
+            let key = self.names.key(r.namespace(), r.name());
             match &r.spec {
                 Spec::LoginSetup(spec) => {
                     self.check_login_setup(r, spec);
@@ -587,8 +587,10 @@ impl<'r, 'i> Validator<'r, 'i> {
             return None;
         }
         Some(Stage {
-            key: r.key(),
-            campaign: campaign_res.key(),
+            // Copied, not shared with the resource: the graph outlives the loaded set, and
+            // names kept from it would pin the set's freed pages.
+            key: self.names.key(r.namespace(), r.name()),
+            campaign: self.names.key(r.namespace(), &spec.campaign),
             login_setup: self.names.key(r.namespace(), &login_setup?),
             job_type: self.names.key(r.namespace(), &job_type?),
             software_version: self.names.name(&software_version?),
