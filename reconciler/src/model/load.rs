@@ -628,6 +628,36 @@ items:
 
     /// A file saved with a byte-order mark: messages found while loading and those found
     /// later, from the file's kept bytes, point where they do without the mark.
+    /// What `kubectl get -o yaml` prints loads (server-managed metadata is not kept), and a
+    /// value of the wrong type there is still refused at its place.
+    #[test]
+    fn server_managed_metadata_loads_and_keeps_its_types() {
+        let with = |extra: &str| {
+            format!(
+                "apiVersion: cascade.dev/v1alpha1\nkind: JobType\nmetadata:\n  name: j\n  namespace: exp\n{extra}spec:\n  launchScript: run\n"
+            )
+        };
+        let exported = with(
+            "  uid: 0b6f1c9e-5d0a-4b7e-9a55-3f1f2f0c8e11\n  resourceVersion: \"4711\"\n  creationTimestamp: \"2026-12-06T10:00:00Z\"\n  finalizers: [cascade.dev/cleanup]\n  managedFields: [{manager: kubectl}]\n",
+        );
+        let loaded = load(&[file("a.yaml", &exported)]);
+        assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+        assert_eq!(loaded.resources.len(), 1);
+        assert_eq!(loaded.resources[0].namespace(), "exp");
+        assert_eq!(loaded.resources[0].name(), "j");
+
+        let wrong = with("  finalizers: {not: a list}\n");
+        let loaded = load(&[file("b.yaml", &wrong)]);
+        assert!(loaded.resources.is_empty());
+        assert_eq!(loaded.diagnostics.len(), 1, "{:?}", loaded.diagnostics);
+        let d = &loaded.diagnostics[0];
+        assert_eq!((d.pos.line, d.pos.col), (6, 15), "{d}");
+        assert!(
+            d.message.contains("finalizers") || d.message.contains("sequence"),
+            "{d}"
+        );
+    }
+
     #[test]
     fn a_byte_order_mark_moves_no_message() {
         let text = "apiVersion: cascade.dev/v1alpha1\nkind: CampaignStage\nmetadata: {name: s}\nspec:\n  campaign: nowhere\n---\napiVersion: cascade.dev/v1alpha1\nkind: JobType\nmetadata: {name: j}\nspec:\n  launchScript: run\n  colour: blue\n";
