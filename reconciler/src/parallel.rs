@@ -130,6 +130,25 @@ mod tests {
     }
 
     #[test]
+    fn fill_puts_each_result_in_its_items_slot() {
+        // Enough items for every core to take a part; each part reports how many it filled.
+        for n in [0, 1, 511, 512, 5_000] {
+            let items: Vec<usize> = (0..n).collect();
+            let (slots, filled) = super::fill(&items, |part, slots| {
+                assert_eq!(part.len(), slots.len());
+                for (item, slot) in part.iter().zip(slots) {
+                    *slot = (item % 3 != 0).then_some(item * 2);
+                }
+                part.len()
+            });
+            assert_eq!(filled.iter().sum::<usize>(), n);
+            let expected: Vec<Option<usize>> =
+                (0..n).map(|i| (i % 3 != 0).then_some(i * 2)).collect();
+            assert_eq!(slots, expected);
+        }
+    }
+
+    #[test]
     fn weighed_parts_cover_every_item_once_in_order() {
         // A few heavy items among many light ones: every item lands in exactly one part.
         let items: Vec<usize> = (0..3_000)

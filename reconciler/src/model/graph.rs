@@ -288,3 +288,35 @@ pub struct Edge {
     pub file_pattern: Name,
     pub trigger: DependencyTrigger,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interned_keys_share_their_names() {
+        let mut names = Interner::default();
+        let stage = names.key("exp", "reco");
+        let upstream_of_other = names.key("exp", "reco");
+        assert!(Arc::ptr_eq(&stage.name.0, &upstream_of_other.name.0));
+        assert!(Arc::ptr_eq(&stage.namespace.0, &names.name("exp").0));
+        assert_eq!(stage, ObjectKey::new("exp", "reco"));
+        assert_ne!(stage, names.key("exp", "gen"));
+    }
+
+    #[test]
+    fn names_compare_and_order_as_their_text() {
+        let a = Name::from("alpha");
+        assert!(a == "alpha" && "alpha" == a && a == String::from("alpha"));
+        assert!(a < Name::from("beta"));
+        assert_eq!(a.to_string(), "alpha");
+        let key = ObjectKey::new("exp", "alpha");
+        assert_eq!(
+            serde_json::to_string(&key).unwrap(),
+            r#"{"namespace":"exp","name":"alpha"}"#
+        );
+        let back: ObjectKey =
+            serde_json::from_str(r#"{"namespace":"exp","name":"alpha"}"#).unwrap();
+        assert_eq!(back, key);
+    }
+}
