@@ -307,7 +307,9 @@ mod tests {
     #[test]
     fn names_compare_and_order_as_their_text() {
         let a = Name::from("alpha");
-        assert!(a == "alpha" && "alpha" == a && a == String::from("alpha"));
+        assert_eq!(a, "alpha");
+        assert_eq!("alpha", a);
+        assert_eq!(a, String::from("alpha"));
         assert!(a < Name::from("beta"));
         assert_eq!(a.to_string(), "alpha");
         let key = ObjectKey::new("exp", "alpha");
