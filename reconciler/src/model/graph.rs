@@ -309,8 +309,10 @@ mod tests {
         let a = Name::from("alpha");
         assert_eq!(a, "alpha");
         assert_eq!("alpha", a);
-        assert_eq!(a, String::from("alpha"));
-        assert!(a < Name::from("beta"));
+        let text = String::from("alpha");
+        assert_eq!(a, text);
+        let b = Name::from("beta");
+        assert!(a < b);
         assert_eq!(a.to_string(), "alpha");
         let key = ObjectKey::new("exp", "alpha");
         assert_eq!(
