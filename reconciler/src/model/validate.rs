@@ -64,7 +64,8 @@ struct Index<'r> {
     /// (kind, namespace, name) -> first resource with that identity.
     by_key: HashMap<(&'static str, &'r str, &'r str), &'r Resource>,
     /// (kind, namespace) -> the sorted names defined, for "did you mean" hints.
-    names: HashMap<(&'static str, &'r str), Vec<&'r str>>,
+    /// Made when the first hint needs it: a valid set never does.
+    names: std::sync::OnceLock<HashMap<(&'static str, &'r str), Vec<&'r str>>>,
     /// Documents that did not load (their error is already reported).
     broken: HashSet<(&'static str, &'r str, &'r str)>,
 }
@@ -149,21 +150,30 @@ impl<'r> Index<'r> {
                 by_key.insert(key, r);
             }
         }
-        let mut names: HashMap<_, Vec<&'r str>> = HashMap::default();
-        for &(kind, namespace, name) in by_key.keys() {
-            names.entry((kind, namespace)).or_default().push(name);
-        }
-        for list in names.values_mut() {
-            list.sort_unstable();
-        }
         Index {
             by_key,
-            names,
+            names: std::sync::OnceLock::new(),
             broken: broken
                 .iter()
                 .map(|b| (b.kind, b.namespace.as_str(), b.name.as_str()))
                 .collect(),
         }
+    }
+}
+
+impl<'r> Index<'r> {
+    /// (kind, namespace) -> the sorted names defined.
+    fn names(&self) -> &HashMap<(&'static str, &'r str), Vec<&'r str>> {
+        self.names.get_or_init(|| {
+            let mut names: HashMap<_, Vec<&'r str>> = HashMap::default();
+            for &(kind, namespace, name) in self.by_key.keys() {
+                names.entry((kind, namespace)).or_default().push(name);
+            }
+            for list in names.values_mut() {
+                list.sort_unstable();
+            }
+            names
+        })
     }
 }
 
@@ -189,7 +199,7 @@ impl<'r, 'i> Validator<'r, 'i> {
     }
 
     fn unknown_ref(&mut self, kind: &'static str, namespace: &str, name: &str) -> String {
-        let Some(names) = self.index.names.get(&(kind, namespace)) else {
+        let Some(names) = self.index.names().get(&(kind, namespace)) else {
             return format!("no {kind} is defined in namespace `{namespace}`");
         };
         // Each "did you mean" compares against every name; a generated set with thousands of
