@@ -1052,7 +1052,7 @@ impl<'r, 'i> Validator<'r, 'i> {
     }
 
     /// `ups`: each stage's upstream stages (indices into `stages`).
-    fn check_dependencies(&mut self, stages: &[(&'r Resource, Stage)], ups: &[Vec<usize>]) {
+    fn check_dependencies(&mut self, stages: &[(&'r Resource, Stage)], ups: &Adjacency) {
         // Cycle detection over the edges whose both ends validated, self-loops excluded.
         let mut state = vec![0u8; stages.len()]; // 0 new, 1 on stack, 2 done
         let mut reported: BTreeSet<Vec<usize>> = BTreeSet::new();
@@ -1064,7 +1064,7 @@ impl<'r, 'i> Validator<'r, 'i> {
             let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
             state[start] = 1;
             while let Some((node, edge)) = stack.last().copied() {
-                if let Some(&next) = ups[node].get(edge) {
+                if let Some(&next) = ups.of(node).get(edge) {
                     if let Some(top) = stack.last_mut() {
                         top.1 += 1;
                     }
@@ -1183,7 +1183,7 @@ impl<'r, 'i> Validator<'r, 'i> {
 /// The stages in dependency order, each after its upstream stages (`ups` as
 /// [`upstream_indices`]): Kahn's algorithm in waves, each wave in key order so that the order
 /// is the same on every run. `None` when a cycle prevents it (already reported).
-fn topological(stages: Vec<(&Resource, Stage)>, ups: &[Vec<usize>]) -> Option<Vec<Stage>> {
+fn topological(stages: Vec<(&Resource, Stage)>, ups: &Adjacency) -> Option<Vec<Stage>> {
     let n = stages.len();
     // Stages are large: their indices are sorted, not the stages. Keys are unique
     // (duplicates were refused), so an unstable sort orders the same.
@@ -1193,19 +1193,14 @@ fn topological(stages: Vec<(&Resource, Stage)>, ups: &[Vec<usize>]) -> Option<Ve
     for (position, &i) in by_key.iter().enumerate() {
         rank[i] = position;
     }
-    let mut downs: Vec<Vec<usize>> = vec![Vec::new(); n];
-    let mut waiting: Vec<usize> = ups.iter().map(Vec::len).collect();
-    for (down, list) in ups.iter().enumerate() {
-        for &up in list {
-            downs[up].push(down);
-        }
-    }
+    let downs = ups.reversed();
+    let mut waiting: Vec<usize> = (0..n).map(|i| ups.of(i).len()).collect();
     let mut wave: Vec<usize> = by_key.into_iter().filter(|i| waiting[*i] == 0).collect();
     let mut order = Vec::with_capacity(n);
     while !wave.is_empty() {
         let mut next = Vec::new();
         for &i in &wave {
-            for &down in &downs[i] {
+            for &down in downs.of(i) {
                 waiting[down] -= 1;
                 if waiting[down] == 0 {
                     next.push(down);
@@ -1309,20 +1304,62 @@ pub fn like_patterns_meet(a: &str, b: &str) -> bool {
     false
 }
 
-fn upstream_indices(stages: &[(&Resource, Stage)]) -> Vec<Vec<usize>> {
+fn upstream_indices(stages: &[(&Resource, Stage)]) -> Adjacency {
     let index: HashMap<&ObjectKey, usize> = stages
         .iter()
         .enumerate()
         .map(|(i, (_, s))| (&s.key, i))
         .collect();
-    stages
-        .iter()
-        .map(|(_, s)| {
-            s.upstream_edges()
-                .filter_map(|e| index.get(&e.upstream).copied())
-                .collect()
-        })
-        .collect()
+    Adjacency::from_lists(stages.iter().map(|(_, s)| {
+        s.upstream_edges()
+            .filter_map(|e| index.get(&e.upstream).copied())
+    }))
+}
+
+/// Each node's neighbours (by index), all in one list: a set may have hundreds of thousands
+/// of stages, and a list of its own for each would be an allocation each.
+struct Adjacency {
+    /// Node `i`'s neighbours are `to[starts[i]..starts[i + 1]]`.
+    starts: Vec<usize>,
+    to: Vec<usize>,
+}
+
+impl Adjacency {
+    fn from_lists<L: IntoIterator<Item = usize>>(lists: impl Iterator<Item = L>) -> Self {
+        let mut starts = vec![0];
+        let mut to = Vec::new();
+        for list in lists {
+            to.extend(list);
+            starts.push(to.len());
+        }
+        Adjacency { starts, to }
+    }
+
+    fn of(&self, node: usize) -> &[usize] {
+        &self.to[self.starts[node]..self.starts[node + 1]]
+    }
+
+    /// The same edges, each the other way.
+    fn reversed(&self) -> Adjacency {
+        let n = self.starts.len() - 1;
+        let mut counts = vec![0; n + 1];
+        for &t in &self.to {
+            counts[t + 1] += 1;
+        }
+        for i in 0..n {
+            counts[i + 1] += counts[i];
+        }
+        let starts = counts.clone();
+        let mut next = counts;
+        let mut to = vec![0; self.to.len()];
+        for from in 0..n {
+            for &t in self.of(from) {
+                to[next[t]] = from;
+                next[t] += 1;
+            }
+        }
+        Adjacency { starts, to }
+    }
 }
 
 /// Completion percent in (0, 100], as POMS's check constraint.
@@ -1390,7 +1427,23 @@ fn scalar_offset_pos(pos: Pos, node: &super::yaml::Node, offset: usize) -> Pos {
 
 #[cfg(test)]
 mod tests {
-    use super::like_patterns_meet;
+    use super::{Adjacency, like_patterns_meet};
+
+    #[test]
+    fn adjacency_keeps_each_list_and_reverses_every_edge() {
+        let lists: Vec<Vec<usize>> = vec![vec![], vec![0], vec![0, 1], vec![], vec![2, 2, 3]];
+        let ups = Adjacency::from_lists(lists.iter().map(|l| l.iter().copied()));
+        for (i, list) in lists.iter().enumerate() {
+            assert_eq!(ups.of(i), list.as_slice());
+        }
+        let downs = ups.reversed();
+        let expected: [&[usize]; 5] = [&[1, 2], &[2], &[4, 4], &[4], &[]];
+        for (i, list) in expected.iter().enumerate() {
+            assert_eq!(downs.of(i), *list, "node {i}");
+        }
+        let none = Adjacency::from_lists(std::iter::empty::<Vec<usize>>());
+        assert!(none.reversed().to.is_empty());
+    }
 
     #[test]
     fn like_patterns_meet_when_one_name_matches_both() {
