@@ -62,7 +62,7 @@ pub fn validate<'r>(
 /// What the checks look resources up in, made once before them.
 struct Index<'r> {
     /// (kind, namespace, name) -> first resource with that identity.
-    by_key: HashMap<(&'static str, &'r str, &'r str), &'r Resource>,
+    by_key: HashSet<ById<'r>>,
     /// (kind, namespace) -> the sorted names defined, for "did you mean" hints.
     /// Made when the first hint needs it: a valid set never does.
     names: std::sync::OnceLock<HashMap<(&'static str, &'r str), Vec<&'r str>>>,
@@ -121,14 +121,70 @@ fn as_strs(path: &[String]) -> Vec<&str> {
     path.iter().map(String::as_str).collect()
 }
 
+/// A resource in the identity index, hashed and compared by its (kind, namespace, name): the
+/// index holds a reference where a key of three names took 40 bytes more per resource.
+struct ById<'r>(&'r Resource);
+
+/// What has a (kind, namespace, name): an indexed resource, or the names it is looked up by.
+trait Identified {
+    fn identity(&self) -> (&'static str, &str, &str);
+}
+
+impl Identified for ById<'_> {
+    fn identity(&self) -> (&'static str, &str, &str) {
+        (self.0.kind(), self.0.namespace(), self.0.name())
+    }
+}
+
+impl Identified for (&'static str, &str, &str) {
+    fn identity(&self) -> (&'static str, &str, &str) {
+        *self
+    }
+}
+
+impl std::hash::Hash for dyn Identified + '_ {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.identity().hash(state);
+    }
+}
+
+impl PartialEq for dyn Identified + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity() == other.identity()
+    }
+}
+
+impl Eq for dyn Identified + '_ {}
+
+// Hashed and compared exactly as the names it is looked up by.
+impl std::hash::Hash for ById<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.identity().hash(state);
+    }
+}
+
+impl PartialEq for ById<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity() == other.identity()
+    }
+}
+
+impl Eq for ById<'_> {}
+
+// For any shorter lifetime: names looked up live less long than the indexed resources.
+impl<'b, 'a: 'b> std::borrow::Borrow<dyn Identified + 'b> for ById<'a> {
+    fn borrow(&self) -> &(dyn Identified + 'b) {
+        self
+    }
+}
+
 impl<'r> Index<'r> {
     /// Indexes the resources; a second resource of an identity is reported in `diags`.
     fn new(resources: &'r [Resource], broken: &'r [Identity], diags: &mut Vec<Diagnostic>) -> Self {
-        let mut by_key: HashMap<_, &'r Resource> =
-            HashMap::with_capacity_and_hasher(resources.len(), Default::default());
+        let mut by_key: HashSet<ById<'r>> =
+            HashSet::with_capacity_and_hasher(resources.len(), Default::default());
         for r in resources {
-            let key = (r.kind(), r.namespace(), r.name());
-            if let Some(first) = by_key.get(&key) {
+            if let Some(&ById(first)) = by_key.get(&ById(r)) {
                 let first_pos = first.locate(&["metadata", "name"]);
                 diags.push(
                     r.error(
@@ -147,7 +203,7 @@ impl<'r> Index<'r> {
                     )),
                 );
             } else {
-                by_key.insert(key, r);
+                by_key.insert(ById(r));
             }
         }
         Index {
@@ -166,7 +222,8 @@ impl<'r> Index<'r> {
     fn names(&self) -> &HashMap<(&'static str, &'r str), Vec<&'r str>> {
         self.names.get_or_init(|| {
             let mut names: HashMap<_, Vec<&'r str>> = HashMap::default();
-            for &(kind, namespace, name) in self.by_key.keys() {
+            for &ById(r) in &self.by_key {
+                let (kind, namespace, name) = (r.kind(), r.namespace(), r.name());
                 names.entry((kind, namespace)).or_default().push(name);
             }
             for list in names.values_mut() {
@@ -179,7 +236,8 @@ impl<'r> Index<'r> {
 
 impl<'r, 'i> Validator<'r, 'i> {
     fn lookup(&self, kind: &'static str, namespace: &str, name: &str) -> Option<&'r Resource> {
-        self.index.by_key.get(&(kind, namespace, name)).copied()
+        let key: &dyn Identified = &(kind, namespace, name);
+        self.index.by_key.get(key).map(|found| found.0)
     }
 
     /// Whether a document of that identity exists but did not load.
