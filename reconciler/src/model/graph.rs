@@ -238,8 +238,9 @@ pub struct Stage {
     // Shared: stages usually take both from their campaign's defaults.
     pub software_version: Name,
     pub vo_role: Name,
-    pub dataset: Option<SplitData>,
-    // Boxed: most stages have no split or no test split, and a graph may hold 100,000 stages.
+    // Boxed: most stages have no dataset (their input comes from upstream), no split or no
+    // test split, and a graph may hold 100,000 stages.
+    pub dataset: Option<Box<SplitData>>,
     pub split: Option<Box<SplitPolicy>>,
     pub test_split: Option<Box<SplitPolicy>>,
     pub completion: Completion,
@@ -269,7 +270,7 @@ pub struct Stage {
 impl Stage {
     /// The split data as text (dataset name, comma list, project), if it is text.
     pub fn dataset_text(&self) -> Option<&str> {
-        self.dataset.as_ref().and_then(SplitData::as_text)
+        self.dataset.as_deref().and_then(SplitData::as_text)
     }
 
     pub fn self_dependent(&self) -> bool {

@@ -665,7 +665,7 @@ impl<'r, 'i> Validator<'r, 'i> {
             vo_role: self
                 .names
                 .name(spec.vo_role.as_deref().unwrap_or("Production")),
-            dataset,
+            dataset: dataset.map(Box::new),
             split: split.map(Box::new),
             test_split: test_split.map(Box::new),
             completion,
@@ -1122,7 +1122,7 @@ impl<'r, 'i> Validator<'r, 'i> {
             let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
             state[start] = 1;
             while let Some((node, edge)) = stack.last().copied() {
-                if let Some(&next) = ups.of(node).get(edge) {
+                if let Some(next) = ups.of(node).get(edge).map(|&i| i as usize) {
                     if let Some(top) = stack.last_mut() {
                         top.1 += 1;
                     }
@@ -1245,28 +1245,31 @@ fn topological(stages: Vec<(&Resource, Stage)>, ups: &Adjacency) -> Option<Vec<S
     let n = stages.len();
     // Stages are large: their indices are sorted, not the stages. Keys are unique
     // (duplicates were refused), so an unstable sort orders the same.
-    let mut by_key: Vec<usize> = (0..n).collect();
-    by_key.sort_unstable_by(|&a, &b| stages[a].1.key.cmp(&stages[b].1.key));
-    let mut rank = vec![0; n];
+    let mut by_key: Vec<Ix> = (0..n).map(ix).collect();
+    by_key.sort_unstable_by(|&a, &b| stages[a as usize].1.key.cmp(&stages[b as usize].1.key));
+    let mut rank: Vec<Ix> = vec![0; n];
     for (position, &i) in by_key.iter().enumerate() {
-        rank[i] = position;
+        rank[i as usize] = ix(position);
     }
     let downs = ups.reversed();
-    let mut waiting: Vec<usize> = (0..n).map(|i| ups.of(i).len()).collect();
-    let mut wave: Vec<usize> = by_key.into_iter().filter(|i| waiting[*i] == 0).collect();
-    let mut order = Vec::with_capacity(n);
+    let mut waiting: Vec<Ix> = (0..n).map(|i| ix(ups.of(i).len())).collect();
+    let mut wave: Vec<Ix> = by_key
+        .into_iter()
+        .filter(|&i| waiting[i as usize] == 0)
+        .collect();
+    let mut order: Vec<Ix> = Vec::with_capacity(n);
     while !wave.is_empty() {
         let mut next = Vec::new();
         for &i in &wave {
-            for &down in downs.of(i) {
-                waiting[down] -= 1;
-                if waiting[down] == 0 {
+            for &down in downs.of(i as usize) {
+                waiting[down as usize] -= 1;
+                if waiting[down as usize] == 0 {
                     next.push(down);
                 }
             }
         }
         order.extend(wave);
-        next.sort_unstable_by_key(|&i| rank[i]);
+        next.sort_unstable_by_key(|&i| rank[i as usize]);
         wave = next;
     }
     if order.len() < n {
@@ -1274,18 +1277,26 @@ fn topological(stages: Vec<(&Resource, Stage)>, ups: &Adjacency) -> Option<Vec<S
     }
     // Put in order in place: a set may hold hundreds of thousands of stages.
     let mut stages: Vec<Stage> = stages.into_iter().map(|(_, s)| s).collect();
-    let mut target = vec![0; n];
+    let mut target: Vec<Ix> = vec![0; n];
     for (position, &i) in order.iter().enumerate() {
-        target[i] = position;
+        target[i as usize] = ix(position);
     }
     for i in 0..n {
-        while target[i] != i {
-            let t = target[i];
+        while target[i] as usize != i {
+            let t = target[i] as usize;
             stages.swap(i, t);
             target.swap(i, t);
         }
     }
     Some(stages)
+}
+
+/// A stage's position in its set: 32 bits, half a `usize`, for the lists of positions made
+/// over every stage (a set holds far fewer than 2^32 documents: its files are size-limited).
+type Ix = u32;
+
+fn ix(i: usize) -> Ix {
+    Ix::try_from(i).unwrap_or(Ix::MAX)
 }
 
 /// The first launch of the stage (normal, test, each recovery round) that does not compose,
@@ -1378,8 +1389,8 @@ fn upstream_indices(stages: &[(&Resource, Stage)]) -> Adjacency {
 /// of stages, and a list of its own for each would be an allocation each.
 struct Adjacency {
     /// Node `i`'s neighbours are `to[starts[i]..starts[i + 1]]`.
-    starts: Vec<usize>,
-    to: Vec<usize>,
+    starts: Vec<Ix>,
+    to: Vec<Ix>,
 }
 
 impl Adjacency {
@@ -1387,33 +1398,33 @@ impl Adjacency {
         let mut starts = vec![0];
         let mut to = Vec::new();
         for list in lists {
-            to.extend(list);
-            starts.push(to.len());
+            to.extend(list.into_iter().map(ix));
+            starts.push(ix(to.len()));
         }
         Adjacency { starts, to }
     }
 
-    fn of(&self, node: usize) -> &[usize] {
-        &self.to[self.starts[node]..self.starts[node + 1]]
+    fn of(&self, node: usize) -> &[Ix] {
+        &self.to[self.starts[node] as usize..self.starts[node + 1] as usize]
     }
 
     /// The same edges, each the other way.
     fn reversed(&self) -> Adjacency {
         let n = self.starts.len() - 1;
-        let mut counts = vec![0; n + 1];
+        let mut counts: Vec<Ix> = vec![0; n + 1];
         for &t in &self.to {
-            counts[t + 1] += 1;
+            counts[t as usize + 1] += 1;
         }
         for i in 0..n {
             counts[i + 1] += counts[i];
         }
         let starts = counts.clone();
         let mut next = counts;
-        let mut to = vec![0; self.to.len()];
+        let mut to: Vec<Ix> = vec![0; self.to.len()];
         for from in 0..n {
             for &t in self.of(from) {
-                to[next[t]] = from;
-                next[t] += 1;
+                to[next[t as usize] as usize] = ix(from);
+                next[t as usize] += 1;
             }
         }
         Adjacency { starts, to }
@@ -1492,10 +1503,11 @@ mod tests {
         let lists: Vec<Vec<usize>> = vec![vec![], vec![0], vec![0, 1], vec![], vec![2, 2, 3]];
         let ups = Adjacency::from_lists(lists.iter().map(|l| l.iter().copied()));
         for (i, list) in lists.iter().enumerate() {
+            let list: Vec<u32> = list.iter().map(|&i| i as u32).collect();
             assert_eq!(ups.of(i), list.as_slice());
         }
         let downs = ups.reversed();
-        let expected: [&[usize]; 5] = [&[1, 2], &[2], &[4, 4], &[4], &[]];
+        let expected: [&[u32]; 5] = [&[1, 2], &[2], &[4, 4], &[4], &[]];
         for (i, list) in expected.iter().enumerate() {
             assert_eq!(downs.of(i), *list, "node {i}");
         }
