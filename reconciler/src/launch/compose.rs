@@ -6,6 +6,7 @@ use cascade_crd::{Param, StageType};
 
 use super::shell::{Context, Tracker, quote, quote_in};
 use super::template::{self, Segment};
+use crate::model::graph::Name;
 use crate::model::{DesiredGraph, Stage};
 
 /// Where a controller runs launches: settings of the installation, not of a campaign.
@@ -270,12 +271,12 @@ pub fn compose(graph: &DesiredGraph, req: &LaunchRequest) -> Result<Launch, Comp
     // had to change them.
     let poms_stage = stage
         .poms_name
-        .clone()
-        .unwrap_or_else(|| stage_name.clone());
+        .as_ref()
+        .map_or_else(|| stage_name.clone(), Name::to_string);
     let poms_campaign = stage
         .campaign_poms_name
-        .clone()
-        .unwrap_or_else(|| campaign_name.clone());
+        .as_ref()
+        .map_or_else(|| campaign_name.clone(), Name::to_string);
     let parent = req.parent_submission_id.unwrap_or("").to_string();
     let mut env: Vec<(String, String)> = vec![
         ("CASCADE_NAMESPACE", experiment.clone()),

@@ -244,11 +244,11 @@ pub struct Stage {
     pub split: Option<Box<SplitPolicy>>,
     pub test_split: Option<Box<SplitPolicy>>,
     pub completion: Completion,
-    pub parameter_overrides: Vec<Param>,
-    pub test_parameter_overrides: Vec<Param>,
+    pub parameter_overrides: Box<[Param]>,
+    pub test_parameter_overrides: Box<[Param]>,
     pub merge_default_overrides: bool,
     /// A cron expression known to parse.
-    pub schedule: Option<String>,
+    pub schedule: Option<Name>,
     pub paused: bool,
     /// Split resets the definitions declare (`splitResets`).
     pub split_resets: u32,
@@ -259,8 +259,8 @@ pub struct Stage {
     pub depends_on: Vec<Edge>,
     pub generation: Option<i64>,
     /// The names POMS knew the stage and its campaign by, when import renamed them.
-    pub poms_name: Option<String>,
-    pub campaign_poms_name: Option<String>,
+    pub poms_name: Option<Name>,
+    pub campaign_poms_name: Option<Name>,
     /// The file that defines its job type: launches run in that file's directory, so a
     /// launch script's relative paths are relative to where they are written (a campaign
     /// cloned elsewhere still finds the scripts of the job types it shares).

@@ -20,7 +20,7 @@ use cascade_crd::{
 };
 
 use super::diagnostic::{Diagnostic, sort_and_dedup};
-use super::graph::{DesiredGraph, Edge, Interner, ObjectKey, Stage};
+use super::graph::{DesiredGraph, Edge, Interner, Name, ObjectKey, Stage};
 use super::load::{Identity, Resource, Spec};
 use super::yaml::{NodeKind, Pos};
 use crate::launch::template::{self, BUILTINS};
@@ -669,10 +669,14 @@ impl<'r, 'i> Validator<'r, 'i> {
             split: split.map(Box::new),
             test_split: test_split.map(Box::new),
             completion,
-            parameter_overrides: spec.parameter_overrides.clone().unwrap_or_default(),
-            test_parameter_overrides: spec.test_parameter_overrides.clone().unwrap_or_default(),
+            parameter_overrides: spec.parameter_overrides.clone().unwrap_or_default().into(),
+            test_parameter_overrides: spec
+                .test_parameter_overrides
+                .clone()
+                .unwrap_or_default()
+                .into(),
             merge_default_overrides: spec.merge_default_overrides.unwrap_or(false),
-            schedule: spec.schedule.clone(),
+            schedule: spec.schedule.as_deref().map(Name::from),
             paused: spec.paused.unwrap_or(false),
             split_resets: spec.split_resets,
             stage_type: spec.stage_type.unwrap_or_default(),
@@ -681,12 +685,12 @@ impl<'r, 'i> Validator<'r, 'i> {
             join,
             depends_on: edges,
             generation: r.meta.generation,
-            poms_name: r.meta.annotations.get(POMS_NAME_ANNOTATION).cloned(),
+            poms_name: r.meta.annotations.get(POMS_NAME_ANNOTATION).map(Name::from),
             campaign_poms_name: campaign_res
                 .meta
                 .annotations
                 .get(POMS_NAME_ANNOTATION)
-                .cloned(),
+                .map(|n| self.names.name(n)),
             job_type_source: jt_res.map_or_else(|| r.file.clone(), |j| j.file.clone()),
         })
     }
