@@ -34,10 +34,12 @@ struct Run {
 /// and the descendants it waited for), which also reaps it.
 #[allow(clippy::zombie_processes)]
 fn measure(command: &mut Command) -> Run {
-    // The figure before may leave thousands of files to write back (10,000 jobs' directories):
-    // each side starts once they are written, not while the disk and a core are busy.
+    // The figure before may leave thousands of files to write back (10,000 jobs' directories)
+    // and exited processes to clean up: each side starts once they are written and the
+    // machine is quiet, not while the disk and a core are busy.
     // SAFETY: sync takes no arguments and cannot fail.
     unsafe { libc::sync() };
+    settle();
     let started = Instant::now();
     let child = command
         .stdout(Stdio::null())
@@ -57,6 +59,38 @@ fn measure(command: &mut Command) -> Run {
         seconds: started.elapsed().as_secs_f64(),
         rss_mib: usage.ru_maxrss as f64 / 1024.0,
     }
+}
+
+/// Waits (at most 10 s) until the machine's cores were at least 90 % idle over 200 ms.
+fn settle() {
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    let mut before = cpu_times();
+    while Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let now = cpu_times();
+        let (busy, idle) = (now.0 - before.0, now.1 - before.1);
+        if busy + idle > 0 && idle * 10 >= (busy + idle) * 9 {
+            return;
+        }
+        before = now;
+    }
+}
+
+/// (busy, idle) jiffies of all cores since boot, from /proc/stat (zeros where unreadable).
+fn cpu_times() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    let total: u64 = fields.iter().take(8).sum();
+    (total - idle, idle)
 }
 
 fn cascade() -> Command {

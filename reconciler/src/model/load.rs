@@ -33,8 +33,8 @@ pub struct SourceFile {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Meta {
-    // A set's namespaces are one `Name` each per file.
     pub name: Name,
+    // Interned while loading: one `Name` per namespace per file.
     #[serde(default)]
     pub namespace: Option<Name>,
     #[serde(default)]
