@@ -123,12 +123,6 @@ impl From<&Name> for Name {
     }
 }
 
-impl From<Name> for String {
-    fn from(n: Name) -> Self {
-        n.0.to_string()
-    }
-}
-
 /// One [`Name`] per distinct text, so that the keys naming a resource share its name.
 #[derive(Default)]
 pub struct Interner(crate::fast::Set<Name>);
