@@ -9,6 +9,8 @@ use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
+mod simple;
+
 /// Deepest nesting accepted; real resources need fewer than ten levels.
 pub const MAX_DEPTH: usize = 64;
 /// Most nodes that alias expansion may add to one file.
@@ -145,6 +147,14 @@ impl YamlError {
 /// Parses a YAML stream into documents. Stops at the first syntax error: after one, positions
 /// of later errors would not be trustworthy.
 pub fn parse_stream(text: &str) -> Result<Vec<Document>, YamlError> {
+    match simple::parse(text) {
+        Some(docs) => Ok(docs),
+        None => parse_in_full(text),
+    }
+}
+
+/// Parses any YAML stream (the general reader, which reports every error).
+fn parse_in_full(text: &str) -> Result<Vec<Document>, YamlError> {
     let mut builder = Builder {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
