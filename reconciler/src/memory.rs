@@ -23,6 +23,25 @@ pub fn give_back() {
     trim();
 }
 
+/// Frees `value` and gives the free pages back on another thread, while the caller goes on.
+pub fn free_beside<T: Send + 'static>(value: T) -> Freeing {
+    Freeing(std::thread::spawn(move || {
+        drop(value);
+        give_back();
+    }))
+}
+
+/// Memory being freed on another thread.
+pub struct Freeing(std::thread::JoinHandle<()>);
+
+impl Freeing {
+    /// Waits until the memory is freed.
+    pub fn join(self) {
+        // Dropping cannot fail but by a panic in a destructor, which has been reported.
+        let _ = self.0.join();
+    }
+}
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn trim() {
     // SAFETY: malloc_trim only releases free memory of glibc's own heap.

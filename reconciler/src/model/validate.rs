@@ -339,11 +339,16 @@ impl<'r, 'i> Validator<'r, 'i> {
         // would copy every stage into a new vector.
         #[allow(clippy::filter_map_identity)]
         let stages: Vec<(&'r Resource, Stage)> = checked.into_iter().filter_map(|s| s).collect();
-        let ups = upstream_indices(&stages);
+        let positions: HashMap<&ObjectKey, usize> = stages
+            .iter()
+            .enumerate()
+            .map(|(i, (_, s))| (&s.key, i))
+            .collect();
+        let ups = upstream_indices(&stages, &positions);
         self.check_dependencies(&stages, &ups);
-        self.warn_unlocatable(&stages);
+        self.warn_unlocatable(&stages, &ups);
         self.check_compositions(&graph, &stages);
-        self.warn_unmatched_patterns(&graph, &stages);
+        self.warn_unmatched_patterns(&graph, &stages, &positions);
         graph.stages = topological(stages, &ups)?;
         Some(graph)
     }
@@ -1177,13 +1182,15 @@ impl<'r, 'i> Validator<'r, 'i> {
         );
     }
 
-    fn warn_unlocatable(&mut self, stages: &[(&'r Resource, Stage)]) {
-        let upstreams: BTreeSet<&ObjectKey> = stages
-            .iter()
-            .flat_map(|(_, s)| s.upstream_edges().map(|e| &e.upstream))
-            .collect();
-        for (res, stage) in stages {
-            let has_dependents = upstreams.contains(&stage.key);
+    fn warn_unlocatable(&mut self, stages: &[(&'r Resource, Stage)], ups: &Adjacency) {
+        let mut has_dependents = vec![false; stages.len()];
+        for &up in &ups.to {
+            has_dependents[up as usize] = true;
+        }
+        for ((res, stage), has_dependents) in stages.iter().zip(has_dependents) {
+            if has_dependents {
+                continue;
+            }
             let patterns = self
                 .lookup("JobType", &stage.job_type.namespace, &stage.job_type.name)
                 .and_then(|r| match &r.spec {
@@ -1191,7 +1198,7 @@ impl<'r, 'i> Validator<'r, 'i> {
                     _ => None,
                 })
                 .unwrap_or(false);
-            if !has_dependents && patterns {
+            if patterns {
                 self.diags.push(
                     res.warning(&["metadata", "name"], "no-outputs", format!("stage `{}` has no dependents and job type `{}` declares no outputFilePatterns", stage.key.name, stage.job_type.name))
                         .with_hint("its outputs cannot be told apart in the catalog; add `outputFilePatterns` to the job type"),
@@ -1202,13 +1209,18 @@ impl<'r, 'i> Validator<'r, 'i> {
 
     /// A dependency whose file pattern none of the upstream job type's output patterns can
     /// match runs over nothing (unless the upstream's jobs declare such files themselves).
-    fn warn_unmatched_patterns(&mut self, graph: &DesiredGraph, stages: &[(&'r Resource, Stage)]) {
-        let by_key: HashMap<&ObjectKey, &Stage> = stages.iter().map(|(_, s)| (&s.key, s)).collect();
+    fn warn_unmatched_patterns(
+        &mut self,
+        graph: &DesiredGraph,
+        stages: &[(&'r Resource, Stage)],
+        positions: &HashMap<&ObjectKey, usize>,
+    ) {
         for (res, stage) in stages {
             for (i, edge) in stage.depends_on.iter().enumerate() {
-                let Some(up) = by_key
+                let Some(up) = positions
                     .get(&edge.upstream)
                     .filter(|_| edge.upstream != stage.key)
+                    .map(|&p| &stages[p].1)
                 else {
                     continue;
                 };
@@ -1377,15 +1389,14 @@ pub fn like_patterns_meet(a: &str, b: &str) -> bool {
     false
 }
 
-fn upstream_indices(stages: &[(&Resource, Stage)]) -> Adjacency {
-    let index: HashMap<&ObjectKey, usize> = stages
-        .iter()
-        .enumerate()
-        .map(|(i, (_, s))| (&s.key, i))
-        .collect();
+/// Each stage's upstream stages (by position), self-dependencies left out.
+fn upstream_indices(
+    stages: &[(&Resource, Stage)],
+    positions: &HashMap<&ObjectKey, usize>,
+) -> Adjacency {
     Adjacency::from_lists(stages.iter().map(|(_, s)| {
         s.upstream_edges()
-            .filter_map(|e| index.get(&e.upstream).copied())
+            .filter_map(|e| positions.get(&e.upstream).copied())
     }))
 }
 

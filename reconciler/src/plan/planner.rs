@@ -416,10 +416,12 @@ struct Planner<'a> {
     input: &'a PlanInput<'a>,
     stages: Map<&'a ObjectKey, &'a Stage>,
     /// The patterns dependents ask of each stage (its outputs are made from them when one of
-    /// its submissions is checked: most stages of a large set have none open).
-    wanted: Map<&'a ObjectKey, Vec<&'a str>>,
-    /// Each stage's software version, expanded when first asked for.
-    versions: Map<&'a ObjectKey, OnceCell<String>>,
+    /// its submissions is checked: most stages of a large set have none open, and a first
+    /// reconcile none at all), indexed when first asked for.
+    wanted: OnceCell<Map<&'a ObjectKey, Vec<&'a str>>>,
+    /// Each stage's software version, expanded when first asked for (the index of them too:
+    /// a first reconcile asks for the versions of its launching stages only).
+    versions: OnceCell<Map<&'a ObjectKey, OnceCell<String>>>,
     /// The origins each stage has launched, indexed when a stage is first asked about (most
     /// stages of a large set never are).
     origins: RefCell<Map<&'a ObjectKey, Set<&'a Origin>>>,
@@ -429,7 +431,7 @@ struct Planner<'a> {
     /// Submissions by id, indexed when first asked for (only recoveries ask).
     by_id: OnceCell<Map<&'a str, &'a Submission>>,
     rounds: Map<&'a str, Vec<&'a RecoveryRound>>,
-    outcomes: Map<ObjectKey, Outcome<'a>>,
+    outcomes: Map<&'a ObjectKey, Outcome<'a>>,
     facts: RefCell<Map<ObjectKey, Rc<Vec<FileFact>>>>,
     /// The first catalog question of each stage that got no answer.
     degraded: RefCell<Map<ObjectKey, String>>,
@@ -461,13 +463,8 @@ impl<'a> Planner<'a> {
         Planner {
             input,
             stages: input.graph.stages.iter().map(|s| (&s.key, s)).collect(),
-            wanted: submission::wanted_patterns(input.graph),
-            versions: input
-                .graph
-                .stages
-                .iter()
-                .map(|s| (&s.key, OnceCell::new()))
-                .collect(),
+            wanted: OnceCell::new(),
+            versions: OnceCell::new(),
             origins: RefCell::default(),
             status: Map::default(),
             by_stage,
@@ -516,7 +513,10 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let outputs = outputs.entry(&stage.key).or_insert_with(|| {
-                let wanted = self.wanted.get(&stage.key);
+                let wanted = self
+                    .wanted
+                    .get_or_init(|| submission::wanted_patterns(self.input.graph))
+                    .get(&stage.key);
                 submission::outputs(self.input.graph, stage, wanted, self.version(&stage.key))
             });
             let mut current = sub.clone();
@@ -560,7 +560,11 @@ impl<'a> Planner<'a> {
 
     /// A stage's software version with its campaign's keywords expanded.
     fn version(&self, stage: &ObjectKey) -> &str {
-        self.versions[stage].get_or_init(|| stage_version(self.input.graph, self.stages[stage]))
+        let versions = self.versions.get_or_init(|| {
+            let stages = &self.input.graph.stages;
+            stages.iter().map(|s| (&s.key, OnceCell::new())).collect()
+        });
+        versions[stage].get_or_init(|| stage_version(self.input.graph, self.stages[stage]))
     }
 
     /// Counts a query's files for `stage`; `None` (and the stage `Degraded`) when the catalog

@@ -34,7 +34,7 @@ fn motion(state: StageState, chains: &Chains, work: &Work, gate: &Gate) -> (bool
 impl<'a> Planner<'a> {
     pub(super) fn conclude(
         &mut self,
-        stage: &Stage,
+        stage: &'a Stage,
         subs: &[&'a Submission],
         chains: Chains<'a>,
         work: Work,
@@ -93,7 +93,7 @@ impl<'a> Planner<'a> {
             (f64::from(chains.located) / expected.max(1.0)).min(1.0)
         };
         self.outcomes.insert(
-            stage.key.clone(),
+            &stage.key,
             Outcome {
                 state,
                 settled,
