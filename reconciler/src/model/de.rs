@@ -162,12 +162,12 @@ pub fn from_node<'de, T: de::Deserialize<'de>>(node: &Node) -> Result<T, DeError
     T::deserialize(NodeDe(node)).map_err(|e: DeError| e.or_at(node.pos))
 }
 
-struct NodeDe<'a>(&'a Node);
+struct NodeDe<'a>(&'a Node<'a>);
 
 impl<'a> NodeDe<'a> {
     fn scalar(&self) -> Option<(&'a str, bool)> {
         match &self.0.kind {
-            NodeKind::Scalar { value, plain } => Some((value.as_str(), *plain)),
+            NodeKind::Scalar { value, plain } => Some((value.as_ref(), *plain)),
             _ => None,
         }
     }
@@ -444,7 +444,7 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
 }
 
 struct Seq<'a> {
-    items: std::slice::Iter<'a, Node>,
+    items: std::slice::Iter<'a, Node<'a>>,
 }
 
 impl<'de> SeqAccess<'de> for Seq<'_> {
@@ -469,8 +469,8 @@ impl<'de> SeqAccess<'de> for Seq<'_> {
 }
 
 struct Map<'a> {
-    entries: std::slice::Iter<'a, super::yaml::Entry>,
-    value: Option<&'a Node>,
+    entries: std::slice::Iter<'a, super::yaml::Entry<'a>>,
+    value: Option<&'a Node<'a>>,
 }
 
 impl<'de> MapAccess<'de> for Map<'_> {
@@ -483,7 +483,7 @@ impl<'de> MapAccess<'de> for Map<'_> {
         match self.entries.next() {
             Some(entry) => {
                 self.value = Some(&entry.value);
-                seed.deserialize(entry.key.as_str().into_deserializer())
+                seed.deserialize(entry.key.as_ref().into_deserializer())
                     .map(Some)
                     .map_err(|e: DeError| e.or_at(entry.key_pos))
             }

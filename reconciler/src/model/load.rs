@@ -112,7 +112,7 @@ pub struct Origin {
 }
 
 /// A file's bytes and its documents, parsed again for messages.
-type ParsedFile = (Arc<[u8]>, Vec<Document>);
+type ParsedFile = (Arc<[u8]>, Vec<Document<'static>>);
 
 /// The text of a file loaded before, without its byte-order mark.
 fn without_bom(bytes: &[u8]) -> &str {
@@ -136,6 +136,7 @@ impl Origin {
             if !cached {
                 // It parsed when it was loaded; a stream that no longer parses is impossible.
                 let docs = parse_stream(without_bom(&self.text)).unwrap_or_default();
+                let docs = docs.into_iter().map(Document::into_owned).collect();
                 *last = Some((self.text.clone(), docs));
             }
             let docs = last
@@ -211,7 +212,7 @@ impl Resource {
 }
 
 /// The deepest node that exists along `path`.
-fn deepest<'n>(root: &'n Node, path: &[&str]) -> &'n Node {
+fn deepest<'n, 't>(root: &'n Node<'t>, path: &[&str]) -> &'n Node<'t> {
     let mut node = root;
     for step in path {
         match node.at(&[step]) {
@@ -363,7 +364,7 @@ fn load_file(file: &SourceFile, loaded: &mut Loaded) {
 
 /// The documents a document holds: its `items` if it is a `kind: List` (what
 /// `kubectl get campaigns -o yaml` prints), else itself; and whether it is a List.
-fn list_items(path: &Arc<str>, root: Node) -> Result<(Vec<Node>, bool), Diagnostic> {
+fn list_items<'t>(path: &Arc<str>, root: Node<'t>) -> Result<(Vec<Node<'t>>, bool), Diagnostic> {
     let is_list = root.get("kind").and_then(Node::as_str) == Some("List")
         && root.get("apiVersion").and_then(Node::as_str) == Some("v1");
     if !is_list {
@@ -376,7 +377,7 @@ fn list_items(path: &Arc<str>, root: Node) -> Result<(Vec<Node>, bool), Diagnost
     const LIST: [&str; 4] = ["apiVersion", "kind", "metadata", "items"];
     let mut items = None;
     for e in entries {
-        match e.key.as_str() {
+        match e.key.as_ref() {
             "items" => items = Some(e.value),
             k if LIST.contains(&k) => {}
             k => {
@@ -477,7 +478,7 @@ fn load_header(path: &Arc<str>, root: &Node) -> Result<(&'static str, Meta), Dia
         ));
     };
     const TOP: [&str; 5] = ["apiVersion", "kind", "metadata", "spec", "status"];
-    if let Some(e) = entries.iter().find(|e| !TOP.contains(&e.key.as_str())) {
+    if let Some(e) = entries.iter().find(|e| !TOP.contains(&e.key.as_ref())) {
         return Err(err(
             e.key_pos,
             "unknown-field",

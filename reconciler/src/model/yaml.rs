@@ -5,6 +5,7 @@
 //! no custom tags. Everything after parsing (serde deserialization, semantic rules) points into
 //! this tree, so every message can name the file, line and column it is about.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
@@ -34,38 +35,40 @@ impl Pos {
     }
 }
 
+/// A node of a document; its texts borrow from the document's text where they are written
+/// out in it (most are), so that reading a file allocates little more than its structure.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Node {
+pub struct Node<'a> {
     pub pos: Pos,
-    pub kind: NodeKind,
+    pub kind: NodeKind<'a>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum NodeKind {
+pub enum NodeKind<'a> {
     /// A scalar; `plain` scalars are subject to type resolution (`true`, `12`, `null`), quoted
     /// and block scalars are always strings.
     Scalar {
-        value: String,
+        value: Cow<'a, str>,
         plain: bool,
     },
-    Seq(Vec<Node>),
-    Map(Vec<Entry>),
+    Seq(Vec<Node<'a>>),
+    Map(Vec<Entry<'a>>),
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Entry {
-    pub key: String,
+pub struct Entry<'a> {
+    pub key: Cow<'a, str>,
     pub key_pos: Pos,
-    pub value: Node,
+    pub value: Node<'a>,
 }
 
-impl Node {
+impl<'a> Node<'a> {
     /// The value at `key` of a mapping node.
-    pub fn get(&self, key: &str) -> Option<&Node> {
+    pub fn get(&self, key: &str) -> Option<&Node<'a>> {
         self.entry(key).map(|e| &e.value)
     }
 
-    pub fn entry(&self, key: &str) -> Option<&Entry> {
+    pub fn entry(&self, key: &str) -> Option<&Entry<'a>> {
         match &self.kind {
             NodeKind::Map(entries) => entries.iter().find(|e| e.key == key),
             _ => None,
@@ -73,7 +76,7 @@ impl Node {
     }
 
     /// Follows a path of mapping keys and sequence indexes, e.g. `["spec", "dependsOn", "1"]`.
-    pub fn at(&self, path: &[&str]) -> Option<&Node> {
+    pub fn at(&self, path: &[&str]) -> Option<&Node<'a>> {
         path.iter().try_fold(self, |node, step| match &node.kind {
             NodeKind::Map(_) => node.get(step),
             NodeKind::Seq(items) => step.parse::<usize>().ok().and_then(|i| items.get(i)),
@@ -93,6 +96,33 @@ impl Node {
         matches!(&self.kind, NodeKind::Scalar { value, plain: true } if is_null_text(value))
     }
 
+    /// The same node holding its own texts, to be kept apart from the document's text.
+    pub fn into_owned(self) -> Node<'static> {
+        let kind = match self.kind {
+            NodeKind::Scalar { value, plain } => NodeKind::Scalar {
+                value: Cow::Owned(value.into_owned()),
+                plain,
+            },
+            NodeKind::Seq(items) => {
+                NodeKind::Seq(items.into_iter().map(Node::into_owned).collect())
+            }
+            NodeKind::Map(entries) => NodeKind::Map(
+                entries
+                    .into_iter()
+                    .map(|e| Entry {
+                        key: Cow::Owned(e.key.into_owned()),
+                        key_pos: e.key_pos,
+                        value: e.value.into_owned(),
+                    })
+                    .collect(),
+            ),
+        };
+        Node {
+            pos: self.pos,
+            kind,
+        }
+    }
+
     pub fn describe(&self) -> &'static str {
         match &self.kind {
             NodeKind::Scalar { .. } if self.is_null() => "null",
@@ -109,11 +139,21 @@ pub(crate) fn is_null_text(s: &str) -> bool {
 
 /// One YAML document of a stream.
 #[derive(Clone, Debug)]
-pub struct Document {
+pub struct Document<'a> {
     /// Where the document starts (its `---` or first node).
     pub pos: Pos,
     /// `None` for an empty document (a lone `---`, or only comments).
-    pub root: Option<Node>,
+    pub root: Option<Node<'a>>,
+}
+
+impl Document<'_> {
+    /// The same document holding its own texts.
+    pub fn into_owned(self) -> Document<'static> {
+        Document {
+            pos: self.pos,
+            root: self.root.map(Node::into_owned),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,7 +186,7 @@ impl YamlError {
 
 /// Parses a YAML stream into documents. Stops at the first syntax error: after one, positions
 /// of later errors would not be trustworthy.
-pub fn parse_stream(text: &str) -> Result<Vec<Document>, YamlError> {
+pub fn parse_stream(text: &str) -> Result<Vec<Document<'_>>, YamlError> {
     match simple::parse(text) {
         Some(docs) => Ok(docs),
         None => parse_in_full(text),
@@ -154,7 +194,7 @@ pub fn parse_stream(text: &str) -> Result<Vec<Document>, YamlError> {
 }
 
 /// Parses any YAML stream (the general reader, which reports every error).
-fn parse_in_full(text: &str) -> Result<Vec<Document>, YamlError> {
+fn parse_in_full(text: &str) -> Result<Vec<Document<'_>>, YamlError> {
     let mut builder = Builder {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
@@ -165,7 +205,7 @@ fn parse_in_full(text: &str) -> Result<Vec<Document>, YamlError> {
 
 struct Builder<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
-    anchors: HashMap<usize, Node>,
+    anchors: HashMap<usize, Node<'a>>,
     alias_nodes: usize,
 }
 
@@ -199,7 +239,7 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn stream(&mut self) -> Result<Vec<Document>, YamlError> {
+    fn stream(&mut self) -> Result<Vec<Document<'a>>, YamlError> {
         let mut docs = Vec::new();
         loop {
             let (ev, span) = self.next()?;
@@ -236,7 +276,7 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn node(&mut self, ev: Event<'a>, span: Span, depth: usize) -> Result<Node, YamlError> {
+    fn node(&mut self, ev: Event<'a>, span: Span, depth: usize) -> Result<Node<'a>, YamlError> {
         let pos = Pos::of(&span);
         if depth > MAX_DEPTH {
             return Err(too_deep(pos));
@@ -263,10 +303,7 @@ impl<'a> Builder<'a> {
                     .code("control-character")
                     .hint("values are text: remove the escape (`\\0`, `\\x..`, `\\u....`) that produces it"));
                 }
-                let kind = NodeKind::Scalar {
-                    value: value.into_owned(),
-                    plain,
-                };
+                let kind = NodeKind::Scalar { value, plain };
                 (Node { pos, kind }, anchor)
             }
             Event::SequenceStart(anchor, tag) => {
@@ -292,7 +329,7 @@ impl<'a> Builder<'a> {
                 // Key -> index in `entries`, once the mapping is large: a linear search would
                 // make a mapping of many keys (a hostile file) quadratic, and a map for each
                 // of the many small mappings costs more than searching them.
-                let mut seen: Option<crate::fast::Map<String, usize>> = None;
+                let mut seen: Option<crate::fast::Map<Cow<'a, str>, usize>> = None;
                 loop {
                     let (ev, span) = self.next()?;
                     if matches!(ev, Event::MappingEnd) {
@@ -330,7 +367,7 @@ impl<'a> Builder<'a> {
                         }
                         None if entries.len() == SEARCHED_MAPPING_KEYS => {
                             let index = entries.iter().enumerate();
-                            let mut map: crate::fast::Map<String, usize> =
+                            let mut map: crate::fast::Map<Cow<'a, str>, usize> =
                                 index.map(|(i, e)| (e.key.clone(), i)).collect();
                             map.insert(key.clone(), entries.len());
                             seen = Some(map);
@@ -391,7 +428,7 @@ fn check_tag(tag: &saphyr_parser::Tag, pos: Pos) -> Result<(), YamlError> {
     .hint("Cascade resources use plain YAML; only the core tags (!!str, !!int, ...) are accepted"))
 }
 
-fn count_nodes(node: &Node) -> usize {
+fn count_nodes(node: &Node<'_>) -> usize {
     1 + match &node.kind {
         NodeKind::Scalar { .. } => 0,
         NodeKind::Seq(items) => items.iter().map(count_nodes).sum(),

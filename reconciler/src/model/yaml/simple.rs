@@ -8,6 +8,8 @@
 //! same tree with the same positions as the full reader (checked against it by a differential
 //! test), so nothing downstream can tell which one read a file.
 
+use std::borrow::Cow;
+
 use super::{Document, Entry, Node, NodeKind, Pos};
 
 /// Deeper input is left to the full reader, which reports nesting beyond its own limit.
@@ -16,7 +18,7 @@ const MAX_DEPTH: usize = 32;
 const MAX_KEYS: usize = 64;
 
 /// The documents of `text`, or `None` when the full reader must read it.
-pub(super) fn parse(text: &str) -> Option<Vec<Document>> {
+pub(super) fn parse(text: &str) -> Option<Vec<Document<'_>>> {
     // Printable ASCII and newlines only: tabs, carriage returns, control characters and
     // multi-byte characters (whose columns count characters) go to the full reader.
     if !text
@@ -49,7 +51,7 @@ struct Reader<'a> {
     line_start: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn byte(&self, i: usize) -> u8 {
         // The end of the text reads as the end of a line.
         self.text.as_bytes().get(i).copied().unwrap_or(b'\n')
@@ -145,7 +147,7 @@ impl Reader<'_> {
             .then_some(len)
     }
 
-    fn stream(&mut self) -> Option<Vec<Document>> {
+    fn stream(&mut self) -> Option<Vec<Document<'a>>> {
         let mut docs = Vec::new();
         while self.next_content() {
             let pos = self.pos();
@@ -172,7 +174,7 @@ impl Reader<'_> {
     }
 
     /// A block collection starting at the cursor.
-    fn block(&mut self, depth: usize) -> Option<Node> {
+    fn block(&mut self, depth: usize) -> Option<Node<'a>> {
         if self.at_item() {
             self.sequence(depth, false)
         } else if self.key_len().is_some() {
@@ -194,7 +196,7 @@ impl Reader<'_> {
 
     /// A value that ends its line; the cursor moves to the next token, which must not be
     /// deeper than `indent` (the full reader would continue the scalar or refuse the text).
-    fn last_on_line(&mut self, indent: u32, depth: usize) -> Option<Node> {
+    fn last_on_line(&mut self, indent: u32, depth: usize) -> Option<Node<'a>> {
         let node = self.inline(depth)?;
         self.end_line()?;
         if self.next_content() && self.col() > indent {
@@ -203,7 +205,7 @@ impl Reader<'_> {
         Some(node)
     }
 
-    fn mapping(&mut self, depth: usize) -> Option<Node> {
+    fn mapping(&mut self, depth: usize) -> Option<Node<'a>> {
         if depth > MAX_DEPTH {
             return None;
         }
@@ -212,7 +214,8 @@ impl Reader<'_> {
         let mut entries: Vec<Entry> = Vec::new();
         loop {
             let len = self.key_len()?;
-            let key = &self.text[self.at..self.at + len];
+            let text = self.text;
+            let key = &text[self.at..self.at + len];
             if entries.len() == MAX_KEYS || entries.iter().any(|e| e.key == key) {
                 return None;
             }
@@ -232,7 +235,7 @@ impl Reader<'_> {
                     Node {
                         pos: colon,
                         kind: NodeKind::Scalar {
-                            value: String::new(),
+                            value: Cow::Borrowed(""),
                             plain: true,
                         },
                     }
@@ -241,7 +244,7 @@ impl Reader<'_> {
                 self.last_on_line(indent, depth + 1)?
             };
             entries.push(Entry {
-                key: key.to_owned(),
+                key: Cow::Borrowed(key),
                 key_pos,
                 value,
             });
@@ -257,7 +260,7 @@ impl Reader<'_> {
 
     /// A block sequence at its first `-`. An indentless one (a mapping value at the key's
     /// indentation) is placed, as the full reader places it, at its first item's content.
-    fn sequence(&mut self, depth: usize, indentless: bool) -> Option<Node> {
+    fn sequence(&mut self, depth: usize, indentless: bool) -> Option<Node<'a>> {
         if depth > MAX_DEPTH {
             return None;
         }
@@ -306,11 +309,11 @@ impl Reader<'_> {
     }
 
     /// A value within one line: a flow collection or a scalar.
-    fn inline(&mut self, depth: usize) -> Option<Node> {
+    fn inline(&mut self, depth: usize) -> Option<Node<'a>> {
         self.value(Context::Block, depth)
     }
 
-    fn value(&mut self, context: Context, depth: usize) -> Option<Node> {
+    fn value(&mut self, context: Context, depth: usize) -> Option<Node<'a>> {
         if depth > MAX_DEPTH {
             return None;
         }
@@ -321,7 +324,7 @@ impl Reader<'_> {
         }
     }
 
-    fn scalar(&mut self, context: Context) -> Option<Node> {
+    fn scalar(&mut self, context: Context) -> Option<Node<'a>> {
         let pos = self.pos();
         let (value, plain) = match self.peek() {
             b'"' => (self.quoted(b'"')?, false),
@@ -334,37 +337,44 @@ impl Reader<'_> {
         })
     }
 
-    /// A quoted scalar on one line; a double-quoted one without escapes.
-    fn quoted(&mut self, quote: u8) -> Option<String> {
+    /// A quoted scalar on one line; a double-quoted one without escapes. Borrowed from the
+    /// text unless it holds a `''`.
+    fn quoted(&mut self, quote: u8) -> Option<Cow<'a, str>> {
+        let text = self.text;
         self.at += 1;
-        let mut value = String::new();
+        let mut value = Cow::Borrowed("");
+        let mut start = self.at;
         loop {
-            let start = self.at;
             while !matches!(self.peek(), b'\n' | b'\\' | b'"' | b'\'') {
                 self.at += 1;
             }
-            value.push_str(&self.text[start..self.at]);
             match self.peek() {
                 b'\n' => return None,
                 b'\\' if quote == b'"' => return None,
                 b'\'' if quote == b'\'' && self.byte(self.at + 1) == b'\'' => {
-                    value.push('\'');
+                    // `''` is one quote: the text up to and with the first, then on after both.
+                    value.to_mut().push_str(&text[start..=self.at]);
                     self.at += 2;
+                    start = self.at;
                 }
                 c if c == quote => {
+                    let last = &text[start..self.at];
                     self.at += 1;
-                    return Some(value);
+                    return Some(match value {
+                        Cow::Borrowed(_) => Cow::Borrowed(last),
+                        Cow::Owned(mut v) => {
+                            v.push_str(last);
+                            Cow::Owned(v)
+                        }
+                    });
                 }
-                c => {
-                    value.push(c as char);
-                    self.at += 1;
-                }
+                _ => self.at += 1,
             }
         }
     }
 
     /// A plain scalar that starts and ends in a way no YAML reader could take otherwise.
-    fn plain(&mut self, context: Context) -> Option<String> {
+    fn plain(&mut self, context: Context) -> Option<Cow<'a, str>> {
         let first = self.peek();
         let starts = first.is_ascii_alphanumeric()
             || matches!(
@@ -409,10 +419,11 @@ impl Reader<'_> {
             }
         }
         self.at = end;
-        Some(self.text[start..end].to_owned())
+        let text = self.text;
+        Some(Cow::Borrowed(&text[start..end]))
     }
 
-    fn flow_sequence(&mut self, depth: usize) -> Option<Node> {
+    fn flow_sequence(&mut self, depth: usize) -> Option<Node<'a>> {
         let pos = self.pos();
         self.at += 1;
         self.skip_spaces();
@@ -433,7 +444,7 @@ impl Reader<'_> {
         })
     }
 
-    fn flow_mapping(&mut self, depth: usize) -> Option<Node> {
+    fn flow_mapping(&mut self, depth: usize) -> Option<Node<'a>> {
         let pos = self.pos();
         self.at += 1;
         self.skip_spaces();
