@@ -1259,10 +1259,16 @@ impl<'r, 'i> Validator<'r, 'i> {
 /// is the same on every run. `None` when a cycle prevents it (already reported).
 fn topological(stages: Vec<(&Resource, Stage)>, ups: &Adjacency) -> Option<Vec<Stage>> {
     let n = stages.len();
-    // Stages are large: their indices are sorted, not the stages. Keys are unique
-    // (duplicates were refused), so an unstable sort orders the same.
-    let mut by_key: Vec<Ix> = (0..n).map(ix).collect();
-    by_key.sort_unstable_by(|&a, &b| stages[a as usize].1.key.cmp(&stages[b as usize].1.key));
+    // Stages are large: their keys' texts are sorted beside their indices, not the stages
+    // (in the order of `ObjectKey`: namespace, then name). Keys are unique (duplicates were
+    // refused), so an unstable sort orders the same.
+    let mut keyed: Vec<(&str, &str, Ix)> = stages
+        .iter()
+        .enumerate()
+        .map(|(i, (_, s))| (s.key.namespace.as_str(), s.key.name.as_str(), ix(i)))
+        .collect();
+    keyed.sort_unstable();
+    let by_key: Vec<Ix> = keyed.into_iter().map(|(_, _, i)| i).collect();
     let mut rank: Vec<Ix> = vec![0; n];
     for (position, &i) in by_key.iter().enumerate() {
         rank[i as usize] = ix(position);
