@@ -332,48 +332,128 @@ fn control_job(ledger: &mut Ledger, id: i64, action: Control) -> Result<bool> {
         let Some(j) = jobs(ledger, None)?.into_iter().find(|j| j.id == id) else {
             return Ok(false);
         };
-        let signal = |sig| {
-            if let Some(pid) = j.pid {
-                process::signal_group(pid, j.pid_start.map(|s| s as u64), sig);
-            }
-        };
-        let next = match (action, j.state.as_str()) {
-            (Control::Hold, "idle" | "running") => "held",
-            (Control::Release, "held") if j.pid.is_some() => "running",
-            (Control::Release, "held") => "idle",
-            (Control::Remove, "idle" | "held" | "running") => "removed",
-            _ => return Ok(false),
-        };
-        let n = ledger.write(|tx| {
-            tx.execute(
-                "UPDATE jobs SET state = ?, finished = CASE WHEN ? = 'removed' THEN ? ELSE finished END WHERE id = ? AND state = ?",
-                params![next, next, now(), j.id, j.state],
-            )
-        })?;
-        if n == 0 {
-            continue;
+        if let Some(changed) = control_as_read(ledger, &j, action)? {
+            return Ok(changed);
         }
-        match (action, j.state.as_str()) {
-            (Control::Hold, "running") => {
-                signal(libc::SIGSTOP);
-                // The job may have ended between our change and the signal: its runner, stopped
-                // after recording the end, would never be released. Let it finish.
-                let now_state: String = ledger
-                    .conn
-                    .query_row("SELECT state FROM jobs WHERE id = ?", [j.id], |r| r.get(0))
-                    .at(ledger)?;
-                if now_state != "held" {
-                    signal(libc::SIGCONT);
-                }
-            }
-            (Control::Release, _) => signal(libc::SIGCONT),
-            (Control::Remove, _) => {
-                signal(libc::SIGCONT);
-                signal(libc::SIGKILL);
-            }
-            _ => {}
-        }
-        return Ok(true);
     }
     Ok(false)
+}
+
+/// Applies `action` to the job as it was read (`j`); `None` when the job changed since, and
+/// must be read again. The compare-and-set covers the pid as well as the state: a job
+/// claimed but not yet started has no pid, and if the daemon records the pid of its new
+/// process between the read and the change, a removal that matched the state alone would
+/// mark the job removed and signal nobody, leaving the process running.
+fn control_as_read(ledger: &mut Ledger, j: &JobRow, action: Control) -> Result<Option<bool>> {
+    let signal = |sig| {
+        if let Some(pid) = j.pid {
+            process::signal_group(pid, j.pid_start.map(|s| s as u64), sig);
+        }
+    };
+    let next = match (action, j.state.as_str()) {
+        (Control::Hold, "idle" | "running") => "held",
+        (Control::Release, "held") if j.pid.is_some() => "running",
+        (Control::Release, "held") => "idle",
+        (Control::Remove, "idle" | "held" | "running") => "removed",
+        _ => return Ok(Some(false)),
+    };
+    let n = ledger.write(|tx| {
+        tx.execute(
+            "UPDATE jobs SET state = ?, finished = CASE WHEN ? = 'removed' THEN ? ELSE finished END WHERE id = ? AND state = ? AND pid IS ?",
+            params![next, next, now(), j.id, j.state, j.pid],
+        )
+    })?;
+    if n == 0 {
+        return Ok(None);
+    }
+    match (action, j.state.as_str()) {
+        (Control::Hold, "running") => {
+            signal(libc::SIGSTOP);
+            // The job may have ended between our change and the signal: its runner, stopped
+            // after recording the end, would never be released. Let it finish.
+            let now_state: String = ledger
+                .conn
+                .query_row("SELECT state FROM jobs WHERE id = ?", [j.id], |r| r.get(0))
+                .at(ledger)?;
+            if now_state != "held" {
+                signal(libc::SIGCONT);
+            }
+        }
+        (Control::Release, _) => signal(libc::SIGCONT),
+        (Control::Remove, _) => {
+            signal(libc::SIGCONT);
+            signal(libc::SIGKILL);
+        }
+        _ => {}
+    }
+    Ok(Some(true))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Controls against a real ledger and a real process.
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    /// A child killed and reaped however the test ends.
+    struct Reaped(std::process::Child);
+
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[test]
+    fn a_removal_read_before_the_pid_was_recorded_kills_the_process_started_meanwhile() {
+        let dir = std::env::temp_dir().join(format!("cascade-control-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut ledger = Ledger::open(&dir).unwrap();
+        let argv = ["sleep".to_string(), "30".to_string()];
+        let spec = JobSpec {
+            jobs: 1,
+            argv: &argv,
+            cwd: &dir,
+            env: &[],
+            patterns: &[],
+            delegated: false,
+        };
+        let (id, _) = record_jobs(&mut ledger, "exp.s.1", None, &spec).unwrap();
+        // The daemon claims the job: running, no process yet.
+        let claim = "UPDATE jobs SET state = 'running', started = ? WHERE id = ?";
+        ledger
+            .write(|tx| tx.execute(claim, params![now(), id]))
+            .unwrap();
+        let read = jobs(&ledger, None).unwrap().remove(0);
+        assert_eq!((read.state.as_str(), read.pid), ("running", None));
+        // Meanwhile the daemon starts the process and records its pid.
+        let mut child = Reaped(
+            Command::new("sleep")
+                .arg("30")
+                .process_group(0)
+                .spawn()
+                .unwrap(),
+        );
+        let pid = i64::from(child.0.id());
+        let start = process::start_time(pid).map(|s| s as i64);
+        let record = "UPDATE jobs SET pid = ?, pid_start = ? WHERE id = ?";
+        ledger
+            .write(|tx| tx.execute(record, params![pid, start, id]))
+            .unwrap();
+
+        // The removal decided on the stale read changes nothing...
+        assert!(matches!(
+            control_as_read(&mut ledger, &read, Control::Remove),
+            Ok(None)
+        ));
+        assert_eq!(jobs(&ledger, None).unwrap()[0].state, "running");
+        // ...and read again, it removes the job and kills the process it now knows.
+        assert_eq!(control(&mut ledger, "exp.s.1", Control::Remove).unwrap(), 1);
+        let status = child.0.wait().unwrap();
+        assert_eq!(process::exit_code(status), 128 + libc::SIGKILL);
+        assert_eq!(jobs(&ledger, None).unwrap()[0].state, "removed");
+        drop(ledger);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
