@@ -215,6 +215,9 @@ const SCALARS: &[&str] = &[
     "a'b",
     "a\"b",
     "%(ds)s",
+    "''''",
+    "'a''''b'",
+    "'x'' '",
     "a  b",
     "a\\b",
     "\"a\\\\b\"",
@@ -478,5 +481,22 @@ fn the_generator_writes_yaml_the_fast_reader_takes() {
     for style in (0..=255u8).filter(|s| s % 10 != 0) {
         let text = write(std::slice::from_ref(&plain), &[style; 64]);
         assert!(agrees(&text).unwrap(), "style {style}:\n{text}");
+    }
+}
+
+#[test]
+fn single_quotes_escape_by_doubling() {
+    for (text, value) in [
+        ("a: ''\n", ""),
+        ("a: ''''\n", "'"),
+        ("a: 'it''s'\n", "it's"),
+        ("a: 'a''''b'\n", "a''b"),
+        ("a: ['x'' ', 'y']\n", "x' "),
+    ] {
+        assert!(agrees(text).unwrap(), "{text:?} left to the full reader");
+        let docs = parse(text).unwrap();
+        let a = docs[0].root.as_ref().unwrap().get("a").unwrap();
+        let found = a.as_str().or_else(|| a.at(&["0"]).and_then(|n| n.as_str()));
+        assert_eq!(found, Some(value), "{text:?}");
     }
 }
