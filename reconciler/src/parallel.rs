@@ -12,7 +12,19 @@ pub fn cores() -> usize {
 
 /// `f` of each item, in order, computed on up to one thread per core.
 pub fn map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> {
-    concat(map_parts(items, |part| part.iter().map(&f).collect()))
+    map_weighed(items, |_| 1, f)
+}
+
+/// As [`map`], an item being worth `weight` ordinary items (a thread is started for every
+/// 512 ordinary items).
+pub fn map_weighed<T: Sync, U: Send>(
+    items: &[T],
+    weight: impl Fn(&T) -> usize,
+    f: impl Fn(&T) -> U + Sync,
+) -> Vec<U> {
+    concat(map_parts_weighed(items, weight, 1, |part| {
+        part.iter().map(&f).collect()
+    }))
 }
 
 /// `f` of consecutive parts of the items, one part per thread (one part in all when there
@@ -127,6 +139,14 @@ mod tests {
         let doubled = super::map(&items, |i| i * 2);
         assert_eq!(doubled, (0..10_000).map(|i| i * 2).collect::<Vec<_>>());
         assert!(super::map(&[] as &[u8], |b| *b).is_empty());
+    }
+
+    #[test]
+    fn weighed_results_keep_the_order_of_the_items() {
+        // 100 items worth 8 each: two parts on two cores, one on one.
+        let items: Vec<usize> = (0..100).collect();
+        let doubled = super::map_weighed(&items, |_| 8, |i| i * 2);
+        assert_eq!(doubled, items.iter().map(|i| i * 2).collect::<Vec<_>>());
     }
 
     #[test]

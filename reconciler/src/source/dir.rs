@@ -31,13 +31,9 @@ pub fn read_paths(paths: &[PathBuf]) -> io::Result<Vec<SourceFile>> {
     found.sort();
     found.dedup();
     // A file costs an open and two reads: from 64 files on, two threads read faster than one.
-    let parts = crate::parallel::map_parts_weighed(
-        &found,
-        |_| 8,
-        1,
-        |part| part.iter().map(|p| read_one(p)).collect::<Vec<_>>(),
-    );
-    crate::parallel::concat(parts).into_iter().collect()
+    crate::parallel::map_weighed(&found, |_| 8, |p| read_one(p))
+        .into_iter()
+        .collect()
 }
 
 /// Paths in the order of their components, as `read_paths` sorts them: each directory's
